@@ -1,0 +1,1 @@
+//! mcast (placeholder)

@@ -1,0 +1,1 @@
+//! Network namespace test hosts (see crate docs).

@@ -1,0 +1,1 @@
+//! Spawning the lanswarm binaries and waiting on their output.
