@@ -1,1 +1,39 @@
-//! wire (placeholder)
+//! # wire: the lanswarm protocol, without sockets
+//!
+//! Everything that crosses a lanswarm TCP connection is defined here, as pure
+//! data transformations. The binaries (`tracker`, `peer`) own the sockets and
+//! drive these types from one tokio task per connection.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`frame`] | the 8-byte big-endian length-prefixed framing ([`FrameCodec`]) |
+//! | [`message`] | peer-wire messages (Have, Piece, Handshake, …) and their byte layout |
+//! | [`codec`] | [`PeerCodec`]: framing plus peer-message decoding, for `Framed` |
+//! | [`bitfield`] | the set of pieces a peer has |
+//! | [`ids`] | [`InfoHash`] and [`PeerId`], 20-byte identifiers with hex forms |
+//! | [`tracker`] | tracker requests and responses (JSON in one frame) with typed validation |
+//! | [`torrent`] | torrent metadata: JSON read/write, validation, info hash |
+//! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
+//! | [`connection`] | the per-connection choke/interest state machine |
+//!
+//! Nothing in this crate panics on input from the network: every decoder
+//! returns a typed error instead, and no decoder allocates more than the
+//! configured frame limit, whatever a length field claims.
+
+pub mod bitfield;
+pub mod codec;
+pub mod connection;
+pub mod frame;
+pub mod ids;
+pub mod message;
+pub mod pyrepr;
+pub mod torrent;
+pub mod tracker;
+
+pub use bitfield::Bitfield;
+pub use codec::{PeerCodec, WireError};
+pub use connection::{ConnEvent, Connection, ProtocolError};
+pub use frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
+pub use ids::{InfoHash, PeerId};
+pub use message::{Message, MessageError};
+pub use torrent::{Info, Torrent, TorrentError, MAX_PIECE_LENGTH};
