@@ -1,1 +1,67 @@
-//! peer (placeholder)
+//! # peer: the lanswarm peer daemon
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`cli`] | command-line arguments |
+//! | [`serve`] / [`fetch`] | client/server mode: the seed's one-frame file transfer |
+//!
+//! The binary's `main` only parses arguments and calls [`run`].
+
+pub mod cli;
+pub mod fetch;
+pub mod serve;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Exit code for a runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad usage or bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// An error that should exit with [`EXIT_BAD_INPUT`] rather than [`EXIT_FAILURE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Sets up `tracing` on stderr; `RUST_LOG` overrides the default level.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line, returning the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging("warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("peer: cannot start runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Serve(args)) => serve::run(args).await,
+            Some(Command::Fetch(args)) => fetch::run(args).await,
+            Some(Command::Create(_)) | None => anyhow::bail!("not implemented yet"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peer: {e:#}");
+            if e.chain().any(|c| c.is::<BadInput>()) {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Command-line interface of the `peer` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The lanswarm peer: create torrents, then seed or download them as a swarm.
+///
+/// Run `peer --torrent FILE.torrent` to join a swarm: if the data file is in
+/// DIR and complete, the peer seeds it; otherwise it downloads the missing
+/// pieces from every peer that has them, verifying each piece's SHA-1, while
+/// uploading to others. A restart resumes where it left off.
+///
+/// Exit codes: 0 success (also after Ctrl-C/SIGTERM), 1 runtime failure
+/// (I/O, network, no tracker), 2 bad usage or bad input (e.g. a malformed or
+/// unsafe torrent file).
+#[derive(Debug, Parser)]
+#[command(name = "peer", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a torrent (JSON metadata with SHA-1 piece hashes) for FILE.
+    Create(CreateArgs),
+    /// Client/server mode: send FILE, as one frame, to every client that connects.
+    Serve(ServeArgs),
+    /// Client/server mode: receive one file from a `peer serve` server.
+    Fetch(FetchArgs),
+}
+
+/// Joining a swarm.
+#[derive(Debug, Args)]
+pub struct SwarmArgs {
+    /// The torrent file to seed or download.
+    #[arg(long, short = 't', value_name = "FILE.torrent")]
+    pub torrent: Option<PathBuf>,
+
+    /// Directory holding (or receiving) the data file.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Address to accept peers on; port 0 picks a free port.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Tracker to use instead of the one named in the torrent.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tracker: Option<String>,
+
+    /// Exit (0) once the file is complete and the tracker was told, instead of seeding on.
+    #[arg(long)]
+    pub exit_when_done: bool,
+
+    /// Print one JSON object per line on stdout (events: started, peer_connected,
+    /// peer_disconnected, peer_banned, progress, done) instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many interested peers we upload to at once (plus one optimistic unchoke).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub upload_slots: usize,
+
+    /// Address to announce to the tracker instead of the one it sees (behind NAT/relays;
+    /// the tracker must run with --trust-ip-field).
+    #[arg(long, value_name = "IPV4", hide = true)]
+    pub announce_ip: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The file to describe.
+    pub file: PathBuf,
+
+    /// Tracker address written into the torrent.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
+    pub tracker: String,
+
+    /// Piece length in bytes (default: about 1,000–2,000 pieces, 64 KiB..4 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub piece_length: Option<u64>,
+
+    /// Free-text comment stored in the torrent.
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    pub comment: String,
+
+    /// Where to write the torrent (default: FILE.torrent in the current directory).
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The file to serve.
+    pub file: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:7000", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Print one JSON object per line (listening, client_done, …).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Server address, HOST:PORT.
+    pub addr: String,
+
+    /// Output file (default: fetched.bin in the current directory).
+    #[arg(short = 'o', long, value_name = "OUT", default_value = "fetched.bin")]
+    pub output: PathBuf,
+
+    /// Print one JSON object per line (progress, done) instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
