@@ -1,1 +1,199 @@
 //! Spawning the lanswarm binaries and waiting on their output.
+//!
+//! Tests synchronise on what a process prints, never on sleeps: [`Proc`]
+//! reads the child's stdout and stderr on background threads and lets a test
+//! wait, with a timeout, for the first line that matches.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary (`tracker`, `peer`, `mcast`), built next to
+/// the running test or example (`target/<profile>/`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "binary {} not found: build it first (`cargo test --workspace` or `cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A `Command` for a workspace binary.
+pub fn command(name: &str) -> Command {
+    Command::new(bin_path(name))
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A running child process whose output lines can be awaited.
+/// The child is killed when this is dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Receiver<(Stream, String)>,
+    /// Every line seen so far, for failure messages.
+    log: Arc<Mutex<Vec<(Stream, String)>>>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout and stderr piped (stdin closed).
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
+        let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        for (stream, reader) in [
+            (
+                Stream::Stdout,
+                Box::new(out) as Box<dyn std::io::Read + Send>,
+            ),
+            (Stream::Stderr, Box::new(err)),
+        ] {
+            let tx = tx.clone();
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(reader).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push((stream, line.clone()));
+                    let _ = tx.send((stream, line));
+                }
+            });
+        }
+        Proc {
+            name: name.to_string(),
+            child,
+            lines: rx,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process printed so far, for assertion messages.
+    pub fn output(&self) -> String {
+        let log = self.log.lock().unwrap();
+        let mut s = String::new();
+        for (stream, line) in log.iter() {
+            s.push_str(match stream {
+                Stream::Stdout => "out| ",
+                Stream::Stderr => "err| ",
+            });
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Waits for the next line (on either stream) that satisfies `pred`.
+    /// Lines that do not match are skipped (they stay in [`Proc::output`]).
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(Stream, &str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((stream, line)) if pred(stream, &line) => return Ok(line),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{}: timed out after {timeout:?}; output so far:\n{}",
+                        self.name,
+                        self.output()
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "{}: exited before the expected line; output:\n{}",
+                        self.name,
+                        self.output()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Waits for a line containing `needle`; panics with the output on timeout.
+    pub fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(timeout, |_, l| l.contains(needle))
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"))
+    }
+
+    /// Waits for a JSON line on stdout whose `"event"` is `event`.
+    pub fn expect_event(&mut self, event: &str, timeout: Duration) -> serde_json::Value {
+        let line = self
+            .wait_for(timeout, |s, l| {
+                s == Stream::Stdout
+                    && serde_json::from_str::<serde_json::Value>(l)
+                        .map(|v| v["event"] == event)
+                        .unwrap_or(false)
+            })
+            .unwrap_or_else(|e| panic!("waiting for event {event:?}: {e}"));
+        serde_json::from_str(&line).expect("matched line is JSON")
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: still running after {timeout:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                ));
+            }
+            // Polling an exit status; not used to order events between processes.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
