@@ -1,1 +1,5 @@
-fn main() {}
+//! The `mcast` binary; all logic lives in the library (see its module map).
+
+fn main() -> std::process::ExitCode {
+    mcast::main_entry()
+}

@@ -1,0 +1,341 @@
+//! `mcast chat`: a group chat over multicast.
+//!
+//! - [`packet`]: the chat datagram format.
+//!
+//! Each member announces itself with a join, answers others' joins with a
+//! "present" so newcomers learn who is there, sends one datagram per stdin
+//! line and a leave on EOF or Ctrl-C. Our own looped-back datagrams are
+//! recognised by the random member id and not printed.
+
+pub mod packet;
+
+use crate::cli::ChatArgs;
+use crate::error::usage;
+use crate::escape::escape_bytes;
+use crate::group::destination;
+use crate::output::Output;
+use crate::probe::random_u64;
+use crate::sock::{bind_receiver, configure_sending, into_tokio, SendOptions};
+use anyhow::Context as _;
+use packet::{ChatPacket, Kind, MAX_NAME, MAX_TEXT};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokio::io::AsyncBufReadExt as _;
+
+/// Members remembered at once; others still print, they just are not tracked.
+const MAX_MEMBERS: usize = 1024;
+
+/// What the room state machine wants printed or sent after a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Nothing to show (our own echo, a repeated present, ...).
+    Nothing,
+    /// A new member became known.
+    Joined { name: String },
+    /// A member left.
+    Left { name: String },
+    /// A line of text.
+    Message {
+        name: String,
+        text: String,
+        bytes: usize,
+    },
+}
+
+/// The members we know of, keyed by member id.
+#[derive(Debug)]
+pub struct Room {
+    me: u64,
+    members: HashMap<u64, String>,
+    /// Datagrams that were not valid chat datagrams.
+    pub foreign: u64,
+}
+
+impl Room {
+    /// An empty room seen by member `me`.
+    pub fn new(me: u64) -> Self {
+        Room {
+            me,
+            members: HashMap::new(),
+            foreign: 0,
+        }
+    }
+
+    /// Handles one datagram. Returns what to print, and whether to answer with
+    /// a "present" (when someone else just joined).
+    pub fn handle(&mut self, datagram: &[u8]) -> (Reaction, bool) {
+        let p = match ChatPacket::decode(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.foreign += 1;
+                tracing::debug!("ignoring datagram: {e}");
+                return (Reaction::Nothing, false);
+            }
+        };
+        if p.member == self.me {
+            return (Reaction::Nothing, false);
+        }
+        let name = escape_bytes(&p.name);
+        let is_new = !self.members.contains_key(&p.member);
+        match p.kind {
+            Kind::Join | Kind::Present => {
+                let reply = p.kind == Kind::Join;
+                if is_new && self.remember(p.member, &name) {
+                    (Reaction::Joined { name }, reply)
+                } else {
+                    (Reaction::Nothing, reply)
+                }
+            }
+            Kind::Leave => {
+                self.members.remove(&p.member);
+                (Reaction::Left { name }, false)
+            }
+            Kind::Message => {
+                if is_new {
+                    self.remember(p.member, &name);
+                }
+                let text = escape_bytes(&p.text);
+                (
+                    Reaction::Message {
+                        name,
+                        text,
+                        bytes: p.text.len(),
+                    },
+                    false,
+                )
+            }
+        }
+    }
+
+    fn remember(&mut self, member: u64, name: &str) -> bool {
+        if self.members.len() >= MAX_MEMBERS {
+            return false;
+        }
+        self.members.insert(member, name.to_owned());
+        true
+    }
+
+    /// Number of other members currently known.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no other member is known.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+fn validate_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(usage(format!("--name must be 1 to {MAX_NAME} bytes long")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(usage("--name must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Runs `mcast chat`.
+pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let out = Output::new(args.common.json);
+    validate_name(&args.name)?;
+    let iface = args.common.resolve_iface()?;
+    let sock = bind_receiver(args.group, args.port, iface.as_ref(), None)?;
+    let opts = SendOptions {
+        ttl: args.ttl,
+        multicast_loop: true,
+    };
+    configure_sending(&sock, args.group, iface.as_ref(), opts)?;
+    let sock = into_tokio(sock)?;
+    let dest = destination(args.group, args.port, iface.as_ref().map_or(0, |i| i.index));
+    let me = random_u64();
+    let packet = |kind, text: &[u8]| {
+        ChatPacket {
+            kind,
+            member: me,
+            name: args.name.as_bytes().to_vec(),
+            text: text.to_vec(),
+        }
+        .encode()
+    };
+    let send = |bytes: Vec<u8>| {
+        let sock = &sock;
+        async move {
+            sock.send_to(&bytes, dest)
+                .await
+                .with_context(|| format!("sending to {dest}"))
+        }
+    };
+
+    send(packet(Kind::Join, b"")).await?;
+    out.event(
+        "joined",
+        json!({"group": args.group.to_string(), "port": args.port, "name": args.name}),
+        || {
+            format!(
+                "* joined {}:{} as {} (type lines, Ctrl-D or Ctrl-C to leave)",
+                args.group, args.port, args.name
+            )
+        },
+    );
+
+    let mut room = Room::new(me);
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut buf = vec![0u8; 65_536];
+    let shutdown = crate::signal::shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                match line.context("reading stdin")? {
+                    None => break,
+                    Some(line) if line.len() > MAX_TEXT => {
+                        eprintln!("mcast: line of {} bytes not sent (at most {MAX_TEXT})", line.len());
+                    }
+                    Some(line) => {
+                        send(packet(Kind::Message, line.as_bytes())).await?;
+                        sent += 1;
+                    }
+                }
+            }
+            r = sock.recv_from(&mut buf) => {
+                let (len, from): (usize, SocketAddr) = r.context("receiving chat datagrams")?;
+                let (reaction, reply) = room.handle(&buf[..len]);
+                if reply {
+                    send(packet(Kind::Present, b"")).await?;
+                }
+                show(&out, reaction, from, &mut received);
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    send(packet(Kind::Leave, b"")).await?;
+    out.event(
+        "summary",
+        json!({"sent": sent, "received": received, "members": room.len(), "foreign": room.foreign}),
+        || {
+            format!(
+                "* left; sent {sent}, received {received}, ignored {} foreign datagrams",
+                room.foreign
+            )
+        },
+    );
+    Ok(())
+}
+
+fn show(out: &Output, reaction: Reaction, from: SocketAddr, received: &mut u64) {
+    let from_s = from.to_string();
+    match reaction {
+        Reaction::Nothing => {}
+        Reaction::Joined { name } => out.event(
+            "member_joined",
+            json!({"name": name, "from": from_s}),
+            || format!("* {name} joined ({from})"),
+        ),
+        Reaction::Left { name } => {
+            out.event("member_left", json!({"name": name, "from": from_s}), || {
+                format!("* {name} left")
+            })
+        }
+        Reaction::Message { name, text, bytes } => {
+            *received += 1;
+            out.event(
+                "message",
+                json!({"from": from_s, "name": name, "bytes": bytes, "text": text}),
+                || format!("<{name}> {text}"),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(kind: Kind, member: u64, name: &str, text: &str) -> Vec<u8> {
+        ChatPacket {
+            kind,
+            member,
+            name: name.into(),
+            text: text.into(),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn join_present_message_leave() {
+        let mut room = Room::new(1);
+        assert_eq!(
+            room.handle(&pkt(Kind::Join, 2, "bob", "")),
+            (Reaction::Joined { name: "bob".into() }, true)
+        );
+        // A repeated present from a known member shows nothing.
+        assert_eq!(
+            room.handle(&pkt(Kind::Present, 2, "bob", "")),
+            (Reaction::Nothing, false)
+        );
+        assert_eq!(
+            room.handle(&pkt(Kind::Present, 3, "carol", "")),
+            (
+                Reaction::Joined {
+                    name: "carol".into()
+                },
+                false
+            )
+        );
+        assert_eq!(room.len(), 2);
+        let (r, _) = room.handle(&pkt(Kind::Message, 2, "bob", "hi\x07"));
+        assert_eq!(
+            r,
+            Reaction::Message {
+                name: "bob".into(),
+                text: "hi\\u{7}".into(),
+                bytes: 3
+            }
+        );
+        assert_eq!(
+            room.handle(&pkt(Kind::Leave, 2, "bob", "")).0,
+            Reaction::Left { name: "bob".into() }
+        );
+        assert_eq!(room.len(), 1);
+    }
+
+    #[test]
+    fn own_echo_and_foreign_datagrams_are_silent() {
+        let mut room = Room::new(7);
+        assert_eq!(
+            room.handle(&pkt(Kind::Message, 7, "me", "echo")),
+            (Reaction::Nothing, false)
+        );
+        assert_eq!(
+            room.handle(b"very important data"),
+            (Reaction::Nothing, false)
+        );
+        assert_eq!(room.handle(b"LSWC\x01\x02"), (Reaction::Nothing, false));
+        assert_eq!(room.foreign, 2);
+        assert!(room.is_empty());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_escaped() {
+        let mut room = Room::new(1);
+        let (r, _) = room.handle(&pkt(Kind::Join, 2, "evil\x1b[2J", ""));
+        assert_eq!(
+            r,
+            Reaction::Joined {
+                name: "evil\\u{1b}[2J".into()
+            }
+        );
+    }
+
+    #[test]
+    fn name_validation() {
+        assert!(validate_name("alice").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name(&"x".repeat(MAX_NAME + 1)).is_err());
+        assert!(validate_name("a\nb").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Command-line interface: the clap definitions of all subcommands.
+
+use crate::duration::parse_duration;
+use crate::group::parse_group;
+use crate::iface::Iface;
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Groups may be IPv4 (224.0.0.0/4) or IPv6 (ff00::/8, e.g. ff02::1:3 or ff15::1234).
+Durations are written like 200ms, 2s, 1.5s or 1m.
+With --json, stdout carries one JSON object per line, each with an \"event\" field.
+
+Exit codes:
+  0  success, also after Ctrl-C (the summary is printed first)
+  1  runtime failure (socket or I/O error)
+  2  usage error or bad input (not a multicast group, oversize message, unknown interface)";
+
+/// IP multicast from the command line: send and receive raw datagrams with
+/// acknowledgements, measure loss and latency, or chat with a group.
+#[derive(Debug, Parser)]
+#[command(name = "mcast", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a message to a group, then collect and count `ack` replies.
+    ///
+    /// The datagram holds exactly the message bytes, so receivers in any
+    /// language interoperate. Each unicast reply whose payload is `ack` counts.
+    #[command(after_help = AFTER_HELP)]
+    Send(SendArgs),
+    /// Join a group, print every datagram and answer each with a unicast `ack`.
+    #[command(after_help = AFTER_HELP)]
+    Recv(RecvArgs),
+    /// Measure loss, duplicates, reordering and one-way latency (like omping/iperf).
+    #[command(after_help = AFTER_HELP)]
+    Probe(ProbeArgs),
+    /// Group chat: each stdin line goes to the group; others' lines print with their name.
+    #[command(after_help = AFTER_HELP)]
+    Chat(ChatArgs),
+}
+
+/// Options shared by all subcommands.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Interface (name such as eth0, or one of its addresses) for both the
+    /// membership and the sending interface (IP_MULTICAST_IF).
+    /// Default: chosen by the routing table.
+    #[arg(long, value_name = "NAME|ADDR")]
+    pub iface: Option<String>,
+    /// Print one JSON object per line (with an "event" field) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Common {
+    /// Resolves `--iface`, if given (an unknown interface is a usage error).
+    pub fn resolve_iface(&self) -> anyhow::Result<Option<Iface>> {
+        self.iface.as_deref().map(Iface::resolve).transpose()
+    }
+}
+
+/// `mcast send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The message, sent as raw bytes; `-` reads it from stdin.
+    #[arg(value_name = "MESSAGE|-", default_value = "very important data")]
+    pub message: String,
+    /// Multicast group to send to.
+    #[arg(long, short, default_value = "224.3.29.71", value_parser = parse_group)]
+    pub group: IpAddr,
+    /// UDP port of the group.
+    #[arg(long, short, default_value_t = 10000)]
+    pub port: u16,
+    /// TTL (IPv6: hop limit). 1 stays on the local network, 0 on this host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+    /// Do not loop our datagrams back to receivers on this host.
+    #[arg(long)]
+    pub no_loop: bool,
+    /// How many times to send the message.
+    #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Pause between repeated sends.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// After the last send, stop once this long passes with no new ack.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub wait: Duration,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast recv`.
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Multicast group to join.
+    #[arg(long, short, default_value = "224.3.29.71", value_parser = parse_group)]
+    pub group: IpAddr,
+    /// UDP port to listen on (shared with other receivers on this host).
+    #[arg(long, short, default_value_t = 10000)]
+    pub port: u16,
+    /// Source-specific join (IGMPv3/MLDv2): only accept datagrams from this source.
+    #[arg(long, short)]
+    pub source: Option<IpAddr>,
+    /// Do not answer datagrams with `ack`.
+    #[arg(long)]
+    pub no_ack: bool,
+    /// Exit after this many datagrams.
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// Exit once this long passes without a datagram.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Which side to run.
+    #[command(subcommand)]
+    pub role: ProbeRole,
+}
+
+/// The two sides of `mcast probe`.
+#[derive(Debug, Subcommand)]
+pub enum ProbeRole {
+    /// Send numbered, timestamped datagrams at a fixed rate.
+    #[command(after_help = AFTER_HELP)]
+    Send(ProbeSendArgs),
+    /// Receive probe datagrams and report loss, duplicates, reordering and latency.
+    #[command(after_help = AFTER_HELP)]
+    Recv(ProbeRecvArgs),
+}
+
+/// `mcast probe send`.
+#[derive(Debug, Args)]
+pub struct ProbeSendArgs {
+    /// Multicast group to send to.
+    #[arg(long, short, default_value = "224.3.29.72", value_parser = parse_group)]
+    pub group: IpAddr,
+    /// UDP port of the group.
+    #[arg(long, short, default_value_t = 10002)]
+    pub port: u16,
+    /// Datagrams per second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub rate: u64,
+    /// UDP payload size in bytes (at least the 40-byte probe header).
+    #[arg(long, default_value_t = 1400)]
+    pub size: usize,
+    /// Number of datagrams to send.
+    #[arg(long, short = 'n', default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// TTL (IPv6: hop limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+    /// Do not loop our datagrams back to receivers on this host.
+    #[arg(long)]
+    pub no_loop: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast probe recv`.
+#[derive(Debug, Args)]
+pub struct ProbeRecvArgs {
+    /// Multicast group to join.
+    #[arg(long, short, default_value = "224.3.29.72", value_parser = parse_group)]
+    pub group: IpAddr,
+    /// UDP port to listen on.
+    #[arg(long, short, default_value_t = 10002)]
+    pub port: u16,
+    /// Source-specific join (IGMPv3/MLDv2).
+    #[arg(long, short)]
+    pub source: Option<IpAddr>,
+    /// Report and exit after this many senders have finished.
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
+    /// Report and exit once this long passes without a datagram.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Your name, shown to the others (at most 32 bytes).
+    #[arg(long)]
+    pub name: String,
+    /// Multicast group of the chat room.
+    #[arg(long, short, default_value = "224.3.29.73", value_parser = parse_group)]
+    pub group: IpAddr,
+    /// UDP port of the chat room.
+    #[arg(long, short, default_value_t = 10003)]
+    pub port: u16,
+    /// TTL (IPv6: hop limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn send_defaults_match_the_seed_lab() {
+        let cli = Cli::try_parse_from(["mcast", "send"]).unwrap();
+        let Command::Send(args) = cli.command else {
+            panic!("expected send")
+        };
+        assert_eq!(args.group.to_string(), "224.3.29.71");
+        assert_eq!(args.port, 10000);
+        assert_eq!(args.ttl, 1);
+        assert_eq!(args.count, 1);
+        assert_eq!(args.wait, Duration::from_millis(200));
+        assert!(!args.no_loop);
+    }
+
+    #[test]
+    fn unicast_group_is_rejected_at_parse_time() {
+        let err = Cli::try_parse_from(["mcast", "recv", "--group", "10.0.0.1"]).unwrap_err();
+        assert!(err.to_string().contains("not a multicast group"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,347 @@
+//! `mcast probe`: measure a multicast path like omping or iperf2.
+//!
+//! - [`packet`]: the probe datagram format.
+//! - [`stats`]: loss, duplicate, reordering and latency bookkeeping.
+//!
+//! The sender paces numbered, timestamped datagrams from a dedicated thread
+//! and finishes with an end marker that carries the number sent. Receivers
+//! keep one [`stats::StreamStats`] per sender run; since both ends read
+//! `CLOCK_MONOTONIC` of the same machine, latency is one-way.
+
+pub mod packet;
+pub mod stats;
+
+use crate::cli::{ProbeRecvArgs, ProbeSendArgs};
+use crate::error::usage;
+use crate::group::{check_payload_len, destination};
+use crate::idle::IdleTimeout;
+use crate::output::Output;
+use crate::sock::{bind_receiver, bind_sender, into_tokio, SendOptions};
+use anyhow::Context as _;
+use packet::{monotonic_ns, Kind, ProbePacket, HEADER_LEN};
+use serde_json::json;
+use stats::{Report, StreamStats};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Streams (sender runs) tracked at once; datagrams of further runs are ignored.
+const MAX_STREAMS: usize = 64;
+/// How many copies of the end marker are sent (it is plain UDP too).
+const END_COPIES: u64 = 3;
+
+/// A random 64-bit value from the standard library's hash keys (no extra dependency).
+pub fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(monotonic_ns());
+    h.finish()
+}
+
+/// What the pacing thread did.
+#[derive(Debug, Clone, Copy)]
+struct SendResult {
+    sent: u64,
+    errors: u64,
+    elapsed: Duration,
+}
+
+/// Runs `mcast probe send`.
+pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
+    let out = Output::new(args.common.json);
+    if args.size < HEADER_LEN {
+        return Err(usage(format!(
+            "--size {} is smaller than the {HEADER_LEN}-byte probe header",
+            args.size
+        )));
+    }
+    check_payload_len(args.group, args.size)?;
+    let iface = args.common.resolve_iface()?;
+    let opts = SendOptions {
+        ttl: args.ttl,
+        multicast_loop: !args.no_loop,
+    };
+    let sock = bind_sender(args.group, iface.as_ref(), opts)?;
+    sock.set_nonblocking(false)?;
+    let _ = sock.set_send_buffer_size(4 << 20);
+    let dest = destination(args.group, args.port, iface.as_ref().map_or(0, |i| i.index));
+    let run = random_u64();
+    out.event(
+        "start",
+        json!({"to": dest.to_string(), "run": format!("{run:016x}"), "rate": args.rate,
+               "size": args.size, "count": args.count}),
+        || {
+            format!(
+                "probing {dest}: {} datagrams of {} bytes at {}/s",
+                args.count, args.size, args.rate
+            )
+        },
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = Arc::clone(&stop);
+    let (rate, size, count) = (args.rate, args.size, args.count);
+    let dest_addr = socket2::SockAddr::from(dest);
+    let mut pacer = tokio::task::spawn_blocking(move || {
+        pace(&sock, &dest_addr, run, rate, size, count, &stop_thread)
+    });
+    let shutdown = crate::signal::shutdown();
+    let result = tokio::select! {
+        r = &mut pacer => r,
+        _ = shutdown => {
+            stop.store(true, Ordering::Relaxed);
+            pacer.await
+        }
+    }
+    .context("probe sender thread failed")?;
+    let secs = result.elapsed.as_secs_f64().max(1e-9);
+    let pps = result.sent as f64 / secs;
+    let mbit = pps * (size as f64) * 8.0 / 1e6;
+    out.event(
+        "summary",
+        json!({"sent": result.sent, "send_errors": result.errors, "elapsed_s": secs,
+               "rate_pps": pps, "mbit_s": mbit}),
+        || {
+            format!(
+                "summary: sent {} in {secs:.3}s ({pps:.0}/s, {mbit:.1} Mbit/s payload), send errors {}",
+                result.sent, result.errors
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Sends `count` datagrams of `size` bytes at `rate` per second, then the end marker.
+fn pace(
+    sock: &socket2::Socket,
+    dest: &socket2::SockAddr,
+    run: u64,
+    rate: u64,
+    size: usize,
+    count: u64,
+    stop: &AtomicBool,
+) -> SendResult {
+    let mut buf = vec![0u8; size];
+    let interval_ns = 1_000_000_000 / rate;
+    let start = Instant::now();
+    let (mut sent, mut errors) = (0u64, 0u64);
+    for seq in 0..count {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due = start
+            + Duration::from_nanos((u128::from(seq) * 1_000_000_000 / u128::from(rate)) as u64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            let ahead = due - now;
+            if ahead > Duration::from_micros(300) {
+                std::thread::sleep(ahead - Duration::from_micros(200));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let packet = ProbePacket {
+            kind: Kind::Data,
+            run,
+            seq,
+            sent_ns: monotonic_ns(),
+            interval_ns,
+        };
+        packet.encode_into(&mut buf);
+        match sock.send_to(&buf, dest) {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                errors += 1;
+                tracing::debug!("probe send failed: {e}");
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let end = ProbePacket {
+        kind: Kind::End,
+        run,
+        seq: sent,
+        sent_ns: monotonic_ns(),
+        interval_ns,
+    };
+    end.encode_into(&mut buf);
+    for _ in 0..END_COPIES {
+        let _ = sock.send_to(&buf[..HEADER_LEN], dest);
+    }
+    SendResult {
+        sent,
+        errors,
+        elapsed,
+    }
+}
+
+/// Receiver-side state for all streams, fed one datagram at a time.
+#[derive(Debug, Default)]
+pub struct ProbeReceiver {
+    streams: HashMap<u64, (SocketAddr, StreamStats)>,
+    order: Vec<u64>,
+    /// Datagrams that are not probe datagrams, or of streams beyond the limit.
+    pub foreign: u64,
+    /// Streams whose end marker arrived.
+    pub finished: usize,
+}
+
+impl ProbeReceiver {
+    /// Handles one datagram received at `now_ns` (`CLOCK_MONOTONIC`).
+    pub fn handle(&mut self, from: SocketAddr, datagram: &[u8], now_ns: u64) {
+        let packet = match ProbePacket::decode(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.foreign += 1;
+                tracing::debug!(%from, "ignoring datagram: {e}");
+                return;
+            }
+        };
+        if !self.streams.contains_key(&packet.run) {
+            if self.streams.len() >= MAX_STREAMS {
+                self.foreign += 1;
+                return;
+            }
+            self.order.push(packet.run);
+        }
+        let (_, stats) = self
+            .streams
+            .entry(packet.run)
+            .or_insert_with(|| (from, StreamStats::default()));
+        match packet.kind {
+            Kind::Data => stats.record(packet.seq, now_ns.saturating_sub(packet.sent_ns)),
+            Kind::End if !stats.is_finished() => {
+                stats.finish(packet.seq);
+                self.finished += 1;
+            }
+            Kind::End => {}
+        }
+    }
+
+    /// Reports for all streams, in order of first appearance.
+    pub fn reports(&self) -> Vec<(u64, SocketAddr, Report)> {
+        self.order
+            .iter()
+            .filter_map(|run| {
+                self.streams
+                    .get(run)
+                    .map(|(from, s)| (*run, *from, s.report()))
+            })
+            .collect()
+    }
+}
+
+/// Runs `mcast probe recv`.
+pub async fn run_recv(args: ProbeRecvArgs) -> anyhow::Result<()> {
+    let out = Output::new(args.common.json);
+    let iface = args.common.resolve_iface()?;
+    let sock = bind_receiver(args.group, args.port, iface.as_ref(), args.source)?;
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let sock = into_tokio(sock)?;
+    out.event(
+        "joined",
+        json!({"group": args.group.to_string(), "port": args.port,
+               "source": args.source.map(|s| s.to_string())}),
+        || format!("joined {}:{}, waiting for probes", args.group, args.port),
+    );
+    let mut state = ProbeReceiver::default();
+    let mut buf = vec![0u8; 65_536];
+    let idle = IdleTimeout::new(args.timeout);
+    let mut deadline = idle.deadline_from_now();
+    let shutdown = crate::signal::shutdown();
+    tokio::pin!(shutdown);
+    while state.finished < args.senders {
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (len, from) = r.context("receiving probe datagrams")?;
+                state.handle(from, &buf[..len], monotonic_ns());
+                deadline = idle.deadline_from_now();
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = &mut shutdown => break,
+        }
+    }
+    for (run, from, r) in state.reports() {
+        let mut fields = serde_json::to_value(&r)?;
+        fields["from"] = json!(from.to_string());
+        fields["run"] = json!(format!("{run:016x}"));
+        fields["loss_pct"] = json!(r.loss_ratio() * 100.0);
+        out.event("report", fields, || {
+            let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}us"));
+            format!(
+                "report from {from}: sent {}, received {}, lost {} ({:.3}%), duplicates {}, reordered {}, latency p50 {} p99 {} max {}",
+                r.sent.map_or("?".to_string(), |s| s.to_string()),
+                r.received, r.lost, r.loss_ratio() * 100.0, r.duplicates, r.reordered,
+                us(r.latency_p50_us), us(r.latency_p99_us), us(r.latency_max_us)
+            )
+        });
+    }
+    out.event(
+        "summary",
+        json!({"streams": state.order.len(), "finished": state.finished, "foreign": state.foreign}),
+        || {
+            format!(
+                "summary: streams {}, finished {}, foreign datagrams {}",
+                state.order.len(),
+                state.finished,
+                state.foreign
+            )
+        },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(kind: Kind, run: u64, seq: u64, sent_ns: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; 100];
+        ProbePacket {
+            kind,
+            run,
+            seq,
+            sent_ns,
+            interval_ns: 0,
+        }
+        .encode_into(&mut buf);
+        buf
+    }
+
+    #[test]
+    fn receiver_separates_runs_and_counts_foreign_datagrams() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let mut r = ProbeReceiver::default();
+        r.handle(a, b"hello", 0);
+        r.handle(a, b"LSWP\x01", 0);
+        r.handle(a, &datagram(Kind::Data, 1, 0, 1_000), 3_000);
+        r.handle(b, &datagram(Kind::Data, 2, 1, 1_000), 2_000);
+        r.handle(a, &datagram(Kind::End, 1, 1, 0), 0);
+        r.handle(a, &datagram(Kind::End, 1, 1, 0), 0);
+        assert_eq!(r.foreign, 2);
+        assert_eq!(r.finished, 1);
+        let reports = r.reports();
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[0].1, a);
+        assert_eq!(reports[0].2.received, 1);
+        assert_eq!(reports[0].2.lost, 0);
+        assert_eq!(reports[1].2.lost, 1);
+    }
+
+    #[test]
+    fn stream_count_is_bounded() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut r = ProbeReceiver::default();
+        for run in 0..(MAX_STREAMS as u64 + 10) {
+            r.handle(a, &datagram(Kind::Data, run, 0, 0), 0);
+        }
+        assert_eq!(r.reports().len(), MAX_STREAMS);
+        assert_eq!(r.foreign, 10);
+    }
+}
