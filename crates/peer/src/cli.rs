@@ -108,9 +108,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:7000", value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Print one JSON object per line (listening, client_done, …).
+    /// Print one JSON object per line on stdout (events: listening, client_done,
+    /// client_failed).
     #[arg(long)]
     pub json: bool,
+
+    /// Send through a user-space buffer instead of zero-copy sendfile(2)
+    /// (the baseline the zero-copy path is measured against).
+    #[arg(long, hide = true)]
+    pub copy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,7 +128,16 @@ pub struct FetchArgs {
     #[arg(short = 'o', long, value_name = "OUT", default_value = "fetched.bin")]
     pub output: PathBuf,
 
-    /// Print one JSON object per line (progress, done) instead of a progress bar.
+    /// Print one JSON object per line on stdout (events: connected, progress about
+    /// once a second, done) instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+
+    /// Give up if the server does not accept the connection within this many seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub connect_timeout: f64,
+
+    /// Give up if no byte arrives for this many seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub stall_timeout: f64,
 }
