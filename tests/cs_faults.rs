@@ -1,0 +1,159 @@
+//! `peer fetch` against servers that misbehave, and `peer serve` against
+//! clients that vanish. A failed fetch exits non-zero and leaves neither OUT
+//! nor its temporary file; a vanished client costs the server nothing.
+
+mod cs_common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cs_common::{assert_same_file, dir_entries, random_file, start_fetch, start_server, WAIT};
+
+/// A one-connection server written for the test: accepts one client, sends
+/// `bytes`, then either closes at once or holds the connection open until the
+/// returned sender is dropped.
+fn fake_server(bytes: Vec<u8>, hold_open: bool) -> (String, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let _ = sock.write_all(&bytes);
+        if hold_open {
+            // Hang: send nothing more until the test is over.
+            let _ = release_rx.recv();
+        }
+    });
+    (addr, release_tx)
+}
+
+/// A frame header announcing `len` bytes, followed by `sent` bytes of body.
+fn partial_frame(len: u64, sent: usize) -> Vec<u8> {
+    let mut v = len.to_be_bytes().to_vec();
+    v.extend(std::iter::repeat_n(0xab, sent));
+    v
+}
+
+/// Runs `peer fetch` to completion and asserts it failed, leaving `dir` empty;
+/// returns its output.
+fn expect_failed_fetch(addr: &str, dir: &Path, extra: &[&str]) -> String {
+    let mut fetch = start_fetch("fetch", addr, &dir.join("out.bin"), extra);
+    let status = fetch.wait_exit(WAIT).unwrap();
+    let output = fetch.output();
+    assert!(!status.success(), "fetch should fail: {output}");
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        dir_entries(dir).is_empty(),
+        "fetch left files behind: {:?}\n{output}",
+        dir_entries(dir)
+    );
+    output
+}
+
+#[test]
+fn a_server_that_dies_mid_file_is_a_short_stream_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _release) = fake_server(partial_frame(1_000_000, 300_000), false);
+    let output = expect_failed_fetch(&addr, dir.path(), &[]);
+    assert!(output.contains("short stream"), "{output}");
+    assert!(output.contains("300000 of 1000000"), "{output}");
+}
+
+#[test]
+fn a_huge_length_is_not_allocated_and_ends_as_a_short_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _release) = fake_server(partial_frame(u64::MAX, 10), false);
+    let output = expect_failed_fetch(&addr, dir.path(), &[]);
+    assert!(output.contains("short stream"), "{output}");
+}
+
+#[test]
+fn a_truncated_length_field_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _release) = fake_server(vec![0, 0, 1], false);
+    let output = expect_failed_fetch(&addr, dir.path(), &[]);
+    assert!(output.contains("reading the length"), "{output}");
+}
+
+#[test]
+fn a_server_that_hangs_mid_file_trips_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, release) = fake_server(partial_frame(1_000_000, 1000), true);
+    let start = Instant::now();
+    let output = expect_failed_fetch(&addr, dir.path(), &["--stall-timeout", "1"]);
+    assert!(output.contains("stalled"), "{output}");
+    assert!(start.elapsed() < WAIT);
+    drop(release);
+}
+
+#[test]
+fn a_server_that_never_sends_the_length_trips_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, release) = fake_server(Vec::new(), true);
+    let output = expect_failed_fetch(&addr, dir.path(), &["--stall-timeout", "1"]);
+    assert!(output.contains("sent no length"), "{output}");
+    drop(release);
+}
+
+#[test]
+fn ctrl_c_during_a_fetch_exits_zero_and_removes_the_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, release) = fake_server(partial_frame(1_000_000, 1000), true);
+    let out = dir.path().join("out.bin");
+    let mut fetch = start_fetch("fetch", &addr, &out, &[]);
+    fetch.expect_event("connected", WAIT);
+    // The temporary file appears once the body starts arriving.
+    let deadline = Instant::now() + WAIT;
+    while !dir_entries(dir.path()).iter().any(|n| n.ends_with(".part")) {
+        assert!(
+            Instant::now() < deadline,
+            "no temporary file: {}",
+            fetch.output()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    fetch.signal(libc::SIGINT);
+    let status = fetch.wait_exit(WAIT).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", fetch.output());
+    assert!(fetch.output().contains("interrupted"), "{}", fetch.output());
+    assert!(
+        dir_entries(dir.path()).is_empty(),
+        "{:?}",
+        dir_entries(dir.path())
+    );
+    drop(release);
+}
+
+#[test]
+fn serve_survives_a_client_that_leaves_early_and_serves_the_next() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    // Far larger than the socket buffers, so the server is still sending when
+    // the client goes away.
+    let src = random_file(src_dir.path(), "data.bin", 48 * 1024 * 1024);
+    let (mut server, addr) = start_server(&src, &[]);
+
+    let mut quitter = TcpStream::connect(&addr).unwrap();
+    let mut header = [0u8; 8];
+    quitter.read_exact(&mut header).unwrap();
+    assert_eq!(u64::from_be_bytes(header), 48 * 1024 * 1024);
+    let mut some = [0u8; 4096];
+    quitter.read_exact(&mut some).unwrap();
+    drop(quitter);
+    let failed = server.expect_event("client_failed", WAIT);
+    assert!(
+        failed["bytes"].as_u64().unwrap() < 48 * 1024 * 1024,
+        "{failed}"
+    );
+
+    let out = out_dir.path().join("copy.bin");
+    let mut fetch = start_fetch("fetch", &addr, &out, &[]);
+    let status = fetch.wait_exit(WAIT).unwrap();
+    assert!(status.success(), "{}", fetch.output());
+    assert_same_file(&src, &out);
+    server.expect_event("client_done", WAIT);
+}
