@@ -3,13 +3,31 @@
 //! | module | holds |
 //! |---|---|
 //! | [`cli`] | command-line arguments |
+//! | [`create`] | `peer create`: hashing a file into a torrent |
+//! | [`hashing`] | streaming SHA-1 of a file's pieces |
+//! | [`storage`] | the preallocated data file and its resume file |
+//! | [`swarm`] | the swarm engine: shared state, tracker loop, choking rounds, progress, shutdown |
+//! | [`peer_conn`] | one peer connection: handshake, reader loop, writer task |
+//! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
+//! | [`choker`] | the upload-slot policy (sans-IO) |
+//! | [`tracker_client`] | announces to the tracker |
+//! | [`output`] | JSON event lines, progress bar, human summary |
 //! | [`serve`] / [`fetch`] | client/server mode: the seed's one-frame file transfer |
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
 
+pub mod choker;
 pub mod cli;
+pub mod create;
 pub mod fetch;
+pub mod hashing;
+pub mod output;
+pub mod peer_conn;
+pub mod picker;
 pub mod serve;
+pub mod storage;
+pub mod swarm;
+pub mod tracker_client;
 
 use std::process::ExitCode;
 
@@ -50,7 +68,8 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Some(Command::Serve(args)) => serve::run(args).await,
             Some(Command::Fetch(args)) => fetch::run(args).await,
-            Some(Command::Create(_)) | None => anyhow::bail!("not implemented yet"),
+            Some(Command::Create(args)) => create::run(args),
+            None => swarm::run(cli.swarm).await,
         }
     });
     match result {

@@ -1,0 +1,516 @@
+//! One peer connection: handshake, then a reader loop driving the sans-IO
+//! [`wire::Connection`] and a writer task that serves pieces from disk.
+//!
+//! The reader and writer run separately so that two peers sending each other
+//! large pieces never deadlock on full TCP buffers. Every wait has a limit: a
+//! peer that does not complete its handshake, stops sending requested pieces,
+//! or stops reading what we send is disconnected, and nothing it sends can
+//! make us allocate beyond one frame of the torrent's piece size.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use wire::{ConnEvent, Connection, Message, PeerCodec, PeerId, WireError};
+
+use crate::hashing;
+use crate::swarm::{Command, Counters, Registration, Swarm};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer with requests outstanding must deliver a piece within this time.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A (non-legacy) peer silent for this long is gone; we send keep-alives at a third of it.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A peer that does not take our data for this long is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Outgoing items (control messages and piece uploads) queued per connection.
+const OUTBOX: usize = 64;
+
+type Reader = FramedRead<OwnedReadHalf, PeerCodec>;
+type Writer = FramedWrite<OwnedWriteHalf, PeerCodec>;
+
+/// What the writer task sends.
+enum Outgoing {
+    Msg(Message),
+    /// Read piece `index` from disk and send it.
+    Piece(u32),
+}
+
+/// Dials a peer from the tracker's list and runs the connection.
+pub async fn dial(swarm: Arc<Swarm>, addr: SocketAddr, legacy: bool) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!("cannot connect to {addr}: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("connecting to {addr} timed out");
+            return;
+        }
+    };
+    run(swarm, stream, addr, Some(legacy)).await;
+}
+
+/// Runs a connection a peer opened to us.
+pub async fn accepted(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr) {
+    run(swarm, stream, addr, None).await;
+}
+
+/// `outgoing` is `Some(legacy)` for connections we dialed.
+async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, outgoing: Option<bool>) {
+    let _ = stream.set_nodelay(true);
+    let codec = PeerCodec::new(swarm.max_frame(), Some(swarm.piece_count()));
+    let (rd, wr) = stream.into_split();
+    let mut reader = FramedRead::new(rd, codec);
+    let mut writer = FramedWrite::new(wr, codec);
+
+    let hs = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&swarm, &mut reader, &mut writer, outgoing)) => {
+            r.unwrap_or_else(|_| Err("handshake timed out".into()))
+        }
+        _ = swarm.shutdown.cancelled() => Err("shutting down".into()),
+    };
+    let (peer_id, legacy, first) = match hs {
+        Ok(h) => h,
+        Err(reason) => {
+            tracing::info!("{addr}: refused: {reason}");
+            swarm.out.event(
+                "peer_refused",
+                json!({"addr": addr.to_string(), "reason": reason}),
+            );
+            return;
+        }
+    };
+    let reg = match swarm.register(addr, peer_id, outgoing.is_some()) {
+        Ok(r) => r,
+        Err(reason) => {
+            tracing::debug!("{addr}: not admitted: {reason}");
+            let _ = writer.send(Message::Close).await;
+            return;
+        }
+    };
+    tracing::info!(
+        "{addr}: connected ({})",
+        if legacy {
+            "original protocol"
+        } else {
+            "proto 1"
+        }
+    );
+    swarm.out.event(
+        "peer_connected",
+        json!({"addr": addr.to_string(), "peer_id": peer_id.map(|p| p.to_hex()), "legacy": legacy,
+               "outgoing": outgoing.is_some()}),
+    );
+
+    let (out_tx, out_rx) = mpsc::channel(OUTBOX);
+    let cancelled = Arc::new(Mutex::new(HashSet::new()));
+    let writer_task = tokio::spawn(write_loop(
+        swarm.clone(),
+        writer,
+        out_rx,
+        reg.counters.clone(),
+        cancelled.clone(),
+    ));
+    let mut link = Link {
+        swarm: swarm.clone(),
+        conn: Connection::new(swarm.piece_count(), legacy),
+        reg,
+        addr,
+        outgoing: outgoing.is_some(),
+        out: out_tx,
+        cancelled,
+        last_piece: Instant::now(),
+        last_rx: Instant::now(),
+        last_tx: Instant::now(),
+    };
+    let ours = swarm.have_snapshot();
+    link.conn.send_bitfield(&ours);
+    let outcome = match first {
+        Some(msg) => link.on_message(msg).await,
+        None => Ok(()),
+    };
+    let reason = match outcome {
+        Ok(()) => link.drive(&mut reader).await,
+        Err(reason) => reason,
+    };
+    let in_flight = link.conn.take_in_flight();
+    swarm.unregister(link.reg.id, link.conn.remote(), &in_flight);
+    drop(link.out);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    tracing::info!("{addr}: disconnected: {reason}");
+    swarm.out.event(
+        "peer_disconnected",
+        json!({"addr": addr.to_string(), "reason": reason}),
+    );
+}
+
+/// Opens the connection. Returns the remote's peer id (None for a legacy
+/// peer), whether it is legacy, and a first message to process.
+async fn handshake(
+    swarm: &Swarm,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    outgoing: Option<bool>,
+) -> Result<(Option<PeerId>, bool, Option<Message>), String> {
+    let ours = Message::Handshake {
+        info_hash: swarm.info_hash,
+        peer_id: swarm.peer_id,
+    };
+    if outgoing == Some(true) {
+        // The seed's original protocol: no handshake, Bitfield first.
+        return Ok((None, true, None));
+    }
+    if outgoing == Some(false) {
+        writer
+            .send(&ours)
+            .await
+            .map_err(|e| format!("sending handshake: {e}"))?;
+    }
+    let first = match reader.next().await {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => return Err(format!("bad input: {e}")),
+        None => return Err("closed before the handshake".into()),
+    };
+    match first {
+        Message::Handshake { info_hash, peer_id } => {
+            if info_hash != swarm.info_hash {
+                return Err(format!("info hash mismatch ({info_hash})"));
+            }
+            if peer_id == swarm.peer_id {
+                return Err("connected to ourselves".into());
+            }
+            if outgoing.is_none() {
+                writer
+                    .send(&ours)
+                    .await
+                    .map_err(|e| format!("sending handshake: {e}"))?;
+            }
+            Ok((Some(peer_id), false, None))
+        }
+        // An incoming peer of the original protocol opens with its Bitfield
+        // (whose length the codec has checked).
+        bf @ Message::Bitfield(_) if outgoing.is_none() => Ok((None, true, Some(bf))),
+        other => Err(format!("expected a handshake, got {}", other.name())),
+    }
+}
+
+/// The established connection, from the reader side.
+struct Link {
+    swarm: Arc<Swarm>,
+    conn: Connection,
+    reg: Registration,
+    addr: SocketAddr,
+    outgoing: bool,
+    out: mpsc::Sender<Outgoing>,
+    cancelled: Arc<Mutex<HashSet<u32>>>,
+    last_piece: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
+}
+
+impl Link {
+    /// Runs until the connection ends; returns why.
+    async fn drive(&mut self, reader: &mut Reader) -> String {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(reason) = self.flush().await {
+                return reason;
+            }
+            let step = tokio::select! {
+                cmd = self.reg.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => Err("swarm closed".to_string()),
+                },
+                msg = reader.next() => match msg {
+                    None => Err("closed by peer".to_string()),
+                    Some(Err(e)) => Err(bad_input(&e)),
+                    Some(Ok(m)) => {
+                        self.last_rx = Instant::now();
+                        self.on_message(m).await
+                    }
+                },
+                _ = tick.tick() => self.on_tick(),
+            };
+            if let Err(reason) = step {
+                // Best effort: tell the peer we are going (not after its own Close).
+                if reason != "closed by peer" && !reason.starts_with("peer sent Close") {
+                    self.conn.close();
+                    let _ = self.flush().await;
+                }
+                return reason;
+            }
+        }
+    }
+
+    /// Hands queued messages to the writer task.
+    async fn flush(&mut self) -> Result<(), String> {
+        while let Some(msg) = self.conn.poll_transmit() {
+            self.last_tx = Instant::now();
+            self.out
+                .send(Outgoing::Msg(msg))
+                .await
+                .map_err(|_| "write failed".to_string())?;
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) -> Result<(), String> {
+        match cmd {
+            Command::Have(index) => {
+                self.conn.have(index);
+                if self.conn.cancel(index) {
+                    // End-game leftover: someone else delivered it first.
+                    self.swarm.lock().picker.release(index);
+                }
+                self.fill();
+            }
+            Command::Choke => self.conn.choke(),
+            Command::Unchoke => self.conn.unchoke(),
+            Command::Refill => self.fill(),
+            Command::Close(reason) => return Err(reason),
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        if !self.conn.in_flight().is_empty() && now.duration_since(self.last_piece) > PIECE_TIMEOUT
+        {
+            return Err(format!(
+                "no piece for {}s despite requests",
+                PIECE_TIMEOUT.as_secs()
+            ));
+        }
+        if !self.conn.is_legacy() {
+            if now.duration_since(self.last_rx) > IDLE_TIMEOUT {
+                return Err("idle timeout".into());
+            }
+            if now.duration_since(self.last_tx) > IDLE_TIMEOUT / 3 {
+                self.conn.keep_alive();
+            }
+        }
+        self.fill();
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Result<(), String> {
+        self.conn
+            .handle(msg)
+            .map_err(|e| format!("protocol violation: {e}"))?;
+        while let Some(event) = self.conn.poll_event() {
+            self.on_event(event).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: ConnEvent) -> Result<(), String> {
+        match event {
+            ConnEvent::Bitfield { previous } => {
+                let mut st = self.swarm.lock();
+                st.picker.peer_bitfield(&previous, self.conn.remote());
+                let have = st.have.clone();
+                drop(st);
+                self.conn.update_interest(&have);
+                self.fill();
+            }
+            ConnEvent::Have(index) => {
+                let mut st = self.swarm.lock();
+                st.picker.peer_have(index);
+                let wanted = !st.have.has(index);
+                drop(st);
+                if wanted {
+                    self.conn.set_interested(true);
+                }
+                self.fill();
+            }
+            ConnEvent::Unchoked => {
+                self.last_piece = Instant::now();
+                self.fill();
+            }
+            ConnEvent::Choked { dropped } => {
+                let mut st = self.swarm.lock();
+                for i in dropped {
+                    st.picker.release(i);
+                }
+            }
+            ConnEvent::Interest(interested) => {
+                if self.swarm.peer_interest(self.reg.id, interested) {
+                    self.conn.unchoke();
+                }
+            }
+            ConnEvent::Request(index) => {
+                if self.swarm.has_piece(index) {
+                    self.cancelled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&index);
+                    self.out
+                        .send(Outgoing::Piece(index))
+                        .await
+                        .map_err(|_| "write failed".to_string())?;
+                } else {
+                    tracing::debug!("{}: asked for piece {index}, which we lack", self.addr);
+                }
+            }
+            ConnEvent::Cancel(index) => {
+                self.cancelled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(index);
+            }
+            ConnEvent::Piece {
+                index,
+                data,
+                requested,
+            } => {
+                self.on_piece(index, data, requested)?;
+            }
+            ConnEvent::Closing => return Err("peer sent Close".into()),
+        }
+        Ok(())
+    }
+
+    fn on_piece(&mut self, index: u32, data: bytes::Bytes, requested: bool) -> Result<(), String> {
+        self.last_piece = Instant::now();
+        if requested {
+            self.swarm.lock().picker.release(index);
+        }
+        if self.swarm.has_piece(index) {
+            self.fill();
+            return Ok(());
+        }
+        let info = &self.swarm.torrent.info;
+        let good = data.len() as u64 == info.piece_size(index)
+            && hashing::sha1(&data) == info.piece_hash[index as usize];
+        if !good {
+            tracing::warn!("{}: piece {index} failed its hash check", self.addr);
+            self.swarm.out.event(
+                "piece_failed",
+                json!({"addr": self.addr.to_string(), "piece": index}),
+            );
+            if self
+                .swarm
+                .strike(self.reg.id, &self.reg.identity, self.addr, self.outgoing)
+            {
+                let reason = "sent 2 pieces that failed their hash check";
+                self.swarm.out.event(
+                    "peer_banned",
+                    json!({"addr": self.addr.to_string(), "reason": reason}),
+                );
+                return Err(format!("banned: {reason}"));
+            }
+            self.fill();
+            return Ok(());
+        }
+        self.swarm
+            .storage
+            .write_piece(index, &data)
+            .map_err(|e| format!("cannot write piece {index}: {e}"))?;
+        self.swarm.piece_verified(index, &self.reg.counters);
+        self.fill();
+        Ok(())
+    }
+
+    /// Requests pieces up to the pipeline depth, and keeps our interest true
+    /// to what the peer has.
+    fn fill(&mut self) {
+        if !self.conn.am_interested() {
+            return;
+        }
+        let depth = if self.conn.is_legacy() {
+            1
+        } else {
+            self.swarm.request_depth
+        };
+        if !self.conn.peer_choking() {
+            let mut st = self.swarm.lock();
+            while self.conn.in_flight().len() < depth {
+                let st = &mut *st;
+                let Some(index) =
+                    st.picker
+                        .pick(&st.have, self.conn.remote(), self.conn.in_flight())
+                else {
+                    break;
+                };
+                if self.conn.in_flight().is_empty() {
+                    self.last_piece = Instant::now();
+                }
+                if self.conn.request(index).is_err() {
+                    st.picker.release(index);
+                    break;
+                }
+            }
+        }
+        if self.conn.in_flight().is_empty() {
+            let have = self.swarm.have_snapshot();
+            self.conn.update_interest(&have);
+        }
+    }
+}
+
+fn bad_input(e: &WireError) -> String {
+    format!("bad input: {e}")
+}
+
+/// Sends queued messages and serves piece requests from disk.
+async fn write_loop(
+    swarm: Arc<Swarm>,
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Outgoing>,
+    counters: Arc<Counters>,
+    cancelled: Arc<Mutex<HashSet<u32>>>,
+) {
+    let result: Result<(), String> = async {
+        while let Some(item) = rx.recv().await {
+            let msg = match item {
+                Outgoing::Msg(m) => m,
+                Outgoing::Piece(index) => {
+                    if cancelled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&index)
+                    {
+                        continue;
+                    }
+                    let data = swarm
+                        .storage
+                        .read_piece(index)
+                        .map_err(|e| format!("reading piece {index}: {e}"))?;
+                    swarm.note_uploaded(&counters, data.len() as u64);
+                    Message::Piece { index, data }
+                }
+            };
+            tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Message>::feed(&mut writer, msg))
+                .await
+                .map_err(|_| "peer stopped reading".to_string())?
+                .map_err(|e: WireError| e.to_string())?;
+            if rx.is_empty() {
+                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Message>::flush(&mut writer))
+                    .await
+                    .map_err(|_| "peer stopped reading".to_string())?
+                    .map_err(|e: WireError| e.to_string())?;
+            }
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            SinkExt::<Message>::close(&mut writer),
+        )
+        .await;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!("writer ended: {e}");
+    }
+}

@@ -1,0 +1,221 @@
+//! Which piece to request next: rarest first, at random among the rarest,
+//! with an end-game that asks several peers for the last pieces.
+//!
+//! The picker is sans-IO: it counts how many connected peers have each piece
+//! (availability) and how many requests for it are in flight, and answers
+//! "what should I ask this peer for?".
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use wire::Bitfield;
+
+/// In end-game, how many peers may be asked for the same piece at once.
+const ENDGAME_MAX_DUPLICATES: u8 = 3;
+
+#[derive(Debug)]
+pub struct Picker {
+    availability: Vec<u16>,
+    requested: Vec<u8>,
+    rng: SmallRng,
+}
+
+impl Picker {
+    pub fn new(piece_count: u32) -> Self {
+        Self::with_rng(piece_count, SmallRng::from_os_rng())
+    }
+
+    /// A picker with a fixed seed, for reproducible tests.
+    pub fn seeded(piece_count: u32, seed: u64) -> Self {
+        Self::with_rng(piece_count, SmallRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(piece_count: u32, rng: SmallRng) -> Self {
+        Self {
+            availability: vec![0; piece_count as usize],
+            requested: vec![0; piece_count as usize],
+            rng,
+        }
+    }
+
+    /// A peer's bitfield arrived, replacing `previous` (all absent for a new peer).
+    pub fn peer_bitfield(&mut self, previous: &Bitfield, current: &Bitfield) {
+        for (i, (old, new)) in previous
+            .as_bools()
+            .iter()
+            .zip(current.as_bools())
+            .enumerate()
+        {
+            match (old, new) {
+                (false, true) => self.availability[i] = self.availability[i].saturating_add(1),
+                (true, false) => self.availability[i] = self.availability[i].saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    /// A peer announced piece `index`.
+    pub fn peer_have(&mut self, index: u32) {
+        if let Some(a) = self.availability.get_mut(index as usize) {
+            *a = a.saturating_add(1);
+        }
+    }
+
+    /// A peer with bitfield `had` went away.
+    pub fn peer_gone(&mut self, had: &Bitfield) {
+        for i in had.iter_present() {
+            if let Some(a) = self.availability.get_mut(i as usize) {
+                *a = a.saturating_sub(1);
+            }
+        }
+    }
+
+    /// How many connected peers have piece `index`.
+    pub fn availability(&self, index: u32) -> u16 {
+        self.availability.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// How many requests for piece `index` are in flight.
+    pub fn in_flight(&self, index: u32) -> u8 {
+        self.requested.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// Chooses a piece to request from a peer holding `remote`, given what
+    /// we `have` and what this peer is already fetching for us (`asked`).
+    /// Marks the choice as requested. Normal mode considers only pieces that
+    /// nobody is fetching; when there are none left (end-game), a piece
+    /// already requested elsewhere may be duplicated.
+    pub fn pick(&mut self, have: &Bitfield, remote: &Bitfield, asked: &[u32]) -> Option<u32> {
+        let choice = self
+            .choose(have, remote, |_, requested| requested == 0)
+            .or_else(|| {
+                self.choose(have, remote, |i, requested| {
+                    requested < ENDGAME_MAX_DUPLICATES && !asked.contains(&i)
+                })
+            })?;
+        self.requested[choice as usize] += 1;
+        Some(choice)
+    }
+
+    /// Uniformly random among the eligible pieces of lowest availability
+    /// (and, among those, fewest requests in flight), in one pass.
+    fn choose(
+        &mut self,
+        have: &Bitfield,
+        remote: &Bitfield,
+        eligible: impl Fn(u32, u8) -> bool,
+    ) -> Option<u32> {
+        let mut best: Option<(u16, u8)> = None;
+        let mut chosen = None;
+        let mut ties = 0u32;
+        for (i, (&theirs, &mine)) in remote.as_bools().iter().zip(have.as_bools()).enumerate() {
+            let idx = i as u32;
+            if !theirs || mine || !eligible(idx, self.requested[i]) {
+                continue;
+            }
+            let key = (self.availability[i], self.requested[i]);
+            match best {
+                Some(b) if key > b => continue,
+                Some(b) if key == b => {
+                    ties += 1;
+                    if self.rng.random_range(0..ties) == 0 {
+                        chosen = Some(idx);
+                    }
+                }
+                _ => {
+                    best = Some(key);
+                    ties = 1;
+                    chosen = Some(idx);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// A request for `index` ended without the piece (peer gone, choked,
+    /// cancelled, bad data): it may be picked again.
+    pub fn release(&mut self, index: u32) {
+        if let Some(r) = self.requested.get_mut(index as usize) {
+            *r = r.saturating_sub(1);
+        }
+    }
+
+    /// Piece `index` is verified: no request for it is needed any more.
+    pub fn completed(&mut self, index: u32) {
+        if let Some(r) = self.requested.get_mut(index as usize) {
+            *r = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bf(bits: &[u8]) -> Bitfield {
+        Bitfield::from_wire(bits).unwrap()
+    }
+
+    #[test]
+    fn rarest_first() {
+        let mut p = Picker::seeded(4, 1);
+        let a = bf(&[1, 1, 1, 1]);
+        let b = bf(&[1, 1, 0, 1]);
+        p.peer_bitfield(&Bitfield::new(4), &a);
+        p.peer_bitfield(&Bitfield::new(4), &b);
+        // Piece 2 is held by one peer only.
+        assert_eq!(p.pick(&Bitfield::new(4), &a, &[]), Some(2));
+        assert_eq!(p.in_flight(2), 1);
+    }
+
+    #[test]
+    fn random_among_equally_rare() {
+        let remote = Bitfield::full(50);
+        let mut firsts = std::collections::HashSet::new();
+        for seed in 0..20 {
+            let mut p = Picker::seeded(50, seed);
+            p.peer_bitfield(&Bitfield::new(50), &remote);
+            firsts.insert(p.pick(&Bitfield::new(50), &remote, &[]).unwrap());
+        }
+        assert!(firsts.len() > 5, "picks are not spread: {firsts:?}");
+    }
+
+    #[test]
+    fn never_picks_what_we_have_or_they_lack() {
+        let mut p = Picker::seeded(3, 2);
+        let remote = bf(&[1, 0, 1]);
+        p.peer_bitfield(&Bitfield::new(3), &remote);
+        let have = bf(&[1, 0, 0]);
+        assert_eq!(p.pick(&have, &remote, &[]), Some(2));
+        // Only piece 2 is left and this peer is already fetching it.
+        assert_eq!(p.pick(&have, &remote, &[2]), None);
+    }
+
+    #[test]
+    fn endgame_duplicates_then_release() {
+        let mut p = Picker::seeded(2, 3);
+        let remote = Bitfield::full(2);
+        let have = bf(&[1, 0]);
+        assert_eq!(p.pick(&have, &remote, &[]), Some(1));
+        // Another peer: nothing unrequested is left, so end-game duplicates piece 1.
+        assert_eq!(p.pick(&have, &remote, &[]), Some(1));
+        assert_eq!(p.in_flight(1), 2);
+        p.release(1);
+        assert_eq!(p.in_flight(1), 1);
+        p.completed(1);
+        assert_eq!(p.in_flight(1), 0);
+    }
+
+    #[test]
+    fn availability_tracks_peers() {
+        let mut p = Picker::seeded(3, 4);
+        let a = bf(&[1, 0, 1]);
+        p.peer_bitfield(&Bitfield::new(3), &a);
+        p.peer_have(1);
+        assert_eq!((p.availability(0), p.availability(1)), (1, 1));
+        p.peer_gone(&Bitfield::full(3));
+        assert_eq!(
+            (p.availability(0), p.availability(1), p.availability(2)),
+            (0, 0, 0)
+        );
+    }
+}

@@ -1,0 +1,780 @@
+//! The swarm engine: state shared by all connections of one torrent, and the
+//! background tasks around them (accepting, dialing, tracker announces,
+//! choking rounds, progress reports, shutdown).
+//!
+//! Connection tasks ([`crate::peer_conn`]) own their sockets and their
+//! [`wire::Connection`] state; they consult and update the shared [`State`]
+//! under a short-held mutex (which pieces we have, the picker, who is
+//! unchoked), and receive [`Command`]s from the engine over unbounded
+//! channels whose volume is bounded by the piece count.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wire::tracker::{AnnounceRequest, Event, PeerEntry};
+use wire::{Bitfield, InfoHash, PeerId, Torrent};
+
+use crate::choker::{Candidate, Choker};
+use crate::cli::SwarmArgs;
+use crate::output::{human_bytes, Output};
+use crate::picker::Picker;
+use crate::storage::{StartState, Storage};
+use crate::{peer_conn, tracker_client, BadInput};
+
+/// Most peer connections at once.
+pub const MAX_PEERS: usize = 64;
+/// Bytes we aim to keep requested from one peer (sets the pipeline depth).
+const IN_FLIGHT_BYTES: u64 = 8 * 1024 * 1024;
+const CHOKE_ROUND: Duration = Duration::from_secs(5);
+/// Bad pieces after which a peer is banned.
+const STRIKES_TO_BAN: u32 = 2;
+
+/// Engine → connection task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// We verified a piece: announce it, cancel it if in flight, request more.
+    Have(u32),
+    Choke,
+    Unchoke,
+    /// Pieces may have become requestable (a peer left): try to request.
+    Refill,
+    /// Send Close and end the connection, for this reason.
+    Close(String),
+}
+
+/// Per-peer byte counters, shared by a peer's connections over time.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes of verified pieces received from the peer.
+    pub downloaded: AtomicU64,
+    /// Bytes of pieces sent to the peer.
+    pub uploaded: AtomicU64,
+}
+
+struct ConnEntry {
+    peer_id: Option<PeerId>,
+    outgoing: bool,
+    cmd: mpsc::UnboundedSender<Command>,
+    counters: Arc<Counters>,
+    interested: bool,
+    unchoked: bool,
+    last_down: u64,
+    last_up: u64,
+}
+
+struct PeerRecord {
+    addr: SocketAddr,
+    peer_id: Option<PeerId>,
+    counters: Arc<Counters>,
+}
+
+/// Mutable swarm state, behind [`Swarm::state`].
+pub struct State {
+    pub have: Bitfield,
+    pub picker: Picker,
+    choker: Choker,
+    conns: HashMap<u64, ConnEntry>,
+    by_peer_id: HashMap<PeerId, u64>,
+    dialing: HashSet<SocketAddr>,
+    banned_ids: HashSet<PeerId>,
+    banned_addrs: HashSet<SocketAddr>,
+    strikes: HashMap<String, u32>,
+    peers: HashMap<String, PeerRecord>,
+    downloaded: u64,
+    done_at: Option<Instant>,
+}
+
+/// What a connection gets when it joins the swarm.
+pub struct Registration {
+    pub id: u64,
+    pub identity: String,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub counters: Arc<Counters>,
+}
+
+/// One torrent's swarm.
+pub struct Swarm {
+    pub torrent: Torrent,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub storage: Storage,
+    pub out: Output,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    pub listen_addr: SocketAddr,
+    /// Requests kept in flight per (non-legacy) peer.
+    pub request_depth: usize,
+    state: Mutex<State>,
+    completed: Notify,
+    start: Instant,
+    next_id: AtomicU64,
+    uploaded_total: AtomicU64,
+}
+
+/// A fresh random peer id: "-LS0100-" and 12 random bytes.
+pub fn new_peer_id() -> PeerId {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-LS0100-");
+    rand::Rng::fill(&mut rand::rng(), &mut id[8..]);
+    PeerId(id)
+}
+
+impl Swarm {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn piece_count(&self) -> u32 {
+        self.torrent.info.piece_count()
+    }
+
+    /// Largest frame a peer may send us: a whole piece or bitfield plus headers.
+    pub fn max_frame(&self) -> usize {
+        (self
+            .torrent
+            .info
+            .piece_length
+            .max(self.piece_count() as u64)
+            + 64) as usize
+    }
+
+    pub fn has_piece(&self, index: u32) -> bool {
+        self.lock().have.has(index)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.lock().have.is_complete()
+    }
+
+    pub fn have_snapshot(&self) -> Bitfield {
+        self.lock().have.clone()
+    }
+
+    pub fn note_uploaded(&self, counters: &Counters, bytes: u64) {
+        counters.uploaded.fetch_add(bytes, Ordering::Relaxed);
+        self.uploaded_total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Admits a connection that completed its handshake, or says why not.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        peer_id: Option<PeerId>,
+        outgoing: bool,
+    ) -> Result<Registration, String> {
+        let mut st = self.lock();
+        if let Some(pid) = peer_id {
+            if st.banned_ids.contains(&pid) {
+                return Err("banned peer".into());
+            }
+            if let Some(&existing) = st.by_peer_id.get(&pid) {
+                // Two connections to the same peer (both dialed at once): keep
+                // the one initiated by the smaller peer id, a rule both ends agree on.
+                let e = &st.conns[&existing];
+                let initiator = |out: bool| if out { self.peer_id } else { pid };
+                let (old_init, new_init) = (initiator(e.outgoing), initiator(outgoing));
+                if old_init <= new_init {
+                    return Err("duplicate connection".into());
+                }
+                let _ = e.cmd.send(Command::Close("duplicate connection".into()));
+            }
+        }
+        if st.conns.len() >= MAX_PEERS {
+            return Err("too many peers".into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let identity = match peer_id {
+            Some(pid) => pid.to_hex(),
+            None => format!("legacy@{addr}"),
+        };
+        let record = st
+            .peers
+            .entry(identity.clone())
+            .or_insert_with(|| PeerRecord {
+                addr,
+                peer_id,
+                counters: Arc::default(),
+            });
+        if outgoing {
+            record.addr = addr;
+        }
+        let counters = record.counters.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        st.conns.insert(
+            id,
+            ConnEntry {
+                peer_id,
+                outgoing,
+                cmd: tx,
+                counters: counters.clone(),
+                interested: false,
+                unchoked: false,
+                last_down: counters.downloaded.load(Ordering::Relaxed),
+                last_up: counters.uploaded.load(Ordering::Relaxed),
+            },
+        );
+        if let Some(pid) = peer_id {
+            st.by_peer_id.insert(pid, id);
+        }
+        Ok(Registration {
+            id,
+            identity,
+            commands: rx,
+            counters,
+        })
+    }
+
+    /// Removes a connection; `remote` is what it had (for availability) and
+    /// `in_flight` the requests it leaves behind.
+    pub fn unregister(&self, id: u64, remote: &Bitfield, in_flight: &[u32]) {
+        let mut st = self.lock();
+        let Some(entry) = st.conns.remove(&id) else {
+            return;
+        };
+        if let Some(pid) = entry.peer_id {
+            if st.by_peer_id.get(&pid) == Some(&id) {
+                st.by_peer_id.remove(&pid);
+            }
+        }
+        st.picker.peer_gone(remote);
+        for &i in in_flight {
+            st.picker.release(i);
+        }
+        if !in_flight.is_empty() {
+            for c in st.conns.values() {
+                let _ = c.cmd.send(Command::Refill);
+            }
+        }
+    }
+
+    /// The remote's interest changed. Returns true when it should be
+    /// unchoked right away (a free upload slot).
+    pub fn peer_interest(&self, id: u64, interested: bool) -> bool {
+        let mut st = self.lock();
+        let unchoked_now = st.conns.values().filter(|c| c.unchoked).count();
+        let capacity = st.choker.capacity();
+        let Some(entry) = st.conns.get_mut(&id) else {
+            return false;
+        };
+        entry.interested = interested;
+        if interested && !entry.unchoked && unchoked_now < capacity {
+            entry.unchoked = true;
+            return true;
+        }
+        false
+    }
+
+    /// Records a bad piece from `identity`. Returns true if that peer is now banned.
+    pub fn strike(&self, id: u64, identity: &str, addr: SocketAddr, outgoing: bool) -> bool {
+        let mut st = self.lock();
+        let strikes = st.strikes.entry(identity.to_string()).or_default();
+        *strikes += 1;
+        if *strikes < STRIKES_TO_BAN {
+            return false;
+        }
+        if let Some(pid) = st.conns.get(&id).and_then(|c| c.peer_id) {
+            st.banned_ids.insert(pid);
+        }
+        if outgoing {
+            st.banned_addrs.insert(addr);
+        }
+        true
+    }
+
+    /// A piece passed its hash and was written. Tells every connection.
+    pub fn piece_verified(&self, index: u32, counters: &Counters) {
+        let len = self.torrent.info.piece_size(index);
+        let complete = {
+            let mut st = self.lock();
+            if !st.have.set(index, true) {
+                return;
+            }
+            st.picker.completed(index);
+            st.downloaded += len;
+            counters.downloaded.fetch_add(len, Ordering::Relaxed);
+            for c in st.conns.values() {
+                let _ = c.cmd.send(Command::Have(index));
+            }
+            st.have.is_complete()
+        };
+        if complete {
+            self.download_complete();
+        }
+    }
+
+    fn download_complete(&self) {
+        let summary = {
+            let mut st = self.lock();
+            if st.done_at.is_some() {
+                return;
+            }
+            st.done_at = Some(Instant::now());
+            self.peer_summary(&st)
+        };
+        let seconds = self.start.elapsed().as_secs_f64();
+        let bytes = self.lock().downloaded;
+        self.out.event(
+            "done",
+            json!({"seconds": seconds, "bytes": bytes, "peers": summary}),
+        );
+        self.out.finish();
+        if let Err(e) = self.storage.save_resume(&self.have_snapshot()) {
+            tracing::warn!("cannot write resume file: {e}");
+        }
+        self.say_summary("download complete", seconds, bytes);
+        self.completed.notify_one();
+    }
+
+    fn peer_summary(&self, st: &State) -> Vec<serde_json::Value> {
+        let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
+        peers.sort_by_key(|p| p.addr);
+        peers
+            .iter()
+            .map(|p| {
+                json!({
+                    "addr": p.addr.to_string(),
+                    "peer_id": p.peer_id.map(|id| id.to_hex()),
+                    "downloaded": p.counters.downloaded.load(Ordering::Relaxed),
+                    "uploaded": p.counters.uploaded.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    fn say_summary(&self, what: &str, seconds: f64, bytes: u64) {
+        if self.out.is_json() {
+            return;
+        }
+        let rate = bytes as f64 / seconds.max(1e-9);
+        let mut text = format!(
+            "{what}: {} in {seconds:.2}s ({}/s), {} uploaded",
+            human_bytes(bytes),
+            human_bytes(rate as u64),
+            human_bytes(self.uploaded_total.load(Ordering::Relaxed))
+        );
+        let st = self.lock();
+        let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
+        peers.sort_by_key(|p| p.addr);
+        for p in peers {
+            text.push_str(&format!(
+                "\n  {:<22} received {:>10}   sent {:>10}",
+                p.addr.to_string(),
+                human_bytes(p.counters.downloaded.load(Ordering::Relaxed)),
+                human_bytes(p.counters.uploaded.load(Ordering::Relaxed)),
+            ));
+        }
+        drop(st);
+        self.out.say(&text);
+    }
+
+    /// Dials a peer from the tracker's list unless it is us, banned, or
+    /// already connected or being dialed.
+    fn dial(self: &Arc<Self>, entry: &PeerEntry) {
+        if entry.peer_id == self.peer_id.to_hex() {
+            return;
+        }
+        let Ok(ip) = entry.peer_ip.parse::<IpAddr>() else {
+            tracing::debug!(
+                "tracker listed a peer with a bad address {:?}",
+                entry.peer_ip
+            );
+            return;
+        };
+        let addr = SocketAddr::new(ip, entry.peer_port);
+        let legacy = entry.proto.is_none();
+        {
+            let mut st = self.lock();
+            let known_id = entry
+                .peer_id
+                .parse::<PeerId>()
+                .is_ok_and(|pid| st.by_peer_id.contains_key(&pid) || st.banned_ids.contains(&pid));
+            if known_id
+                || st.banned_addrs.contains(&addr)
+                || st.dialing.contains(&addr)
+                || st.conns.len() >= MAX_PEERS
+            {
+                return;
+            }
+            st.dialing.insert(addr);
+        }
+        let swarm = self.clone();
+        self.tasks.spawn(async move {
+            peer_conn::dial(swarm.clone(), addr, legacy).await;
+            swarm.lock().dialing.remove(&addr);
+        });
+    }
+
+    fn announce_request(
+        &self,
+        event: Option<Event>,
+        announce_ip: Option<std::net::Ipv4Addr>,
+    ) -> AnnounceRequest {
+        AnnounceRequest {
+            port: self.listen_addr.port(),
+            ip: announce_ip,
+            peer_id: self.peer_id.to_hex(),
+            event,
+            info_hash: Some(self.info_hash),
+            numwant: Some(50),
+            proto: Some(1),
+        }
+    }
+}
+
+/// Joins the swarm described by `args` and runs until done (with
+/// `--exit-when-done`) or until Ctrl-C/SIGTERM.
+pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
+    let path = args
+        .torrent
+        .clone()
+        .ok_or_else(|| BadInput("--torrent FILE.torrent is required (see `peer --help`)".into()))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let torrent =
+        Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let tracker = args
+        .tracker
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", torrent.announce, torrent.port));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let listen_addr = listener.local_addr()?;
+    let info_hash = torrent.info_hash();
+    let out = Output::new(args.json, torrent.info.file_length);
+
+    let (storage, have, start_state) = open_storage(&args.dir, &torrent, info_hash, &out).await?;
+    let piece_count = torrent.info.piece_count();
+    let request_depth = (IN_FLIGHT_BYTES / torrent.info.piece_length.max(1)).clamp(2, 32) as usize;
+    let picker = Picker::new(piece_count);
+    let swarm = Arc::new(Swarm {
+        info_hash,
+        peer_id: new_peer_id(),
+        storage,
+        out,
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        listen_addr,
+        request_depth,
+        state: Mutex::new(State {
+            have,
+            picker,
+            choker: Choker::new(args.upload_slots),
+            conns: HashMap::new(),
+            by_peer_id: HashMap::new(),
+            dialing: HashSet::new(),
+            banned_ids: HashSet::new(),
+            banned_addrs: HashSet::new(),
+            strikes: HashMap::new(),
+            peers: HashMap::new(),
+            downloaded: 0,
+            done_at: None,
+        }),
+        completed: Notify::new(),
+        start: Instant::now(),
+        next_id: AtomicU64::new(1),
+        uploaded_total: AtomicU64::new(0),
+        torrent,
+    });
+    let have_count = swarm.lock().have.count();
+    swarm.out.event(
+        "started",
+        json!({
+            "info_hash": info_hash.to_hex(), "pieces": piece_count, "have": have_count,
+            "listen": listen_addr.to_string(), "peer_id": swarm.peer_id.to_hex(),
+            "file": swarm.storage.data_path(), "resume": matches!(start_state, StartState::Resumed),
+            "tracker": tracker,
+        }),
+    );
+    tracing::info!(
+        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
+    );
+    if !swarm.out.is_json() {
+        swarm.out.say(&format!(
+            "{}: {have_count}/{piece_count} pieces, listening on {listen_addr}",
+            swarm.torrent.info.file_name
+        ));
+    }
+
+    let exit_when_done = args.exit_when_done;
+    swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
+    swarm.tasks.spawn(choke_loop(swarm.clone()));
+    swarm.tasks.spawn(progress_loop(swarm.clone()));
+    let tracker_task = tokio::spawn(tracker_loop(
+        swarm.clone(),
+        tracker,
+        args.announce_ip,
+        exit_when_done,
+    ));
+    if swarm.is_complete() {
+        swarm.download_complete();
+    }
+
+    wait_for_signal(&swarm.shutdown).await;
+    shutdown(&swarm, tracker_task).await;
+    Ok(())
+}
+
+async fn open_storage(
+    dir: &Path,
+    torrent: &Torrent,
+    info_hash: InfoHash,
+    out: &Output,
+) -> anyhow::Result<(Storage, Bitfield, StartState)> {
+    let dir = dir.to_path_buf();
+    let info = torrent.info.clone();
+    let total = info.file_length;
+    // Hashing may take seconds; keep it off the async workers.
+    let progress = {
+        let json = out.is_json();
+        move |n: u64| {
+            if !json {
+                tracing::debug!("verified {n}/{total} bytes");
+            }
+        }
+    };
+    tokio::task::spawn_blocking(move || Storage::open(&dir, &info, info_hash, progress))
+        .await
+        .context("storage task failed")?
+}
+
+async fn wait_for_signal(shutdown: &CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = term => tracing::info!("terminated; shutting down"),
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+/// Close peers, tell the tracker, flush the resume file.
+async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
+    swarm.shutdown.cancel();
+    {
+        let st = swarm.lock();
+        for c in st.conns.values() {
+            let _ = c.cmd.send(Command::Close("shutting down".into()));
+        }
+    }
+    swarm.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
+    if let Err(e) = swarm.storage.save_resume(&swarm.have_snapshot()) {
+        tracing::warn!("cannot write resume file: {e}");
+    }
+    swarm.out.finish();
+    let (downloaded, summary) = {
+        let st = swarm.lock();
+        (st.downloaded, swarm.peer_summary(&st))
+    };
+    let uploaded = swarm.uploaded_total.load(Ordering::Relaxed);
+    swarm.out.event(
+        "stopped",
+        json!({"seconds": swarm.start.elapsed().as_secs_f64(), "downloaded": downloaded,
+               "uploaded": uploaded, "peers": summary}),
+    );
+    swarm.say_summary("session", swarm.start.elapsed().as_secs_f64(), downloaded);
+}
+
+async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    swarm.tasks.spawn(peer_conn::accepted(swarm.clone(), stream, addr));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn tracker_loop(
+    swarm: Arc<Swarm>,
+    tracker: String,
+    announce_ip: Option<std::net::Ipv4Addr>,
+    exit_when_done: bool,
+) {
+    let mut event = Some(Event::Started);
+    let mut failures = 0u32;
+    let mut completed_sent = false;
+    let mut interval;
+    loop {
+        if swarm.shutdown.is_cancelled() {
+            break;
+        }
+        let req = swarm.announce_request(event, announce_ip);
+        match tracker_client::announce(&tracker, &req).await {
+            Ok(resp) => {
+                failures = 0;
+                interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
+                tracing::debug!("tracker: {} peers", resp.peers.len());
+                for entry in &resp.peers {
+                    swarm.dial(entry);
+                }
+                if event == Some(Event::Completed) {
+                    completed_sent = true;
+                    if exit_when_done {
+                        swarm.shutdown.cancel();
+                        break;
+                    }
+                }
+                event = None;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!("announce failed: {e:#}");
+                swarm
+                    .out
+                    .event("tracker_error", json!({"error": format!("{e:#}")}));
+                if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
+                    swarm.shutdown.cancel();
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(tracker_client::backoff(failures - 1)) => continue,
+                    _ = swarm.shutdown.cancelled() => break,
+                }
+            }
+        }
+        if swarm.is_complete() && !completed_sent {
+            event = Some(Event::Completed);
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = swarm.completed.notified() => {
+                if !completed_sent {
+                    event = Some(Event::Completed);
+                }
+            }
+            _ = swarm.shutdown.cancelled() => break,
+        }
+    }
+    let stop = swarm.announce_request(Some(Event::Stopped), announce_ip);
+    if let Err(e) = tokio::time::timeout(
+        Duration::from_secs(3),
+        tracker_client::announce(&tracker, &stop),
+    )
+    .await
+    {
+        tracing::debug!("stopped announce: {e}");
+    }
+}
+
+async fn choke_loop(swarm: Arc<Swarm>) {
+    let mut tick = tokio::time::interval(CHOKE_ROUND);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut st = swarm.lock();
+        let seeding = st.have.is_complete();
+        let secs = CHOKE_ROUND.as_secs_f64();
+        let mut candidates = Vec::with_capacity(st.conns.len());
+        for (&id, c) in st.conns.iter_mut() {
+            let down = c.counters.downloaded.load(Ordering::Relaxed);
+            let up = c.counters.uploaded.load(Ordering::Relaxed);
+            let rate = if seeding {
+                up - c.last_up
+            } else {
+                down - c.last_down
+            } as f64
+                / secs;
+            c.last_down = down;
+            c.last_up = up;
+            candidates.push(Candidate {
+                id,
+                interested: c.interested,
+                rate,
+            });
+        }
+        let unchoke = st.choker.round(&candidates);
+        for (id, c) in st.conns.iter_mut() {
+            let want = unchoke.contains(id);
+            if want != c.unchoked {
+                c.unchoked = want;
+                let _ = c.cmd.send(if want {
+                    Command::Unchoke
+                } else {
+                    Command::Choke
+                });
+            }
+        }
+    }
+}
+
+async fn progress_loop(swarm: Arc<Swarm>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_bytes = 0u64;
+    let mut last_count = None;
+    let mut last_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (count, downloaded, peers, done, have) = {
+            let st = swarm.lock();
+            let have = (last_count != Some(st.have.count())).then(|| st.have.clone());
+            (
+                st.have.count(),
+                st.downloaded,
+                st.conns.len(),
+                st.done_at.is_some(),
+                have,
+            )
+        };
+        let now = Instant::now();
+        let rate =
+            (downloaded - last_bytes) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
+        let info = &swarm.torrent.info;
+        let bytes = if count == info.piece_count() {
+            info.file_length
+        } else {
+            (count as u64 * info.piece_length).min(info.file_length)
+        };
+        if !done {
+            swarm.out.progress(bytes, peers);
+            swarm.out.event(
+                "progress",
+                json!({"have": count, "pieces": info.piece_count(), "bytes": bytes,
+                       "rate": rate.round(), "peers": peers}),
+            );
+        }
+        if let Some(have) = have {
+            if let Err(e) = swarm.storage.save_resume(&have) {
+                tracing::warn!("cannot write resume file: {e}");
+            }
+            last_count = Some(count);
+        }
+        last_bytes = downloaded;
+        last_at = now;
+    }
+}
