@@ -1,1 +1,41 @@
-//! tracker (placeholder)
+//! # tracker: the lanswarm swarm directory
+//!
+//! Peers announce themselves over TCP in framed JSON ([`wire::tracker`]) and
+//! get back other peers of the same swarm. `tracker status` asks a running
+//! tracker for its swarms on the same port.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice |
+//! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
+//! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`]) |
+//! | [`report`] | info-level log lines and `--json` event lines |
+//! | [`status`] | the `tracker status` client: table and JSON output |
+//! | [`cli`] | command-line parsing, logging set-up, exit codes |
+//!
+//! Output contract: on start the tracker logs `listening on ADDR` (the bound
+//! address) at info level on stderr and, with `--json`, prints
+//! `{"event":"listening","addr":"ADDR"}` on stdout. Joins, seeds, leaves and
+//! expiries are logged at info level and, with `--json`, printed as events
+//! `join`, `seed`, `leave`, `expire`.
+//!
+//! Run it in-process with [`serve`]:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! tracker::serve(tracker::Config::default(), listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+pub mod cli;
+pub mod handler;
+pub mod registry;
+pub mod report;
+pub mod server;
+pub mod status;
+
+pub use server::{serve, Config, SwarmConfig, TrackerCodec};

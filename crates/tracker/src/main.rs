@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tracker` binary; see [`tracker::cli`].
+
+fn main() -> std::process::ExitCode {
+    tracker::cli::main()
+}

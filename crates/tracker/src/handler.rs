@@ -1,0 +1,241 @@
+//! One request frame in, one reply frame out. Sans-IO.
+//!
+//! [`Tracker`] parses a request with [`wire::tracker::TrackerRequest::parse`],
+//! decides which address to list for the peer (the TCP source IP with the
+//! announced port; the `ip` key only with `--trust-ip-field`), applies it to
+//! the [`Registry`] and renders the reply. Bad input becomes an
+//! `error_code: 1` reply naming the problem; it never ends the connection.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use wire::tracker::{AnnounceResponse, Event, TrackerRequest};
+use wire::InfoHash;
+
+use crate::registry::{Announce, Change, Departed, Registry};
+
+/// A registry change worth reporting (join, leave, seed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub change: Change,
+    pub swarm: InfoHash,
+    pub peer_id: String,
+    pub addr: SocketAddr,
+}
+
+/// The result of handling one request.
+#[derive(Debug)]
+pub struct Handled {
+    /// The reply frame's body (JSON).
+    pub reply: Vec<u8>,
+    pub note: Option<Note>,
+}
+
+/// The tracker's shared state: the registry plus the reply policy.
+pub struct Tracker {
+    registry: Mutex<Registry>,
+    interval_secs: u64,
+    trust_ip_field: bool,
+}
+
+impl Tracker {
+    /// A tracker telling peers to refresh every `interval`; peers expire
+    /// after twice that.
+    pub fn new(registry_default: InfoHash, interval: Duration, trust_ip_field: bool) -> Self {
+        Tracker {
+            registry: Mutex::new(Registry::new(registry_default, interval * 2)),
+            interval_secs: interval.as_secs().max(1),
+            trust_ip_field,
+        }
+    }
+
+    /// Locks the registry (a poisoned lock is still usable: no update leaves
+    /// it half-done).
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops expired peers.
+    pub fn expire(&self, now: Instant) -> Vec<Departed> {
+        self.registry().expire(now)
+    }
+
+    /// Answers one request frame from a connection whose source is `src`.
+    pub fn handle(&self, body: &[u8], src: SocketAddr, now: Instant) -> Handled {
+        let request = match TrackerRequest::parse(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Handled {
+                    reply: AnnounceResponse::error(e.to_string()).to_json(),
+                    note: None,
+                }
+            }
+        };
+        let a = match request {
+            TrackerRequest::Status => {
+                let status = self.registry().status(now);
+                return Handled {
+                    reply: serde_json::to_vec(&status).expect("status always serialises"),
+                    note: None,
+                };
+            }
+            TrackerRequest::Announce(a) => a,
+        };
+        let ip = match (self.trust_ip_field, a.ip) {
+            (true, Some(ip)) => IpAddr::V4(ip),
+            _ => src.ip().to_canonical(),
+        };
+        let announce = Announce {
+            swarm: a.info_hash,
+            addr: SocketAddr::new(ip, a.port),
+            peer_id: &a.peer_id,
+            event: a.event,
+            numwant: a.numwant,
+            proto: a.proto,
+        };
+        let outcome = self.registry().announce(&announce, now, &mut rand::rng());
+        let message = match a.event {
+            Some(Event::Stopped) => "disconnect ACK",
+            Some(Event::Completed) => "completed ACK",
+            _ => "started ACK",
+        };
+        let reply = ok_reply(message, outcome.others, &outcome.peers, self.interval_secs);
+        let addr = announce.addr;
+        let note = match outcome.change {
+            Change::Refreshed | Change::Absent => None,
+            change => Some(Note {
+                change,
+                swarm: outcome.swarm,
+                peer_id: a.peer_id,
+                addr,
+            }),
+        };
+        Handled { reply, note }
+    }
+}
+
+/// Renders an `error_code: 0` reply around pre-rendered peer entries. The
+/// shape is [`AnnounceResponse`]'s.
+fn ok_reply(message: &str, others: usize, peers: &[Arc<str>], interval: u64) -> Vec<u8> {
+    let size = 96 + peers.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    let _ = write!(
+        out,
+        r#"{{"error_code":0,"message":"{message}","num-of-peer":{others},"peers":["#
+    );
+    for (i, peer) in peers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(peer.as_bytes());
+    }
+    let _ = write!(out, r#"],"interval":{interval}}}"#);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::tracker::{PeerEntry, StatusResponse};
+
+    fn tracker(trust: bool) -> Tracker {
+        Tracker::new(InfoHash::default(), Duration::from_secs(60), trust)
+    }
+
+    fn src(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn ask(t: &Tracker, body: &str, from: u16) -> AnnounceResponse {
+        AnnounceResponse::parse(&t.handle(body.as_bytes(), src(from), Instant::now()).reply)
+            .expect("reply is an AnnounceResponse")
+    }
+
+    #[test]
+    fn reply_matches_the_wire_type() {
+        let t = tracker(false);
+        ask(
+            &t,
+            r#"{"port":7001,"peer_id":"a","event":"started","proto":1}"#,
+            50000,
+        );
+        let r = ask(
+            &t,
+            r#"{"port":7002,"peer_id":"b","event":"started"}"#,
+            50001,
+        );
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.message, "started ACK");
+        assert_eq!(r.num_of_peer, 1);
+        assert_eq!(r.interval, Some(60));
+        assert_eq!(
+            r.peers,
+            vec![PeerEntry {
+                peer_id: "a".into(),
+                peer_ip: "127.0.0.1".into(),
+                peer_port: 7001,
+                proto: Some(1),
+            }]
+        );
+        let bye = ask(
+            &t,
+            r#"{"port":7002,"peer_id":"b","event":"stopped"}"#,
+            50002,
+        );
+        assert_eq!(bye.message, "disconnect ACK");
+        assert_eq!(bye.num_of_peer, 1);
+        let done = ask(
+            &t,
+            r#"{"port":7001,"peer_id":"a","event":"completed"}"#,
+            50003,
+        );
+        assert_eq!(done.message, "completed ACK");
+    }
+
+    #[test]
+    fn ip_field_ignored_unless_trusted() {
+        let body = r#"{"port":7001,"peer_id":"a","ip":"10.9.8.7"}"#;
+        for (trust, expected) in [(false, "127.0.0.1"), (true, "10.9.8.7")] {
+            let t = tracker(trust);
+            let h = t.handle(body.as_bytes(), src(40000), Instant::now());
+            assert_eq!(h.note.unwrap().addr.ip().to_string(), expected);
+            let r = ask(&t, r#"{"port":7002,"peer_id":"b"}"#, 40001);
+            assert_eq!(r.peers[0].peer_ip, expected, "trust={trust}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_error_code_1_naming_the_key() {
+        let t = tracker(false);
+        for (body, needle) in [
+            ("{oops", "JSON"),
+            (r#"{"peer_id":"a"}"#, "'port'"),
+            (r#"{"port":0,"peer_id":"a"}"#, "'port'"),
+            (r#"{"port":1,"peer_id":"a","event":"paused"}"#, "'event'"),
+        ] {
+            let r = ask(&t, body, 1);
+            assert_eq!(r.error_code, 1, "{body}");
+            assert!(r.message.contains(needle), "{body}: {}", r.message);
+        }
+    }
+
+    #[test]
+    fn status_request_lists_swarms() {
+        let t = tracker(false);
+        ask(&t, r#"{"port":7001,"peer_id":"a"}"#, 1);
+        let h = t.handle(br#"{"request":"status"}"#, src(2), Instant::now());
+        let status: StatusResponse = serde_json::from_slice(&h.reply).unwrap();
+        assert_eq!(status.swarms.len(), 1);
+        assert_eq!(status.swarms[0].peers[0].peer_port, 7001);
+    }
+
+    #[test]
+    fn mapped_ipv6_source_is_listed_as_ipv4() {
+        let t = tracker(false);
+        let mapped: SocketAddr = "[::ffff:10.0.0.5]:4000".parse().unwrap();
+        let h = t.handle(br#"{"port":7001,"peer_id":"a"}"#, mapped, Instant::now());
+        assert_eq!(h.note.unwrap().addr.to_string(), "10.0.0.5:7001");
+    }
+}

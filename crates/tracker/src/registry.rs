@@ -1,0 +1,541 @@
+//! The swarm registry: which peers are in which swarm. Sans-IO.
+//!
+//! A swarm is named by an info hash. Within a swarm a peer is keyed by its
+//! listening address (the IP the tracker decided on, plus the announced port),
+//! so a peer that reconnects from another source port is still the same peer.
+//! Peers live in a `Vec` (for O(1) random choice) with a `HashMap` from
+//! address to index (for O(1) lookup); removal is a swap-remove.
+//!
+//! Each peer keeps its list entry pre-rendered as JSON (shared through an
+//! [`Arc<str>`]), so answering an announce only copies bytes: no per-reply
+//! serialisation of up to 200 entries.
+//!
+//! Time comes in as an [`Instant`] argument and randomness as an [`Rng`], so
+//! every rule here is unit-tested without sockets or clocks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use wire::tracker::{Event, PeerEntry, StatusPeer, StatusResponse, SwarmStatus};
+use wire::InfoHash;
+
+/// Peers returned when the request names no `numwant`.
+pub const DEFAULT_NUMWANT: usize = 50;
+/// Most peers returned, whatever `numwant` asks for.
+pub const MAX_NUMWANT: usize = 200;
+
+/// One registered peer.
+struct Peer {
+    addr: SocketAddr,
+    peer_id: Box<str>,
+    proto: Option<u32>,
+    seed: bool,
+    last_seen: Instant,
+    /// This peer's `PeerEntry` as JSON, shared by every reply that lists it.
+    entry: Arc<str>,
+}
+
+impl Peer {
+    fn render(addr: SocketAddr, peer_id: &str, proto: Option<u32>) -> Arc<str> {
+        let entry = PeerEntry {
+            peer_id: peer_id.to_string(),
+            peer_ip: addr.ip().to_string(),
+            peer_port: addr.port(),
+            proto,
+        };
+        serde_json::to_string(&entry)
+            .expect("a peer entry always serialises")
+            .into()
+    }
+}
+
+/// The peers of one info hash.
+#[derive(Default)]
+struct Swarm {
+    /// Known when the swarm was configured from a torrent file.
+    file_name: Option<String>,
+    /// Configured swarms stay listed while empty; announced ones are dropped.
+    pinned: bool,
+    peers: Vec<Peer>,
+    index: HashMap<SocketAddr, u32>,
+}
+
+impl Swarm {
+    fn remove_at(&mut self, i: usize) -> Peer {
+        let peer = self.peers.swap_remove(i);
+        self.index.remove(&peer.addr);
+        if let Some(moved) = self.peers.get(i) {
+            self.index.insert(moved.addr, i as u32);
+        }
+        peer
+    }
+}
+
+/// One announce, already validated and with the peer's address decided.
+#[derive(Debug, Clone)]
+pub struct Announce<'a> {
+    /// `None` means the default swarm.
+    pub swarm: Option<InfoHash>,
+    /// The address to list: source IP (or trusted `ip` field) and announced port.
+    pub addr: SocketAddr,
+    pub peer_id: &'a str,
+    pub event: Option<Event>,
+    pub numwant: Option<u32>,
+    pub proto: Option<u32>,
+}
+
+/// What an announce changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A new peer; `seed` when it announced `completed` straight away.
+    Joined { seed: bool },
+    /// A known peer refreshed itself.
+    Refreshed,
+    /// A known leech announced `completed`.
+    BecameSeed,
+    /// A known peer announced `stopped` and was removed.
+    Left,
+    /// `stopped` from a peer that was not registered.
+    Absent,
+}
+
+/// The registry's answer to an announce.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The swarm the announce went to (the default swarm resolved).
+    pub swarm: InfoHash,
+    pub change: Change,
+    /// Number of other peers in the swarm.
+    pub others: usize,
+    /// Up to `numwant` other peers, chosen at random, as JSON entries.
+    pub peers: Vec<Arc<str>>,
+}
+
+/// A peer that left the registry (by `stopped` or by expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departed {
+    pub swarm: InfoHash,
+    pub peer_id: Box<str>,
+    pub addr: SocketAddr,
+}
+
+/// Every swarm the tracker knows.
+pub struct Registry {
+    swarms: HashMap<InfoHash, Swarm>,
+    default_swarm: InfoHash,
+    /// A peer silent for longer than this is dropped (2 × interval).
+    ttl: Duration,
+}
+
+impl Registry {
+    /// A registry whose default swarm is `default_swarm` (the all-zero hash
+    /// when no torrent was given) and whose peers expire after `ttl`.
+    pub fn new(default_swarm: InfoHash, ttl: Duration) -> Self {
+        let mut registry = Registry {
+            swarms: HashMap::new(),
+            default_swarm,
+            ttl,
+        };
+        registry.configure_swarm(default_swarm, None);
+        registry
+    }
+
+    /// The swarm that requests without `info_hash` go to.
+    pub fn default_swarm(&self) -> InfoHash {
+        self.default_swarm
+    }
+
+    /// Declares a swarm from a torrent file: it is listed, with its file name,
+    /// even while empty.
+    pub fn configure_swarm(&mut self, hash: InfoHash, file_name: Option<String>) {
+        let swarm = self.swarms.entry(hash).or_default();
+        swarm.pinned = true;
+        if file_name.is_some() {
+            swarm.file_name = file_name;
+        }
+    }
+
+    /// Total registered peers over all swarms.
+    pub fn peer_count(&self) -> usize {
+        self.swarms.values().map(|s| s.peers.len()).sum()
+    }
+
+    /// Applies one announce at time `now`.
+    pub fn announce<R: Rng + ?Sized>(
+        &mut self,
+        a: &Announce<'_>,
+        now: Instant,
+        rng: &mut R,
+    ) -> Outcome {
+        let key = a.swarm.unwrap_or(self.default_swarm);
+        if a.event == Some(Event::Stopped) {
+            return self.stop(key, a.addr);
+        }
+        let swarm = self.swarms.entry(key).or_default();
+        let completed = a.event == Some(Event::Completed);
+        let (me, change) = match swarm.index.get(&a.addr) {
+            Some(&i) => {
+                let peer = &mut swarm.peers[i as usize];
+                peer.last_seen = now;
+                if *peer.peer_id != *a.peer_id || peer.proto != a.proto {
+                    peer.peer_id = a.peer_id.into();
+                    peer.proto = a.proto;
+                    peer.entry = Peer::render(peer.addr, a.peer_id, a.proto);
+                }
+                let change = if completed && !peer.seed {
+                    peer.seed = true;
+                    Change::BecameSeed
+                } else {
+                    Change::Refreshed
+                };
+                (i as usize, change)
+            }
+            None => {
+                let i = swarm.peers.len();
+                swarm.peers.push(Peer {
+                    addr: a.addr,
+                    peer_id: a.peer_id.into(),
+                    proto: a.proto,
+                    seed: completed,
+                    last_seen: now,
+                    entry: Peer::render(a.addr, a.peer_id, a.proto),
+                });
+                swarm.index.insert(a.addr, i as u32);
+                (i, Change::Joined { seed: completed })
+            }
+        };
+        let others = swarm.peers.len() - 1;
+        let want = a
+            .numwant
+            .map_or(DEFAULT_NUMWANT, |n| n as usize)
+            .min(MAX_NUMWANT)
+            .min(others);
+        // Sample among the others: indices past the requester shift by one.
+        let peers = rand::seq::index::sample(rng, others, want)
+            .into_iter()
+            .map(|j| {
+                let i = if j >= me { j + 1 } else { j };
+                swarm.peers[i].entry.clone()
+            })
+            .collect();
+        Outcome {
+            swarm: key,
+            change,
+            others,
+            peers,
+        }
+    }
+
+    fn stop(&mut self, key: InfoHash, addr: SocketAddr) -> Outcome {
+        let Some(swarm) = self.swarms.get_mut(&key) else {
+            return Outcome {
+                swarm: key,
+                change: Change::Absent,
+                others: 0,
+                peers: Vec::new(),
+            };
+        };
+        let change = match swarm.index.get(&addr) {
+            Some(&i) => {
+                swarm.remove_at(i as usize);
+                Change::Left
+            }
+            None => Change::Absent,
+        };
+        let others = swarm.peers.len();
+        if others == 0 && !swarm.pinned {
+            self.swarms.remove(&key);
+        }
+        Outcome {
+            swarm: key,
+            change,
+            others,
+            peers: Vec::new(),
+        }
+    }
+
+    /// Drops every peer not heard from within the TTL before `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<Departed> {
+        let ttl = self.ttl;
+        let mut gone = Vec::new();
+        for (hash, swarm) in &mut self.swarms {
+            let mut i = 0;
+            while i < swarm.peers.len() {
+                if now.saturating_duration_since(swarm.peers[i].last_seen) > ttl {
+                    let peer = swarm.remove_at(i);
+                    gone.push(Departed {
+                        swarm: *hash,
+                        peer_id: peer.peer_id,
+                        addr: peer.addr,
+                    });
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.swarms.retain(|_, s| s.pinned || !s.peers.is_empty());
+        gone
+    }
+
+    /// Every swarm and its peers: the default swarm first, then by info hash;
+    /// peers by address.
+    pub fn status(&self, now: Instant) -> StatusResponse {
+        let mut hashes: Vec<&InfoHash> = self.swarms.keys().collect();
+        hashes.sort_by_key(|h| (**h != self.default_swarm, **h));
+        let swarms = hashes
+            .into_iter()
+            .map(|hash| {
+                let swarm = &self.swarms[hash];
+                let mut peers: Vec<StatusPeer> = swarm
+                    .peers
+                    .iter()
+                    .map(|p| StatusPeer {
+                        peer_id: p.peer_id.to_string(),
+                        peer_ip: p.addr.ip().to_string(),
+                        peer_port: p.addr.port(),
+                        seed: p.seed,
+                        last_seen_secs: (now.saturating_duration_since(p.last_seen).as_secs_f64()
+                            * 1000.0)
+                            .round()
+                            / 1000.0,
+                        proto: p.proto,
+                    })
+                    .collect();
+                peers.sort_by(|a, b| {
+                    (&a.peer_ip, a.peer_port, &a.peer_id).cmp(&(
+                        &b.peer_ip,
+                        b.peer_port,
+                        &b.peer_id,
+                    ))
+                });
+                SwarmStatus {
+                    info_hash: hash.to_hex(),
+                    file_name: swarm.file_name.clone(),
+                    peers,
+                }
+            })
+            .collect();
+        StatusResponse { swarms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::collections::HashSet;
+
+    const TTL: Duration = Duration::from_secs(120);
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn req(port: u16, event: Option<Event>) -> Announce<'static> {
+        Announce {
+            swarm: None,
+            addr: addr(port),
+            peer_id: "p",
+            event,
+            numwant: None,
+            proto: None,
+        }
+    }
+
+    fn entry_port(entry: &str) -> u16 {
+        serde_json::from_str::<PeerEntry>(entry).unwrap().peer_port
+    }
+
+    fn fill(reg: &mut Registry, n: u16, now: Instant, rng: &mut StdRng) {
+        for port in 1..=n {
+            reg.announce(&req(port, Some(Event::Started)), now, rng);
+        }
+    }
+
+    #[test]
+    fn numwant_default_max_and_bounds() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        fill(&mut reg, 300, now, &mut rng);
+        let mut r = req(1, None);
+        assert_eq!(reg.announce(&r, now, &mut rng).peers.len(), DEFAULT_NUMWANT);
+        r.numwant = Some(1000);
+        let out = reg.announce(&r, now, &mut rng);
+        assert_eq!(out.peers.len(), MAX_NUMWANT);
+        assert_eq!(out.others, 299);
+        r.numwant = Some(0);
+        assert!(reg.announce(&r, now, &mut rng).peers.is_empty());
+        r.numwant = Some(7);
+        assert_eq!(reg.announce(&r, now, &mut rng).peers.len(), 7);
+    }
+
+    #[test]
+    fn never_the_requester_and_no_duplicates() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        fill(&mut reg, 60, now, &mut rng);
+        for me in 1..=60u16 {
+            let mut r = req(me, None);
+            r.numwant = Some(200);
+            let out = reg.announce(&r, now, &mut rng);
+            let ports: Vec<u16> = out.peers.iter().map(|e| entry_port(e)).collect();
+            assert_eq!(ports.len(), 59);
+            assert!(!ports.contains(&me), "requester {me} listed");
+            assert_eq!(ports.iter().collect::<HashSet<_>>().len(), 59);
+        }
+        // A lone peer gets nobody.
+        let mut lone = Registry::new(InfoHash::default(), TTL);
+        let out = lone.announce(&req(9, Some(Event::Started)), now, &mut rng);
+        assert_eq!(out.others, 0);
+        assert!(out.peers.is_empty());
+        assert_eq!(out.change, Change::Joined { seed: false });
+    }
+
+    #[test]
+    fn selection_is_random() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        fill(&mut reg, 100, now, &mut rng);
+        let mut seen = HashSet::new();
+        for _ in 0..20 {
+            let mut r = req(1, None);
+            r.numwant = Some(5);
+            for e in reg.announce(&r, now, &mut rng).peers {
+                seen.insert(entry_port(&e));
+            }
+        }
+        assert!(
+            seen.len() > 30,
+            "only {} distinct peers offered",
+            seen.len()
+        );
+    }
+
+    #[test]
+    fn expiry_after_ttl() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let t0 = Instant::now();
+        reg.announce(&req(1, Some(Event::Started)), t0, &mut rng);
+        reg.announce(&req(2, Some(Event::Started)), t0, &mut rng);
+        // Peer 2 refreshes later, so it outlives peer 1.
+        reg.announce(&req(2, None), t0 + TTL / 2, &mut rng);
+        assert!(
+            reg.expire(t0 + TTL).is_empty(),
+            "expired at exactly the TTL"
+        );
+        let gone = reg.expire(t0 + TTL + Duration::from_millis(1));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].addr, addr(1));
+        assert_eq!(reg.peer_count(), 1);
+        let gone = reg.expire(t0 + TTL * 2);
+        assert_eq!(gone[0].addr, addr(2));
+        assert_eq!(reg.peer_count(), 0);
+    }
+
+    #[test]
+    fn completed_marks_a_seed_and_keeps_it_listed() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
+        let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        assert_eq!(out.change, Change::BecameSeed);
+        let again = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        assert_eq!(again.change, Change::Refreshed);
+        let status = reg.status(now);
+        assert_eq!(status.swarms[0].peers.len(), 1);
+        assert!(status.swarms[0].peers[0].seed);
+        let direct = reg.announce(&req(2, Some(Event::Completed)), now, &mut rng);
+        assert_eq!(direct.change, Change::Joined { seed: true });
+        let listed = reg.announce(&req(3, None), now, &mut rng);
+        assert_eq!(listed.others, 2);
+    }
+
+    #[test]
+    fn stopped_removes_the_peer() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        fill(&mut reg, 3, now, &mut rng);
+        let out = reg.announce(&req(2, Some(Event::Stopped)), now, &mut rng);
+        assert_eq!(out.change, Change::Left);
+        assert_eq!(out.others, 2);
+        assert!(out.peers.is_empty());
+        let again = reg.announce(&req(2, Some(Event::Stopped)), now, &mut rng);
+        assert_eq!(again.change, Change::Absent);
+        // The swap-remove kept the index right: every remaining peer is found.
+        for port in [1, 3] {
+            let r = reg.announce(&req(port, None), now, &mut rng);
+            assert_eq!(r.change, Change::Refreshed);
+            assert_eq!(r.others, 1);
+        }
+    }
+
+    #[test]
+    fn swarms_are_separate_and_default_swarm_is_configurable() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let torrent = InfoHash([7; 20]);
+        let other = InfoHash([9; 20]);
+        let mut reg = Registry::new(torrent, TTL);
+        reg.configure_swarm(torrent, Some("movie.mkv".into()));
+        let now = Instant::now();
+        // No info_hash: the default swarm, which is the torrent's.
+        reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
+        let mut named = req(2, Some(Event::Started));
+        named.swarm = Some(torrent);
+        assert_eq!(reg.announce(&named, now, &mut rng).others, 1);
+        let mut elsewhere = req(3, Some(Event::Started));
+        elsewhere.swarm = Some(other);
+        let out = reg.announce(&elsewhere, now, &mut rng);
+        assert_eq!(out.others, 0);
+        assert_eq!(out.swarm, other);
+        let status = reg.status(now);
+        assert_eq!(status.swarms.len(), 2);
+        assert_eq!(status.swarms[0].info_hash, torrent.to_hex());
+        assert_eq!(status.swarms[0].file_name.as_deref(), Some("movie.mkv"));
+        assert_eq!(status.swarms[1].file_name, None);
+        // An announced swarm disappears when its last peer leaves; the configured one stays.
+        elsewhere.event = Some(Event::Stopped);
+        reg.announce(&elsewhere, now, &mut rng);
+        reg.announce(&req(1, Some(Event::Stopped)), now, &mut rng);
+        named.event = Some(Event::Stopped);
+        reg.announce(&named, now, &mut rng);
+        let status = reg.status(now);
+        assert_eq!(status.swarms.len(), 1);
+        assert!(status.swarms[0].peers.is_empty());
+    }
+
+    #[test]
+    fn entries_carry_proto_and_follow_peer_id_changes() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut reg = Registry::new(InfoHash::default(), TTL);
+        let now = Instant::now();
+        let mut a = req(1, Some(Event::Started));
+        a.proto = Some(1);
+        reg.announce(&a, now, &mut rng);
+        let mut b = req(2, Some(Event::Started));
+        b.peer_id = "old";
+        reg.announce(&b, now, &mut rng);
+        b.peer_id = "new";
+        reg.announce(&b, now, &mut rng);
+        let out = reg.announce(&req(3, None), now, &mut rng);
+        let mut entries: Vec<PeerEntry> = out
+            .peers
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.peer_port);
+        assert_eq!(entries[0].proto, Some(1));
+        assert_eq!(entries[1].proto, None);
+        assert_eq!(entries[1].peer_id, "new");
+        assert_eq!(entries[1].peer_ip, "127.0.0.1");
+    }
+}

@@ -1,0 +1,280 @@
+//! The network side: the accept loop, one task per connection, the expiry
+//! sweep and graceful shutdown.
+//!
+//! - Connections are capped by a semaphore. A connection over the cap gets
+//!   one error frame if its socket can take it at once, and is closed: it is
+//!   never queued.
+//! - Each connection is a `Framed<TcpStream, TrackerCodec>` carrying any
+//!   number of request/reply pairs. Waiting for a whole request and sending a
+//!   whole reply are each bounded by the idle timeout, so an idle, half-sent
+//!   or non-reading client only ever holds its own task and one permit.
+//! - An oversize length prefix or a truncated frame closes only that connection.
+//! - Shutdown: the accept loop stops, a `watch` channel tells every connection
+//!   to stop reading, replies already being handled are still sent, and
+//!   [`serve`] returns once every connection task has dropped its `mpsc`
+//!   sender (each task owns a clone; `recv()` yields `None` when all are gone).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::timeout;
+use tokio_util::codec::{Decoder, Encoder, Framed};
+use tracing::{debug, info, warn};
+use wire::tracker::AnnounceResponse;
+use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
+
+use crate::handler::Tracker;
+use crate::report::Reporter;
+
+/// Largest request frame the tracker reads. Requests are small JSON objects
+/// whose strings are at most 256 bytes; anything larger closes the connection.
+pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
+
+/// Default seconds between peer refreshes (this is a LAN).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default bound on waiting for a request or sending a reply.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on concurrent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// A swarm declared on the command line (from a torrent file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmConfig {
+    pub info_hash: InfoHash,
+    pub file_name: String,
+}
+
+/// How the tracker runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Seconds between refreshes, sent in every reply; peers expire after twice this.
+    pub interval: Duration,
+    /// Longest wait for a complete request, or to send a reply.
+    pub idle_timeout: Duration,
+    /// Concurrent connections served; more are refused.
+    pub max_connections: usize,
+    /// List peers at the `ip` they announce instead of their source address.
+    pub trust_ip_field: bool,
+    /// Also print events as JSON lines on stdout.
+    pub json: bool,
+    /// Swarms from torrent files. The first is the default swarm; without any,
+    /// the default swarm is the all-zero info hash.
+    pub swarms: Vec<SwarmConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interval: DEFAULT_INTERVAL,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            trust_ip_field: false,
+            json: false,
+            swarms: Vec::new(),
+        }
+    }
+}
+
+/// Framing for tracker connections: requests are read with a small limit,
+/// replies (a status listing can be large) are written with the default one.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerCodec {
+    inbound: FrameCodec,
+    outbound: FrameCodec,
+}
+
+impl Default for TrackerCodec {
+    fn default() -> Self {
+        TrackerCodec {
+            inbound: FrameCodec::new(MAX_REQUEST_FRAME),
+            outbound: FrameCodec::new(DEFAULT_MAX_FRAME),
+        }
+    }
+}
+
+impl Decoder for TrackerCodec {
+    type Item = BytesMut;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        self.inbound.decode(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        self.inbound.decode_eof(src)
+    }
+}
+
+impl Encoder<Bytes> for TrackerCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.outbound.encode(body, dst)
+    }
+}
+
+/// Everything a connection task needs.
+#[derive(Clone)]
+struct Shared {
+    tracker: Arc<Tracker>,
+    reporter: Reporter,
+    idle_timeout: Duration,
+}
+
+/// Serves tracker requests on `listener` until `shutdown` completes, then
+/// stops accepting, lets in-flight replies finish and returns.
+///
+/// Prints `listening on ADDR` (and with `config.json` the `listening` event)
+/// first, with the listener's real address.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let default_swarm = config
+        .swarms
+        .first()
+        .map(|s| s.info_hash)
+        .unwrap_or_default();
+    let tracker = Arc::new(Tracker::new(
+        default_swarm,
+        config.interval,
+        config.trust_ip_field,
+    ));
+    {
+        let mut registry = tracker.registry();
+        for swarm in &config.swarms {
+            registry.configure_swarm(swarm.info_hash, Some(swarm.file_name.clone()));
+        }
+    }
+    let reporter = Reporter::new(config.json);
+    let shared = Shared {
+        tracker: tracker.clone(),
+        reporter,
+        idle_timeout: config.idle_timeout,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let sweeper = tokio::spawn(sweep(tracker, reporter, config.interval));
+    reporter.listening(addr);
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (socket, src) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let shared = shared.clone();
+                        let stop = stop_rx.clone();
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            connection(socket, src, shared, stop).await;
+                            drop(permit);
+                            drop(done);
+                        });
+                    }
+                    Err(_) => refuse(socket, src, config.max_connections),
+                }
+            }
+        }
+    }
+
+    drop(listener);
+    sweeper.abort();
+    reporter.shutdown(config.max_connections - limit.available_permits());
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// Turns away a connection over the cap: one error frame if it fits in the
+/// socket buffer right now, then close.
+fn refuse(socket: TcpStream, src: SocketAddr, max: usize) {
+    debug!(%src, "refused: {max} connections already open");
+    let reply = AnnounceResponse::error(format!(
+        "tracker busy: {max} connections already open, try again later"
+    ))
+    .to_json();
+    let mut frame = (reply.len() as u64).to_be_bytes().to_vec();
+    frame.extend_from_slice(&reply);
+    let _ = socket.try_write(&frame);
+}
+
+/// Serves one connection until the client closes, misbehaves, times out,
+/// or the tracker shuts down.
+async fn connection(
+    socket: TcpStream,
+    src: SocketAddr,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = socket.set_nodelay(true);
+    let mut framed = Framed::new(socket, TrackerCodec::default());
+    let idle = shared.idle_timeout;
+    loop {
+        let frame = tokio::select! {
+            _ = stop.changed() => break,
+            next = timeout(idle, framed.next()) => match next {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    info!(%src, "closing connection: {e}");
+                    break;
+                }
+                Err(_) => {
+                    debug!(%src, "closing connection: no complete request within {idle:?}");
+                    break;
+                }
+            },
+        };
+        let handled = shared.tracker.handle(&frame, src, Instant::now());
+        if let Some(note) = &handled.note {
+            shared.reporter.note(note);
+        }
+        match timeout(idle, framed.send(Bytes::from(handled.reply))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(%src, "closing connection: {e}");
+                break;
+            }
+            Err(_) => {
+                debug!(%src, "closing connection: reply not taken within {idle:?}");
+                break;
+            }
+        }
+    }
+}
+
+/// Drops expired peers, a few times per interval.
+async fn sweep(tracker: Arc<Tracker>, reporter: Reporter, interval: Duration) {
+    let period = (interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        for gone in tracker.expire(Instant::now()) {
+            reporter.expired(&gone);
+        }
+    }
+}
