@@ -2,7 +2,9 @@
 //! benchmarks (`examples/`). Not part of the shipped toolkit.
 //!
 //! - [`process`]: finding the built binaries, spawning them, waiting on their output lines.
+//! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 
+pub mod fixture;
 pub mod netns;
 pub mod process;

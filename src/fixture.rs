@@ -1,0 +1,170 @@
+//! Building blocks for swarm tests, demos and benchmarks: a tracker on a
+//! free loopback port, generated files, torrents, peers, and a blocking
+//! speaker of the wire protocol for writing fake peers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use wire::tracker::{AnnounceRequest, AnnounceResponse};
+use wire::{Message, Torrent};
+
+use crate::process::{command, Proc};
+
+/// Generous limit for any single step of a test on a loaded 2-core machine.
+pub const STEP: Duration = Duration::from_secs(60);
+
+/// A running tracker on 127.0.0.1 and its address.
+pub struct TrackerProc {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+/// Starts `tracker --listen 127.0.0.1:0 ARGS…` and waits until it listens.
+pub fn start_tracker(args: &[&str]) -> TrackerProc {
+    let mut cmd = command("tracker");
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    let mut proc = Proc::spawn("tracker", cmd);
+    let line = proc.expect_line("listening on", STEP);
+    let addr = line
+        .rsplit("listening on")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.trim_matches(|c: char| c == '"' || c == ',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    TrackerProc { proc, addr }
+}
+
+/// Writes `size` bytes of deterministic pseudo-random data (xorshift of `seed`).
+pub fn write_random_file(path: &Path, size: u64, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create data file"));
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = size;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bytes = x.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).expect("write data file");
+        left -= n as u64;
+    }
+    f.flush().expect("flush data file");
+}
+
+/// Runs `peer create FILE --tracker ADDR [--piece-length N] -o OUT` and returns OUT.
+pub fn create_torrent(
+    file: &Path,
+    tracker: SocketAddr,
+    piece_length: Option<u64>,
+    out: &Path,
+) -> PathBuf {
+    let mut cmd = command("peer");
+    cmd.arg("create")
+        .arg(file)
+        .args(["--tracker", &tracker.to_string()]);
+    if let Some(pl) = piece_length {
+        cmd.args(["--piece-length", &pl.to_string()]);
+    }
+    cmd.arg("-o").arg(out);
+    let out = cmd.output().expect("run peer create");
+    assert!(
+        out.status.success(),
+        "peer create failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.to_path_buf()
+}
+
+/// A `peer --torrent T --dir DIR --listen 127.0.0.1:0 --json` command.
+pub fn peer_command(torrent: &Path, dir: &Path) -> Command {
+    let mut cmd = command("peer");
+    cmd.arg("--torrent")
+        .arg(torrent)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--json"]);
+    cmd
+}
+
+/// Starts a peer and waits for its `started` event, which it returns.
+pub fn start_peer(name: &str, cmd: Command) -> (Proc, serde_json::Value) {
+    let mut proc = Proc::spawn(name, cmd);
+    let started = proc.expect_event("started", STEP);
+    (proc, started)
+}
+
+/// Reads a torrent file.
+pub fn load_torrent(path: &Path) -> Torrent {
+    Torrent::from_json(&std::fs::read(path).expect("read torrent")).expect("valid torrent")
+}
+
+/// Whether two files have the same bytes.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A blocking peer-wire speaker over one TCP stream, for fake peers in tests.
+pub struct WireStream {
+    pub stream: TcpStream,
+    pub piece_count: Option<u32>,
+}
+
+impl WireStream {
+    pub fn new(stream: TcpStream, piece_count: Option<u32>) -> Self {
+        stream.set_nodelay(true).ok();
+        Self {
+            stream,
+            piece_count,
+        }
+    }
+
+    /// Sends one framed message.
+    pub fn send(&mut self, msg: &Message) -> std::io::Result<()> {
+        self.stream.write_all(&wire::codec::encode_framed(msg))
+    }
+
+    /// Receives one framed message (frames over 32 MiB are refused).
+    pub fn recv(&mut self) -> std::io::Result<Message> {
+        let body = read_frame(&mut self.stream, 32 << 20)?;
+        Message::decode(body.into(), self.piece_count)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Reads one 8-byte-length-prefixed frame.
+pub fn read_frame(stream: &mut TcpStream, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header)?;
+    let len = u64::from_be_bytes(header);
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// One blocking announce, as a fake peer would send it.
+pub fn announce(tracker: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
+    let mut s = TcpStream::connect(tracker).expect("connect tracker");
+    s.set_read_timeout(Some(STEP)).ok();
+    let body = req.to_json();
+    s.write_all(&(body.len() as u64).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let reply = read_frame(&mut s, 1 << 20).expect("tracker reply");
+    AnnounceResponse::parse(&reply).expect("tracker reply is JSON")
+}
