@@ -4,7 +4,7 @@
 
 mod mcast_support;
 
-use lanswarm::netns::{skip_unless_root, Lan, LanOptions};
+use lanswarm::netns::skip_unless_root;
 use lanswarm::process::Proc;
 use mcast_support::*;
 
@@ -32,10 +32,6 @@ s.sendto(b"Hello Everybody", (group, port))
 data, addr = s.recvfrom(1024)
 print(json.dumps({"event": "reply", "hex": data.hex(), "from": addr[0], "port": addr[1]}), flush=True)
 "#;
-
-fn lan(n: usize) -> Lan {
-    Lan::new(n, LanOptions::default()).expect("building the test LAN")
-}
 
 #[test]
 fn send_collects_acks_from_three_receivers_one_in_python() {
@@ -269,14 +265,7 @@ fn ipv6_groups_work_with_iface_by_name_and_by_address() {
     if skip_unless_root("ipv6_groups_work_with_iface_by_name_and_by_address") {
         return;
     }
-    let lan = Lan::new(
-        3,
-        LanOptions {
-            rate_mbit: None,
-            ipv6: true,
-        },
-    )
-    .unwrap();
+    let lan = lan_v6(3);
     let (h0, h1, h2) = (lan.host(0), lan.host(1), lan.host(2));
     let h2_addr = h2.ipv6().unwrap().to_string();
     for group in ["ff15::4242", "ff02::4242"] {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
-use lanswarm::netns::Host;
+use lanswarm::netns::{Host, Lan, LanOptions};
 use lanswarm::process::{bin_path, Proc};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
@@ -13,6 +13,20 @@ use std::time::Duration;
 
 /// Upper bound for any single expected event; generous for a loaded debug build.
 pub const T: Duration = Duration::from_secs(15);
+
+/// A LAN of `n` hosts with IPv4 only.
+pub fn lan(n: usize) -> Lan {
+    Lan::new(n, LanOptions::default()).expect("building the test LAN")
+}
+
+/// A LAN of `n` hosts with IPv4 and IPv6 addresses.
+pub fn lan_v6(n: usize) -> Lan {
+    let opts = LanOptions {
+        ipv6: true,
+        ..LanOptions::default()
+    };
+    Lan::new(n, opts).expect("building the test LAN")
+}
 
 /// `mcast ARGS…` on `host`.
 pub fn mcast(host: &Host, args: &[&str]) -> Command {

@@ -72,7 +72,11 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(error::EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Do not wait for the blocking thread that may still sit in a stdin read
+    // (chat after Ctrl-C): the summary is printed, the process may end.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcast: error: {e:#}");
