@@ -73,12 +73,12 @@ pub fn create_torrent(
         cmd.args(["--piece-length", &pl.to_string()]);
     }
     cmd.arg("-o").arg(out);
-    let out = cmd.output().expect("run peer create");
+    let result = cmd.output().expect("run peer create");
     assert!(
-        out.status.success(),
+        result.status.success(),
         "peer create failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        result.status,
+        String::from_utf8_lossy(&result.stderr)
     );
     out.to_path_buf()
 }
