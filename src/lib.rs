@@ -8,3 +8,4 @@
 pub mod fixture;
 pub mod netns;
 pub mod process;
+pub mod testbed;

@@ -1,0 +1,167 @@
+//! P2P versus client/server on an emulated LAN.
+//!
+//! Builds a LAN of network namespaces on a bridge (one server host, N client
+//! hosts, every host's upload limited with `tbf`), then for each N distributes
+//! a generated file with `peer serve`/`peer fetch` and with a tracker, a
+//! seeding `peer` and N leeching `peer`s, all clients started at once. Prints
+//! the time until the last client holds a verified file next to Kurose and
+//! Ross's lower bounds, and plots time against N as SVG.
+//!
+//! Needs root. Build the binaries first, then run (from the workspace root):
+//!
+//! ```text
+//! cargo build --release --workspace --examples
+//! sudo target/release/examples/lan_testbed --plot docs/p2p-vs-cs.svg
+//! ```
+//!
+//! Every namespace, veth and bridge it made is deleted on exit, on failure
+//! and on Ctrl-C/SIGTERM.
+
+#[path = "lan_testbed/plot.rs"]
+mod plot;
+#[path = "lan_testbed/signals.rs"]
+mod signals;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lanswarm::testbed::{Outcome, Params, Setup, Testbed};
+
+/// P2P versus client/server distribution of one file on an emulated LAN
+/// (network namespaces on a bridge, tbf rate limits). Needs root.
+#[derive(Debug, Parser)]
+#[command(name = "lan_testbed")]
+struct Args {
+    /// Numbers of clients to try, e.g. `1,2,4,8,16`.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "1,2,4,8,16")]
+    n_list: Vec<usize>,
+
+    /// Size of the generated file, MiB.
+    #[arg(long, default_value_t = 64)]
+    size_mib: u64,
+
+    /// Upload limit of every host (tbf on its interface), Mbit/s.
+    #[arg(long, default_value_t = 100)]
+    rate_mbit: u32,
+
+    /// Upload limit of the server host, Mbit/s (default: --rate-mbit).
+    #[arg(long)]
+    server_rate_mbit: Option<u32>,
+
+    /// Download limit of every client (tbf on its bridge port), Mbit/s (default: none).
+    #[arg(long)]
+    down_mbit: Option<u32>,
+
+    /// Which setups to run: cs, p2p or both.
+    #[arg(long, value_delimiter = ',', default_value = "cs,p2p", value_parser = parse_setup)]
+    setups: Vec<Setup>,
+
+    /// Where to write the SVG plot (time against N).
+    #[arg(long, default_value = "docs/p2p-vs-cs.svg")]
+    plot: PathBuf,
+}
+
+fn parse_setup(s: &str) -> Result<Setup, String> {
+    match s {
+        "cs" => Ok(Setup::ClientServer),
+        "p2p" => Ok(Setup::PeerToPeer),
+        _ => Err(format!("unknown setup {s:?} (use cs or p2p)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if !lanswarm::netns::is_root() {
+        eprintln!("lan_testbed: needs root (network namespaces and tc); run it with sudo");
+        return ExitCode::from(1);
+    }
+    if args.n_list.is_empty() || args.n_list.contains(&0) {
+        eprintln!("lan_testbed: --n-list needs positive numbers of clients");
+        return ExitCode::from(2);
+    }
+    // Before any other thread exists, so that only the handler sees the signals.
+    signals::clean_up_on_signal();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lan_testbed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let params = Params {
+        rate_mbit: args.rate_mbit,
+        server_rate_mbit: args.server_rate_mbit,
+        down_mbit: args.down_mbit,
+        file_bytes: args.size_mib * 1024 * 1024,
+    };
+    let max_n = *args.n_list.iter().max().expect("non-empty");
+    eprintln!(
+        "building a LAN of 1 server + {max_n} clients, {} Mbit/s uploads, {} MiB file…",
+        args.rate_mbit, args.size_mib
+    );
+    let mut bed = Testbed::new(max_n, params.clone())?;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for &n in &args.n_list {
+        for &setup in &args.setups {
+            eprint!("N = {n:>2}, {}: ", setup.label());
+            let outcome = bed.run(setup, n)?;
+            eprintln!(
+                "{:.2} s (bound {:.2} s, ×{:.2})",
+                outcome.seconds,
+                outcome.bound,
+                outcome.ratio()
+            );
+            outcomes.push(outcome);
+        }
+    }
+    drop(bed);
+    print_table(&args.n_list, &params, &outcomes);
+    if let Some(dir) = args.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    plot::write_svg(&args.plot, &args.n_list, &params, &outcomes)?;
+    eprintln!("plot written to {}", args.plot.display());
+    Ok(())
+}
+
+fn print_table(n_list: &[usize], params: &Params, outcomes: &[Outcome]) {
+    let find = |setup, n| outcomes.iter().find(|o| o.setup == setup && o.n == n);
+    let cell = |o: Option<&Outcome>, f: fn(&Outcome) -> f64| {
+        o.map_or_else(|| "-".to_string(), |o| format!("{:.2}", f(o)))
+    };
+    println!(
+        "F = {} MiB, u_s = {} Mbit/s, u_i = {} Mbit/s, d_min = {}",
+        params.file_bytes / (1024 * 1024),
+        params.server_mbit(),
+        params.rate_mbit,
+        params
+            .down_mbit
+            .map_or_else(|| "unlimited".to_string(), |d| format!("{d} Mbit/s"))
+    );
+    println!(
+        "| {:>3} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "N", "C/S (s)", "C/S bound", "C/S/bound", "P2P (s)", "P2P bound", "P2P/bound"
+    );
+    println!(
+        "|{:-<5}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|",
+        "", "", "", "", "", "", ""
+    );
+    for &n in n_list {
+        let cs = find(Setup::ClientServer, n);
+        let p2p = find(Setup::PeerToPeer, n);
+        println!(
+            "| {:>3} | {:>9} | {:>9.2} | {:>9} | {:>9} | {:>9.2} | {:>9} |",
+            n,
+            cell(cs, |o| o.seconds),
+            params.cs_bound(n),
+            cell(cs, Outcome::ratio),
+            cell(p2p, |o| o.seconds),
+            params.p2p_bound(n),
+            cell(p2p, Outcome::ratio),
+        );
+    }
+}
