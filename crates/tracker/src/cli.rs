@@ -182,6 +182,13 @@ fn run_tracker(args: &ServeArgs) -> ExitCode {
         );
     }
     runtime.block_on(async {
+        let shutdown = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tracker: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -189,7 +196,7 @@ fn run_tracker(args: &ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        match server::serve(args.config(), listener, shutdown_signal()).await {
+        match server::serve(args.config(), listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tracker: {e}");
@@ -199,18 +206,17 @@ fn run_tracker(args: &ServeArgs) -> ExitCode {
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the Ctrl-C (SIGINT) and SIGTERM handlers now, before the
+/// tracker announces that it listens, and returns a future that completes on
+/// either signal. Must be called inside the runtime.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }

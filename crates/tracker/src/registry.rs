@@ -350,6 +350,15 @@ mod tests {
         serde_json::from_str::<PeerEntry>(entry).unwrap().peer_port
     }
 
+    /// A registry with no torrent, a seeded RNG and a start time.
+    fn setup(seed: u64) -> (Registry, StdRng, Instant) {
+        (
+            Registry::new(InfoHash::default(), TTL),
+            StdRng::seed_from_u64(seed),
+            Instant::now(),
+        )
+    }
+
     fn fill(reg: &mut Registry, n: u16, now: Instant, rng: &mut StdRng) {
         for port in 1..=n {
             reg.announce(&req(port, Some(Event::Started)), now, rng);
@@ -358,9 +367,7 @@ mod tests {
 
     #[test]
     fn numwant_default_max_and_bounds() {
-        let mut rng = StdRng::seed_from_u64(1);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(1);
         fill(&mut reg, 300, now, &mut rng);
         let mut r = req(1, None);
         assert_eq!(reg.announce(&r, now, &mut rng).peers.len(), DEFAULT_NUMWANT);
@@ -376,9 +383,7 @@ mod tests {
 
     #[test]
     fn never_the_requester_and_no_duplicates() {
-        let mut rng = StdRng::seed_from_u64(2);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(2);
         fill(&mut reg, 60, now, &mut rng);
         for me in 1..=60u16 {
             let mut r = req(me, None);
@@ -399,9 +404,7 @@ mod tests {
 
     #[test]
     fn selection_is_random() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(3);
         fill(&mut reg, 100, now, &mut rng);
         let mut seen = HashSet::new();
         for _ in 0..20 {
@@ -420,9 +423,7 @@ mod tests {
 
     #[test]
     fn expiry_after_ttl() {
-        let mut rng = StdRng::seed_from_u64(4);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let t0 = Instant::now();
+        let (mut reg, mut rng, t0) = setup(4);
         reg.announce(&req(1, Some(Event::Started)), t0, &mut rng);
         reg.announce(&req(2, Some(Event::Started)), t0, &mut rng);
         // Peer 2 refreshes later, so it outlives peer 1.
@@ -442,9 +443,7 @@ mod tests {
 
     #[test]
     fn completed_marks_a_seed_and_keeps_it_listed() {
-        let mut rng = StdRng::seed_from_u64(5);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(5);
         reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
         let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
         assert_eq!(out.change, Change::BecameSeed);
@@ -461,9 +460,7 @@ mod tests {
 
     #[test]
     fn stopped_removes_the_peer() {
-        let mut rng = StdRng::seed_from_u64(6);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(6);
         fill(&mut reg, 3, now, &mut rng);
         let out = reg.announce(&req(2, Some(Event::Stopped)), now, &mut rng);
         assert_eq!(out.change, Change::Left);
@@ -515,9 +512,7 @@ mod tests {
 
     #[test]
     fn entries_carry_proto_and_follow_peer_id_changes() {
-        let mut rng = StdRng::seed_from_u64(8);
-        let mut reg = Registry::new(InfoHash::default(), TTL);
-        let now = Instant::now();
+        let (mut reg, mut rng, now) = setup(8);
         let mut a = req(1, Some(Event::Started));
         a.proto = Some(1);
         reg.announce(&a, now, &mut rng);

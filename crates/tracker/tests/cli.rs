@@ -33,19 +33,19 @@ fn help_explains_the_options_and_the_status_command() {
     assert!(help.contains("--addr") && help.contains("--json"), "{help}");
 }
 
-#[test]
-fn missing_torrent_file_is_a_usage_error() {
+/// Runs the tracker with `--torrent PATH`; expects exit code 2 and returns stderr.
+fn refused_torrent(path: &str) -> String {
     let out = tracker()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--torrent",
-            "/nonexistent/x.torrent",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--torrent", path])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn missing_torrent_file_is_a_usage_error() {
+    let err = refused_torrent("/nonexistent/x.torrent");
     assert!(err.contains("cannot read /nonexistent/x.torrent"), "{err}");
 }
 
@@ -53,13 +53,7 @@ fn missing_torrent_file_is_a_usage_error() {
 fn invalid_torrent_file_is_a_usage_error() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(b"{\"announce\": \"x\"").unwrap();
-    let path = file.path().to_str().unwrap().to_string();
-    let out = tracker()
-        .args(["--listen", "127.0.0.1:0", "--torrent", &path])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_torrent(file.path().to_str().unwrap());
     assert!(err.contains("not a valid torrent"), "{err}");
 }
 
