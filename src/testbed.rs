@@ -511,23 +511,8 @@ const WORK_PREFIX: &str = "lanswarm-testbed-";
 /// process's namespaces, deletes those namespaces (with their veths and
 /// bridge) and removes this process's working directories. The normal path
 /// is dropping the [`Testbed`]; this is for when the program must exit
-/// without unwinding (Ctrl-C).
+/// without unwinding (Ctrl-C); exit right after calling it.
 pub fn cleanup_this_process() {
-    let own = format!("{PREFIX}{}-", std::process::id());
-    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
-        let list = String::from_utf8_lossy(&out.stdout).into_owned();
-        let names: Vec<&str> = list
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(&own))
-            .collect();
-        for name in &names {
-            kill_processes_in(name);
-        }
-        for name in &names {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
     let own_dir = format!("{WORK_PREFIX}{}-", std::process::id());
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {
@@ -536,22 +521,40 @@ pub fn cleanup_this_process() {
             }
         }
     }
-}
-
-/// SIGKILLs every process running in namespace `name`.
-fn kill_processes_in(name: &str) {
-    let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else {
+    let own = format!("{PREFIX}{}-", std::process::id());
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
     };
-    for pid in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
-        // SAFETY: kill(2) on a pid listed in one of our own namespaces.
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    let names: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&own))
+        .collect();
+    // Note the processes first (`ip netns pids` needs the name), delete the
+    // namespaces, and kill last: the caller exits right after, before the
+    // main thread, seeing its children die, starts tearing down on its own.
+    let pids: Vec<i32> = names.iter().flat_map(|n| pids_in(n)).collect();
+    for name in &names {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
+    for pid in pids {
+        // SAFETY: kill(2) on a process that ran in one of our own namespaces.
         unsafe {
             libc::kill(pid, libc::SIGKILL);
         }
     }
+}
+
+/// The processes running in namespace `name`.
+fn pids_in(name: &str) -> Vec<i32> {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]

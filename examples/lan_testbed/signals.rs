@@ -24,9 +24,8 @@ pub fn clean_up_on_signal() {
         let mut sig = 0;
         // SAFETY: `set` is an initialised signal set blocked in every thread.
         unsafe { libc::sigwait(&set, &mut sig) };
-        eprintln!("\nlan_testbed: interrupted, deleting the testbed's namespaces…");
+        eprintln!("\nlan_testbed: interrupted; deleting its namespaces, veths and bridge");
         lanswarm::testbed::cleanup_this_process();
-        eprintln!("lan_testbed: cleaned up");
         std::process::exit(0);
     });
 }
