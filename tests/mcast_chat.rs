@@ -65,12 +65,12 @@ fn chat_between_three_members() {
         assert_eq!(msg["text"], "hello from bob \\u{1b}[31mred\\u{7}");
         assert_eq!(msg["from"], format!("{}:10003", lan.host(1).ipv4()));
     }
-    carol.line("grüße von carol".as_bytes());
+    carol.line(b"gr\xc3\xbc\xc3\x9fe von carol \xff\r");
     for m in [&mut alice, &mut bob] {
         let msg = m.proc.expect_event("message", T);
         assert_eq!(
             (msg["name"].as_str(), msg["text"].as_str()),
-            (Some("carol"), Some("grüße von carol"))
+            (Some("carol"), Some("grüße von carol \\xff"))
         );
     }
 

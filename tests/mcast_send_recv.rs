@@ -320,3 +320,35 @@ fn recv_survives_odd_datagrams_and_stops_cleanly_on_ctrl_c() {
     assert_eq!(summary["acked"], 0);
     assert_eq!(r.wait_exit(T).unwrap().code(), Some(0));
 }
+
+#[test]
+fn repeated_sends_are_each_acked_and_recv_times_out_when_idle() {
+    if skip_unless_root("repeated_sends_are_each_acked_and_recv_times_out_when_idle") {
+        return;
+    }
+    let lan = lan(2);
+    let mut r = start_joined(lan.host(1), "recv", &["recv", "--timeout", "1500ms"]);
+    let s = send(
+        lan.host(0),
+        &[
+            "again",
+            "--count",
+            "3",
+            "--interval",
+            "100ms",
+            "--wait",
+            "1s",
+        ],
+    );
+    assert_eq!(
+        (s["sent"].as_u64(), s["acks"].as_u64()),
+        (Some(3), Some(3)),
+        "{s}"
+    );
+    for _ in 0..3 {
+        assert_eq!(next_message(&mut r)["text"], "again");
+    }
+    // Nothing more arrives: the idle timeout ends the receiver with its summary.
+    assert_eq!(r.expect_event("summary", T)["received"], 3);
+    assert_eq!(r.wait_exit(T).unwrap().code(), Some(0));
+}

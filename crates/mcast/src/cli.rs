@@ -17,10 +17,27 @@ Exit codes:
   1  runtime failure (socket or I/O error)
   2  usage error or bad input (not a multicast group, oversize message, unknown interface)";
 
+const MAIN_AFTER_HELP: &str = "\
+Examples:
+  mcast recv                                  join 224.3.29.71:10000, print and ack
+  mcast send 'very important data'            send once, count acks until 200ms of quiet
+  mcast send - --count 5 --interval 2s < msg  repeat a message read from stdin
+  mcast recv --group 232.1.1.1 --source 10.0.0.5   source-specific join (IGMPv3)
+  mcast probe recv        then   mcast probe send --rate 10000 --count 50000
+  mcast chat --name alice --iface eth0
+
+JSON events (--json):
+  send: sent, ack {from}, summary {sent, acks, responders, ignored}
+  recv: joined, message {from, bytes, text, ttl}, summary {received, acked}
+  probe: start / joined, report {received, lost, duplicates, reordered,
+         latency_p50_us, latency_p99_us, ...}, summary
+  chat: joined, member_joined, member_left, message {from, name, bytes, text}, summary
+";
+
 /// IP multicast from the command line: send and receive raw datagrams with
 /// acknowledgements, measure loss and latency, or chat with a group.
 #[derive(Debug, Parser)]
-#[command(name = "mcast", version, after_help = AFTER_HELP)]
+#[command(name = "mcast", version, after_help = format!("{MAIN_AFTER_HELP}\n{AFTER_HELP}"))]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -183,20 +183,21 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 
     let mut room = Room::new(me);
     let (mut sent, mut received) = (0u64, 0u64);
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // Lines as bytes: text that is not UTF-8 is sent as is (and escaped by readers).
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut buf = vec![0u8; 65_536];
     let shutdown = crate::signal::shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            line = lines.next_line() => {
-                match line.context("reading stdin")? {
+            line = lines.next_segment() => {
+                match line.context("reading stdin")?.map(trim_line_end) {
                     None => break,
                     Some(line) if line.len() > MAX_TEXT => {
                         eprintln!("mcast: line of {} bytes not sent (at most {MAX_TEXT})", line.len());
                     }
                     Some(line) => {
-                        send(packet(Kind::Message, line.as_bytes())).await?;
+                        send(packet(Kind::Message, &line)).await?;
                         sent += 1;
                     }
                 }
@@ -224,6 +225,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         },
     );
     Ok(())
+}
+
+/// Drops a trailing `\r` (input typed or piped with CRLF line ends).
+fn trim_line_end(mut line: Vec<u8>) -> Vec<u8> {
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    line
 }
 
 fn show(out: &Output, reaction: Reaction, from: SocketAddr, received: &mut u64) {
@@ -329,6 +338,13 @@ mod tests {
                 name: "evil\\u{1b}[2J".into()
             }
         );
+    }
+
+    #[test]
+    fn crlf_line_ends_are_trimmed() {
+        assert_eq!(trim_line_end(b"hi\r".to_vec()), b"hi");
+        assert_eq!(trim_line_end(b"hi".to_vec()), b"hi");
+        assert_eq!(trim_line_end(b"\xff\r".to_vec()), b"\xff");
     }
 
     #[test]
