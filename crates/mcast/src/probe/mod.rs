@@ -23,8 +23,9 @@ use serde_json::json;
 use stats::{Report, StreamStats};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,15 @@ pub fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(monotonic_ns());
     h.finish()
+}
+
+/// Shared between the pacing thread and the async side.
+#[derive(Debug, Default)]
+struct PaceState {
+    /// Set to stop sending early (Ctrl-C).
+    stop: AtomicBool,
+    /// Datagrams sent so far, for the progress display.
+    sent: AtomicU64,
 }
 
 /// What the pacing thread did.
@@ -80,22 +90,35 @@ pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
         },
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_thread = Arc::clone(&stop);
+    let state = Arc::new(PaceState::default());
+    let thread_state = Arc::clone(&state);
     let (rate, size, count) = (args.rate, args.size, args.count);
     let dest_addr = socket2::SockAddr::from(dest);
     let mut pacer = tokio::task::spawn_blocking(move || {
-        pace(&sock, &dest_addr, run, rate, size, count, &stop_thread)
+        pace(&sock, &dest_addr, run, rate, size, count, &thread_state)
     });
+    // Progress on a terminal only; never mixed into --json output.
+    let show_progress = !out.is_json() && std::io::stderr().is_terminal();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     let shutdown = crate::signal::shutdown();
-    let result = tokio::select! {
-        r = &mut pacer => r,
-        _ = shutdown => {
-            stop.store(true, Ordering::Relaxed);
-            pacer.await
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            r = &mut pacer => break r,
+            _ = &mut shutdown => {
+                state.stop.store(true, Ordering::Relaxed);
+                break pacer.await;
+            }
+            _ = tick.tick(), if show_progress => {
+                let done = state.sent.load(Ordering::Relaxed);
+                eprint!("\r{done} / {count} sent ({:.0}%)", done as f64 * 100.0 / count as f64);
+            }
         }
     }
     .context("probe sender thread failed")?;
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     let pps = result.sent as f64 / secs;
     let mbit = pps * (size as f64) * 8.0 / 1e6;
@@ -121,14 +144,14 @@ fn pace(
     rate: u64,
     size: usize,
     count: u64,
-    stop: &AtomicBool,
+    state: &PaceState,
 ) -> SendResult {
     let mut buf = vec![0u8; size];
     let interval_ns = 1_000_000_000 / rate;
     let start = Instant::now();
     let (mut sent, mut errors) = (0u64, 0u64);
     for seq in 0..count {
-        if stop.load(Ordering::Relaxed) {
+        if state.stop.load(Ordering::Relaxed) {
             break;
         }
         let due = start
@@ -154,7 +177,10 @@ fn pace(
         };
         packet.encode_into(&mut buf);
         match sock.send_to(&buf, dest) {
-            Ok(_) => sent += 1,
+            Ok(_) => {
+                sent += 1;
+                state.sent.store(sent, Ordering::Relaxed);
+            }
             Err(e) => {
                 errors += 1;
                 tracing::debug!("probe send failed: {e}");
