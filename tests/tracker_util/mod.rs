@@ -104,11 +104,18 @@ impl Client {
         let deadline = Instant::now() + WAIT;
         let mut bytes = Vec::new();
         let mut buf = [0u8; 4096];
+        // A close with our requests still unread is a reset, which may drop
+        // reply bytes already in flight; only a clean close must end on a
+        // frame boundary.
+        let mut reset = false;
         loop {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    reset = true;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => panic!("connection not closed by the tracker: {e}"),
             }

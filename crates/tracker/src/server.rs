@@ -252,7 +252,17 @@ async fn connection(
         if let Some(note) = &handled.note {
             shared.reporter.note(note);
         }
-        match timeout(idle, framed.send(Bytes::from(handled.reply))).await {
+        let reply = if handled.reply.len() > DEFAULT_MAX_FRAME {
+            // Only a status listing of some hundred thousand peers gets here.
+            AnnounceResponse::error(format!(
+                "reply of {} bytes exceeds the frame limit of {DEFAULT_MAX_FRAME} bytes",
+                handled.reply.len()
+            ))
+            .to_json()
+        } else {
+            handled.reply
+        };
+        match timeout(idle, framed.send(Bytes::from(reply))).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 debug!(%src, "closing connection: {e}");
