@@ -185,6 +185,18 @@ impl Proc {
         }
     }
 
+    /// Waits for the process to exit and returns its status code and peak
+    /// resident set size in KiB (from `wait4`'s rusage).
+    pub fn wait_with_peak_rss(&mut self) -> (i32, u64) {
+        let mut status = 0i32;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child's pid, with valid out-pointers.
+        let rc = unsafe { libc::wait4(self.child.id() as i32, &mut status, 0, &mut usage) };
+        assert!(rc > 0, "wait4 failed for {}", self.name);
+        (libc::WEXITSTATUS(status), usage.ru_maxrss as u64)
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

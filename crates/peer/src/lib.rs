@@ -12,6 +12,7 @@
 //! | [`choker`] | the upload-slot policy (sans-IO) |
 //! | [`tracker_client`] | announces to the tracker |
 //! | [`output`] | JSON event lines, progress bar, human summary |
+//! | [`zerocopy`] | `sendfile` from the page cache to a socket |
 //! | [`serve`] / [`fetch`] | client/server mode: the seed's one-frame file transfer |
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
@@ -28,6 +29,7 @@ pub mod serve;
 pub mod storage;
 pub mod swarm;
 pub mod tracker_client;
+pub mod zerocopy;
 
 use std::process::ExitCode;
 

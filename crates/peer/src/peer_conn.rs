@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::{ConnEvent, Connection, Message, PeerCodec, PeerId, WireError};
 
-use crate::hashing;
 use crate::swarm::{Command, Counters, Registration, Swarm};
+use crate::{hashing, zerocopy};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +33,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Outgoing items (control messages and piece uploads) queued per connection.
 const OUTBOX: usize = 64;
+/// Received pieces waiting for verification per connection.
+const VERIFY_QUEUE: usize = 4;
+/// Requests in flight over all peers, in bytes (bounds a leecher's memory).
+const GLOBAL_IN_FLIGHT_BYTES: u64 = 32 * 1024 * 1024;
 
 type Reader = FramedRead<OwnedReadHalf, PeerCodec>;
 type Writer = FramedWrite<OwnedWriteHalf, PeerCodec>;
@@ -121,12 +125,22 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, outgoing: O
         reg.counters.clone(),
         cancelled.clone(),
     ));
+    let (verify_tx, verify_rx) = mpsc::channel(VERIFY_QUEUE);
+    let verifier_task = tokio::spawn(verify_loop(
+        swarm.clone(),
+        verify_rx,
+        reg.id,
+        reg.identity.clone(),
+        reg.counters.clone(),
+        addr,
+        outgoing.is_some(),
+    ));
     let mut link = Link {
         swarm: swarm.clone(),
         conn: Connection::new(swarm.piece_count(), legacy),
+        verify: verify_tx,
         reg,
         addr,
-        outgoing: outgoing.is_some(),
         out: out_tx,
         cancelled,
         last_piece: Instant::now(),
@@ -143,6 +157,9 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, outgoing: O
         Ok(()) => link.drive(&mut reader).await,
         Err(reason) => reason,
     };
+    // Pieces already received are still verified and kept.
+    drop(link.verify);
+    let _ = verifier_task.await;
     let in_flight = link.conn.take_in_flight();
     swarm.unregister(link.reg.id, link.conn.remote(), &in_flight);
     drop(link.out);
@@ -208,9 +225,10 @@ async fn handshake(
 struct Link {
     swarm: Arc<Swarm>,
     conn: Connection,
+    /// Received pieces on their way to hashing and disk.
+    verify: mpsc::Sender<(u32, bytes::Bytes, bool)>,
     reg: Registration,
     addr: SocketAddr,
-    outgoing: bool,
     out: mpsc::Sender<Outgoing>,
     cancelled: Arc<Mutex<HashSet<u32>>>,
     last_piece: Instant,
@@ -234,7 +252,7 @@ impl Link {
                 },
                 msg = reader.next() => match msg {
                     None => Err("closed by peer".to_string()),
-                    Some(Err(e)) => Err(bad_input(&e)),
+                    Some(Err(e)) => Err(format!("bad input: {e}")),
                     Some(Ok(m)) => {
                         self.last_rx = Instant::now();
                         self.on_message(m).await
@@ -374,50 +392,27 @@ impl Link {
                 data,
                 requested,
             } => {
-                self.on_piece(index, data, requested)?;
+                self.on_piece(index, data, requested).await?;
             }
             ConnEvent::Closing => return Err("peer sent Close".into()),
         }
         Ok(())
     }
 
-    fn on_piece(&mut self, index: u32, data: bytes::Bytes, requested: bool) -> Result<(), String> {
+    /// Hands a received piece to the verifier, which hashes and stores it
+    /// while this task goes on reading. The picker keeps the piece counted as
+    /// requested until the verifier decides, so nobody asks for it meanwhile.
+    async fn on_piece(
+        &mut self,
+        index: u32,
+        data: bytes::Bytes,
+        requested: bool,
+    ) -> Result<(), String> {
         self.last_piece = Instant::now();
-        if requested {
-            self.swarm.lock().picker.release(index);
-        }
-        if self.swarm.has_piece(index) {
-            self.fill();
-            return Ok(());
-        }
-        let info = &self.swarm.torrent.info;
-        let good = data.len() as u64 == info.piece_size(index)
-            && hashing::sha1(&data) == info.piece_hash[index as usize];
-        if !good {
-            tracing::warn!("{}: piece {index} failed its hash check", self.addr);
-            self.swarm.out.event(
-                "piece_failed",
-                json!({"addr": self.addr.to_string(), "piece": index}),
-            );
-            if self
-                .swarm
-                .strike(self.reg.id, &self.reg.identity, self.addr, self.outgoing)
-            {
-                let reason = "sent 2 pieces that failed their hash check";
-                self.swarm.out.event(
-                    "peer_banned",
-                    json!({"addr": self.addr.to_string(), "reason": reason}),
-                );
-                return Err(format!("banned: {reason}"));
-            }
-            self.fill();
-            return Ok(());
-        }
-        self.swarm
-            .storage
-            .write_piece(index, &data)
-            .map_err(|e| format!("cannot write piece {index}: {e}"))?;
-        self.swarm.piece_verified(index, &self.reg.counters);
+        self.verify
+            .send((index, data, requested))
+            .await
+            .map_err(|_| "verifier stopped".to_string())?;
         self.fill();
         Ok(())
     }
@@ -433,10 +428,17 @@ impl Link {
         } else {
             self.swarm.request_depth
         };
+        let global_max =
+            (GLOBAL_IN_FLIGHT_BYTES / self.swarm.torrent.info.piece_length.max(1)).max(2) as usize;
         if !self.conn.peer_choking() {
             let mut st = self.swarm.lock();
             while self.conn.in_flight().len() < depth {
                 let st = &mut *st;
+                // Every peer may keep one request going; beyond that, respect
+                // the global budget that bounds a leecher's memory.
+                if !self.conn.in_flight().is_empty() && st.picker.total_requested() >= global_max {
+                    break;
+                }
                 let Some(index) =
                     st.picker
                         .pick(&st.have, self.conn.remote(), self.conn.in_flight())
@@ -459,11 +461,9 @@ impl Link {
     }
 }
 
-fn bad_input(e: &WireError) -> String {
-    format!("bad input: {e}")
-}
-
-/// Sends queued messages and serves piece requests from disk.
+/// Sends queued messages and serves piece requests straight from the page
+/// cache: a Piece's 17 header bytes go out with `MSG_MORE`, its body with
+/// `sendfile`, so uploads cost no copies in user space.
 async fn write_loop(
     swarm: Arc<Swarm>,
     mut writer: Writer,
@@ -473,8 +473,10 @@ async fn write_loop(
 ) {
     let result: Result<(), String> = async {
         while let Some(item) = rx.recv().await {
-            let msg = match item {
-                Outgoing::Msg(m) => m,
+            match item {
+                Outgoing::Msg(msg) => {
+                    within(SinkExt::<Message>::feed(&mut writer, msg)).await?;
+                }
                 Outgoing::Piece(index) => {
                     if cancelled
                         .lock()
@@ -483,23 +485,31 @@ async fn write_loop(
                     {
                         continue;
                     }
-                    let data = swarm
-                        .storage
-                        .read_piece(index)
-                        .map_err(|e| format!("reading piece {index}: {e}"))?;
-                    swarm.note_uploaded(&counters, data.len() as u64);
-                    Message::Piece { index, data }
+                    // Whatever the codec buffered goes first, to keep the order.
+                    within(SinkExt::<Message>::flush(&mut writer)).await?;
+                    let info = &swarm.torrent.info;
+                    let len = info.piece_size(index);
+                    let header = piece_header(index, len);
+                    let stream = writer.get_ref().as_ref();
+                    let send = async {
+                        zerocopy::send_more(stream, &header).await?;
+                        zerocopy::sendfile_all(
+                            stream,
+                            swarm.storage.file(),
+                            info.piece_offset(index),
+                            len,
+                        )
+                        .await
+                    };
+                    tokio::time::timeout(WRITE_TIMEOUT, send)
+                        .await
+                        .map_err(|_| "peer stopped reading".to_string())?
+                        .map_err(|e| format!("sending piece {index}: {e}"))?;
+                    swarm.note_uploaded(&counters, len);
                 }
-            };
-            tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Message>::feed(&mut writer, msg))
-                .await
-                .map_err(|_| "peer stopped reading".to_string())?
-                .map_err(|e: WireError| e.to_string())?;
+            }
             if rx.is_empty() {
-                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Message>::flush(&mut writer))
-                    .await
-                    .map_err(|_| "peer stopped reading".to_string())?
-                    .map_err(|e: WireError| e.to_string())?;
+                within(SinkExt::<Message>::flush(&mut writer)).await?;
             }
         }
         let _ = tokio::time::timeout(
@@ -512,5 +522,89 @@ async fn write_loop(
     .await;
     if let Err(e) = result {
         tracing::debug!("writer ended: {e}");
+    }
+}
+
+/// Runs a write with the stall limit.
+async fn within(f: impl std::future::Future<Output = Result<(), WireError>>) -> Result<(), String> {
+    tokio::time::timeout(WRITE_TIMEOUT, f)
+        .await
+        .map_err(|_| "peer stopped reading".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Frame length, message length, id and index of a Piece of `len` bytes:
+/// the same bytes [`Message::encode`] writes before the data.
+fn piece_header(index: u32, len: u64) -> [u8; 8 + wire::message::PIECE_HEADER_LEN] {
+    let body = wire::message::PIECE_HEADER_LEN as u64 + len;
+    let mut h = [0u8; 17];
+    h[..8].copy_from_slice(&body.to_be_bytes());
+    h[8..12].copy_from_slice(&((body - 4) as u32).to_be_bytes());
+    h[12] = wire::message::id::PIECE;
+    h[13..].copy_from_slice(&index.to_be_bytes());
+    h
+}
+
+/// Hashes and stores the pieces one connection received, off the reader's
+/// path. A piece that fails its hash is thrown away and counts against the
+/// peer; the second such piece bans it.
+async fn verify_loop(
+    swarm: Arc<Swarm>,
+    mut rx: mpsc::Receiver<(u32, bytes::Bytes, bool)>,
+    conn_id: u64,
+    identity: String,
+    counters: Arc<Counters>,
+    addr: SocketAddr,
+    outgoing: bool,
+) {
+    while let Some((index, data, requested)) = rx.recv().await {
+        let sw = swarm.clone();
+        let checked = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+            if sw.has_piece(index) {
+                return Ok(true);
+            }
+            let info = &sw.torrent.info;
+            let good = data.len() as u64 == info.piece_size(index)
+                && hashing::sha1(&data) == info.piece_hash[index as usize];
+            if good {
+                sw.storage
+                    .write_piece(index, &data)
+                    .map_err(|e| format!("cannot write piece {index}: {e}"))?;
+            }
+            Ok(good)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("verifier task failed: {e}")));
+        match checked {
+            Ok(true) => swarm.piece_verified(index, &counters),
+            Ok(false) => {
+                if requested {
+                    swarm.lock().picker.release(index);
+                }
+                tracing::warn!("{addr}: piece {index} failed its hash check");
+                swarm.out.event(
+                    "piece_failed",
+                    json!({"addr": addr.to_string(), "piece": index}),
+                );
+                if swarm.strike(conn_id, &identity, addr, outgoing) {
+                    let reason = "sent 2 pieces that failed their hash check";
+                    swarm.out.event(
+                        "peer_banned",
+                        json!({"addr": addr.to_string(), "reason": reason}),
+                    );
+                    swarm.close_conn(conn_id, format!("banned: {reason}"));
+                    return;
+                }
+                swarm.refill_conn(conn_id);
+            }
+            Err(e) => {
+                if requested {
+                    swarm.lock().picker.release(index);
+                }
+                tracing::error!("{e}");
+                swarm.close_conn(conn_id, e);
+                return;
+            }
+        }
     }
 }

@@ -16,6 +16,8 @@ const ENDGAME_MAX_DUPLICATES: u8 = 3;
 pub struct Picker {
     availability: Vec<u16>,
     requested: Vec<u8>,
+    /// Sum of `requested`: requests in flight (or awaiting verification) overall.
+    total_requested: usize,
     rng: SmallRng,
 }
 
@@ -33,6 +35,7 @@ impl Picker {
         Self {
             availability: vec![0; piece_count as usize],
             requested: vec![0; piece_count as usize],
+            total_requested: 0,
             rng,
         }
     }
@@ -93,6 +96,7 @@ impl Picker {
                 })
             })?;
         self.requested[choice as usize] += 1;
+        self.total_requested += 1;
         Some(choice)
     }
 
@@ -135,13 +139,22 @@ impl Picker {
     /// cancelled, bad data): it may be picked again.
     pub fn release(&mut self, index: u32) {
         if let Some(r) = self.requested.get_mut(index as usize) {
-            *r = r.saturating_sub(1);
+            if *r > 0 {
+                *r -= 1;
+                self.total_requested -= 1;
+            }
         }
+    }
+
+    /// Requests in flight or awaiting verification, over all peers.
+    pub fn total_requested(&self) -> usize {
+        self.total_requested
     }
 
     /// Piece `index` is verified: no request for it is needed any more.
     pub fn completed(&mut self, index: u32) {
         if let Some(r) = self.requested.get_mut(index as usize) {
+            self.total_requested -= *r as usize;
             *r = 0;
         }
     }
@@ -201,8 +214,16 @@ mod tests {
         assert_eq!(p.in_flight(1), 2);
         p.release(1);
         assert_eq!(p.in_flight(1), 1);
+        assert_eq!(p.total_requested(), 1);
         p.completed(1);
         assert_eq!(p.in_flight(1), 0);
+        assert_eq!(p.total_requested(), 0);
+        p.release(1);
+        assert_eq!(
+            p.total_requested(),
+            0,
+            "release after completion must not underflow"
+        );
     }
 
     #[test]

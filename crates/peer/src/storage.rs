@@ -193,6 +193,11 @@ impl Storage {
         std::fs::rename(&tmp, &self.resume_path)
     }
 
+    /// The open data file (for zero-copy sends).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Reads piece `index`.
     pub fn read_piece(&self, index: u32) -> io::Result<Bytes> {
         let len = self.info.piece_size(index) as usize;

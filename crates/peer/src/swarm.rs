@@ -291,6 +291,20 @@ impl Swarm {
         true
     }
 
+    /// Asks connection `id` to close, for `reason`.
+    pub fn close_conn(&self, id: u64, reason: String) {
+        if let Some(c) = self.lock().conns.get(&id) {
+            let _ = c.cmd.send(Command::Close(reason));
+        }
+    }
+
+    /// Asks connection `id` to request more (after a piece it sent was refused).
+    pub fn refill_conn(&self, id: u64) {
+        if let Some(c) = self.lock().conns.get(&id) {
+            let _ = c.cmd.send(Command::Refill);
+        }
+    }
+
     /// A piece passed its hash and was written. Tells every connection.
     pub fn piece_verified(&self, index: u32, counters: &Counters) {
         let len = self.torrent.info.piece_size(index);

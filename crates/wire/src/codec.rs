@@ -81,8 +81,8 @@ impl Encoder<&Message> for PeerCodec {
 
     fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), WireError> {
         let len = msg.encoded_len();
-        dst.reserve(crate::frame::FRAME_HEADER_LEN + len);
         self.frames.put_header(len, dst)?;
+        dst.reserve(len);
         let before = dst.len();
         msg.encode(dst);
         debug_assert_eq!(dst.len() - before, len);

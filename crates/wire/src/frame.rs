@@ -16,8 +16,10 @@ pub const FRAME_HEADER_LEN: usize = 8;
 /// Default frame limit: the largest piece we allow (16 MiB) plus room for headers.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024 + 1024;
 
-/// How much buffer space the decoder reserves ahead of data that has not arrived yet.
-const READ_AHEAD: usize = 256 * 1024;
+/// How much buffer space the decoder reserves ahead of data that has not
+/// arrived yet: enough for a typical 1 MiB piece in one step, small enough
+/// that idle connections claiming huge frames cost little.
+const READ_AHEAD: usize = 1024 * 1024 + 64;
 
 /// Errors of the frame layer.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +47,12 @@ impl Default for FrameCodec {
 }
 
 impl FrameCodec {
-    /// A codec that refuses frames with a body longer than `max_frame` bytes.
+    /// A codec that refuses frames with a body longer than `max_frame` bytes
+    /// (at most `usize::MAX - 8`, so header plus body always fits a `usize`).
     pub fn new(max_frame: usize) -> Self {
-        Self { max_frame }
+        Self {
+            max_frame: max_frame.min(usize::MAX - FRAME_HEADER_LEN),
+        }
     }
 
     pub fn max_frame(&self) -> usize {
@@ -221,6 +226,13 @@ mod tests {
             "reserved {}",
             buf.capacity()
         );
+    }
+
+    #[test]
+    fn limit_near_usize_max_does_not_overflow() {
+        let mut buf = BytesMut::from(&[0xffu8; 8][..]);
+        let err = FrameCodec::new(usize::MAX).decode(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }));
     }
 
     #[test]
