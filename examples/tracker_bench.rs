@@ -108,6 +108,8 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     errors: usize,
+    /// Size of one reply body, for reading the ratios.
+    reply_bytes: usize,
 }
 
 impl Run {
@@ -129,14 +131,14 @@ async fn client(
     index: usize,
     warm: Instant,
     deadline: Instant,
-) -> (Vec<u32>, usize) {
+) -> (Vec<u32>, usize, usize) {
     // Client ports above the pre-registered swarm's range.
     let body = announce_body(20_000 + index as u16, "");
     let src = source_ip(index);
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut conn: Option<Framed<TcpStream, FrameCodec>> = None;
-    let mut checked = false;
+    let mut reply_bytes = 0;
     while Instant::now() < deadline {
         let t0 = Instant::now();
         if conn.is_none() {
@@ -152,9 +154,9 @@ async fn client(
         let ok = match framed.send(body.clone()).await {
             Ok(()) => match framed.next().await {
                 Some(Ok(reply)) => {
-                    if !checked {
+                    if reply_bytes == 0 {
                         // Sanity: the reply is what was asked for.
-                        checked = true;
+                        reply_bytes = reply.len();
                         if let Ok(r) = AnnounceResponse::parse(&reply) {
                             assert_eq!(r.error_code, 0, "tracker refused: {}", r.message);
                         }
@@ -177,7 +179,7 @@ async fn client(
             latencies.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
     }
-    (latencies, errors)
+    (latencies, errors, reply_bytes)
 }
 
 async fn run_clients(server: SocketAddr, mode: Mode, clients: usize, secs: f64) -> Run {
@@ -188,10 +190,12 @@ async fn run_clients(server: SocketAddr, mode: Mode, clients: usize, secs: f64) 
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut reply_bytes = 0;
     for t in tasks {
-        let (lat, err) = t.await.expect("client task");
+        let (lat, err, bytes) = t.await.expect("client task");
         all.extend(lat);
         errors += err;
+        reply_bytes = reply_bytes.max(bytes);
     }
     let elapsed = Instant::now().saturating_duration_since(warm);
     all.sort_unstable();
@@ -208,6 +212,7 @@ async fn run_clients(server: SocketAddr, mode: Mode, clients: usize, secs: f64) 
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         errors,
+        reply_bytes,
     }
 }
 
@@ -378,9 +383,10 @@ async fn async_main(args: Args) -> ExitCode {
     let _ = tracker_task.await;
 
     println!(
-        "{:<28} {:<8} {:>12} {:>9} {:>9} {:>7} {:>22}",
+        "{:<28} {:<8} {:>7} {:>12} {:>9} {:>9} {:>7} {:>22}",
         "workload",
         "server",
+        "reply B",
         "announces/s",
         "p50 µs",
         "p99 µs",
@@ -400,9 +406,10 @@ async fn async_main(args: Args) -> ExitCode {
                 )
             };
             println!(
-                "{:<28} {:<8} {:>12} {:>9.0} {:>9.0} {:>7} {:>22}",
+                "{:<28} {:<8} {:>7} {:>12} {:>9.0} {:>9.0} {:>7} {:>22}",
                 label,
                 name,
+                run.reply_bytes,
                 fmt_rate(run.rate()),
                 run.p50_us,
                 run.p99_us,
