@@ -125,6 +125,12 @@ pub struct Outcome {
     pub seconds: f64,
     /// When each client finished, seconds after the start.
     pub client_seconds: Vec<f64>,
+    /// Bytes the clients report having received from the server host (for
+    /// P2P, from the seeder; ideally one copy of the file), if they say.
+    pub from_server: Option<u64>,
+    /// CPU time (user + system) of all the run's processes, seconds; compare
+    /// with `seconds` × cores to see whether the run was CPU-bound.
+    pub cpu_seconds: f64,
     /// The lower bound for this setup and N.
     pub bound: f64,
 }
@@ -208,6 +214,7 @@ impl Testbed {
             return Err(format!("N must be 1..={}, not {n}", self.max_clients()));
         }
         let dirs = self.client_dirs(setup, n)?;
+        let cpu_before = children_cpu_seconds();
         let finished = match setup {
             Setup::ClientServer => self.run_cs(&dirs),
             Setup::PeerToPeer => self.run_p2p(&dirs),
@@ -222,12 +229,23 @@ impl Testbed {
         for dir in &dirs {
             let _ = std::fs::remove_dir_all(dir);
         }
-        let client_seconds = checked?;
+        let cpu_seconds = children_cpu_seconds() - cpu_before;
+        let done = checked?;
+        let client_seconds: Vec<f64> = done.iter().map(|d| d.0).collect();
+        let from_server = match setup {
+            Setup::ClientServer => Some(n as u64 * self.params.file_bytes),
+            Setup::PeerToPeer => {
+                let server = format!("{}:", self.lan.server().ipv4());
+                bytes_from(done.iter().map(|d| &d.1), &server)
+            }
+        };
         Ok(Outcome {
             setup,
             n,
             seconds: client_seconds.iter().copied().fold(0.0, f64::max),
             client_seconds,
+            from_server,
+            cpu_seconds,
             bound: self.params.bound(setup, n),
         })
     }
@@ -260,8 +278,8 @@ impl Testbed {
     }
 
     /// `peer serve` on the server, `peer fetch` on every client at once;
-    /// returns each client's finishing time.
-    fn run_cs(&mut self, dirs: &[PathBuf]) -> Result<Vec<f64>, String> {
+    /// returns each client's finishing time and `done` event.
+    fn run_cs(&mut self, dirs: &[PathBuf]) -> Result<Vec<Done>, String> {
         let n = dirs.len();
         let addr = format!("{}:{}", self.lan.server().ipv4(), self.port());
         let mut cmd = self.lan.server().command(bin_path("peer"));
@@ -283,8 +301,8 @@ impl Testbed {
     }
 
     /// A tracker and a seeder on the server, a leecher on every client at
-    /// once; returns each leecher's finishing time.
-    fn run_p2p(&mut self, dirs: &[PathBuf]) -> Result<Vec<f64>, String> {
+    /// once; returns each leecher's finishing time and `done` event.
+    fn run_p2p(&mut self, dirs: &[PathBuf]) -> Result<Vec<Done>, String> {
         let n = dirs.len();
         let server_ip = self.lan.server().ipv4();
         let tracker_addr = format!("{server_ip}:{}", self.port());
@@ -374,19 +392,21 @@ fn spawn_all(
         .collect()
 }
 
-/// Waits for every process's `done` event and clean exit; returns when each
-/// `done` was seen, in seconds after `start`.
+/// When a client finished (seconds after the start) and its `done` event.
+type Done = (f64, serde_json::Value);
+
+/// Waits for every process's `done` event and clean exit.
 fn wait_all_done(
     mut procs: Vec<Proc>,
     start: Instant,
     timeout: Duration,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<Done>, String> {
     let deadline = start + timeout;
     let mut times = Vec::with_capacity(procs.len());
     for p in &mut procs {
         let left = deadline.saturating_duration_since(Instant::now());
-        wait_event(p, "done", left)?;
-        times.push(start.elapsed().as_secs_f64());
+        let event = wait_event(p, "done", left)?;
+        times.push((start.elapsed().as_secs_f64(), event));
     }
     for p in &mut procs {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -396,6 +416,35 @@ fn wait_all_done(
         }
     }
     Ok(times)
+}
+
+/// User + system CPU seconds of all reaped child processes so far.
+fn children_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Sums what `done` events report as `downloaded` from peers whose address
+/// starts with `prefix`; `None` if an event has no `peers` list.
+fn bytes_from<'a>(
+    events: impl Iterator<Item = &'a serde_json::Value>,
+    prefix: &str,
+) -> Option<u64> {
+    let mut total = 0;
+    for event in events {
+        for peer in event["peers"].as_array()? {
+            if peer["addr"].as_str().is_some_and(|a| a.starts_with(prefix)) {
+                total += peer["downloaded"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
 }
 
 /// Waits for a JSON line on stdout whose `"event"` is `event`.
