@@ -4,7 +4,9 @@
 //! connections (many announces per connection) and with one connection per
 //! announce (the seed's peers), and in the same run the same workloads
 //! against a trivial framed echo server (read a frame, send it back): the
-//! baseline every figure is given as a ratio to. The tracker and the echo
+//! baseline every figure is given as a ratio to. Runs alternate between the
+//! two servers over several rounds, so that load from elsewhere on a shared
+//! machine weighs on both alike. The tracker and the echo
 //! server run in this process on the same runtime as the clients (the
 //! tracker through `tracker::serve`), so both compete for the same 2 cores.
 //!
@@ -37,8 +39,12 @@ use wire::FrameCodec;
 #[command(name = "tracker_bench")]
 struct Args {
     /// Seconds measured per run (after a short warm-up).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 1.5)]
     secs: f64,
+    /// Runs per server and workload, alternating echo and tracker so that
+    /// load from elsewhere on the machine affects both alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrent clients with persistent connections.
     #[arg(long, default_value_t = 64)]
     persistent_clients: usize,
@@ -101,12 +107,11 @@ fn announce_body(port: u16, extra: &str) -> Bytes {
     ))
 }
 
-/// Results of one run.
+/// Results of the runs against one server, merged.
+#[derive(Default)]
 struct Run {
-    ops: usize,
+    latencies_us: Vec<u32>,
     elapsed: Duration,
-    p50_us: f64,
-    p99_us: f64,
     errors: usize,
     /// Size of one reply body, for reading the ratios.
     reply_bytes: usize,
@@ -114,7 +119,23 @@ struct Run {
 
 impl Run {
     fn rate(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Adds another run's measurements.
+    fn merge(&mut self, other: Run) {
+        self.latencies_us.extend(other.latencies_us);
+        self.elapsed += other.elapsed;
+        self.errors += other.errors;
+        self.reply_bytes = self.reply_bytes.max(other.reply_bytes);
+    }
+
+    fn percentile(&mut self, p: f64) -> f64 {
+        self.latencies_us.sort_unstable();
+        match self.latencies_us.len() {
+            0 => f64::NAN,
+            n => f64::from(self.latencies_us[((n - 1) as f64 * p) as usize]),
+        }
     }
 }
 
@@ -197,20 +218,9 @@ async fn run_clients(server: SocketAddr, mode: Mode, clients: usize, secs: f64) 
         errors += err;
         reply_bytes = reply_bytes.max(bytes);
     }
-    let elapsed = Instant::now().saturating_duration_since(warm);
-    all.sort_unstable();
-    let pct = |p: f64| {
-        if all.is_empty() {
-            f64::NAN
-        } else {
-            all[((all.len() - 1) as f64 * p) as usize] as f64
-        }
-    };
     Run {
-        ops: all.len(),
-        elapsed,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
+        latencies_us: all,
+        elapsed: Instant::now().saturating_duration_since(warm),
         errors,
         reply_bytes,
     }
@@ -339,9 +349,10 @@ fn main() -> ExitCode {
 async fn async_main(args: Args) -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "tracker_bench: {cores} cores; {} persistent / {} one-shot clients; {:.1} s per run; \
-         swarm of {} peers, default numwant (50 peers per tracker reply)\n",
-        args.persistent_clients, args.oneshot_clients, args.secs, args.swarm
+        "tracker_bench: {cores} cores; {} persistent / {} one-shot clients; {} rounds of \
+         {:.1} s per server, alternating; swarm of {} peers, default numwant (50 peers per \
+         tracker reply)\n",
+        args.persistent_clients, args.oneshot_clients, args.rounds, args.secs, args.swarm
     );
 
     // Baseline echo server and the tracker, both in this process.
@@ -375,8 +386,11 @@ async fn async_main(args: Args) -> ExitCode {
             args.oneshot_clients,
         ),
     ] {
-        let echo = run_clients(echo_addr, mode, clients, args.secs).await;
-        let tracker = run_clients(tracker_addr, mode, clients, args.secs).await;
+        let (mut echo, mut tracker) = (Run::default(), Run::default());
+        for _ in 0..args.rounds.max(1) {
+            echo.merge(run_clients(echo_addr, mode, clients, args.secs).await);
+            tracker.merge(run_clients(tracker_addr, mode, clients, args.secs).await);
+        }
         rows.push((label, echo, tracker));
     }
     let _ = stop_tx.send(true);
@@ -393,28 +407,25 @@ async fn async_main(args: Args) -> ExitCode {
         "errors",
         "ratio to echo (rate/p50/p99)"
     );
-    for (label, echo, tracker) in &rows {
+    for (label, echo, tracker) in &mut rows {
+        let base = (echo.rate(), echo.percentile(0.50), echo.percentile(0.99));
         for (name, run) in [("echo", echo), ("tracker", tracker)] {
-            let ratio = if name == "echo" {
-                "1.00 / 1.00 / 1.00".to_string()
-            } else {
-                format!(
-                    "{:.2} / {:.2} / {:.2}",
-                    run.rate() / echo.rate(),
-                    run.p50_us / echo.p50_us,
-                    run.p99_us / echo.p99_us
-                )
-            };
+            let (rate, p50, p99) = (run.rate(), run.percentile(0.50), run.percentile(0.99));
             println!(
                 "{:<28} {:<8} {:>7} {:>12} {:>9.0} {:>9.0} {:>7} {:>22}",
                 label,
                 name,
                 run.reply_bytes,
-                fmt_rate(run.rate()),
-                run.p50_us,
-                run.p99_us,
+                fmt_rate(rate),
+                p50,
+                p99,
                 run.errors,
-                ratio
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    rate / base.0,
+                    p50 / base.1,
+                    p99 / base.2
+                )
             );
         }
     }
