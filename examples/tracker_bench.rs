@@ -340,8 +340,24 @@ async fn measure_rss(peers: u32) -> ((u64, u64), (u64, u64), u32) {
     (empty, full, counted)
 }
 
+/// Whether the `tracker` binary sits next to this example's directory
+/// (`target/<profile>/tracker`), as `lanswarm::process::command` expects.
+fn tracker_binary_built() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("tracker")))
+        .is_some_and(|path| path.exists())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !args.no_rss && !tracker_binary_built() {
+        eprintln!(
+            "tracker_bench: the memory measurement runs the `tracker` binary: build it first \
+             (`cargo build --release -p tracker`), or pass --no-rss"
+        );
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async_main(args))
 }
