@@ -88,6 +88,16 @@ fn draw(
         .x_desc("N (clients)")
         .y_desc("time until the last client is done (s)")
         .x_labels(ns.len().max(2) * 2)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if y_max < 10.0 {
+                format!("{y:.1}")
+            } else {
+                format!("{y:.0}")
+            }
+        })
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .draw()?;
     for (points, color, is_measured, label) in series {
         if points.is_empty() {
@@ -115,6 +125,7 @@ fn draw(
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
+        .label_font(("sans-serif", 15))
         .draw()?;
     root.present()?;
     Ok(())
