@@ -198,3 +198,44 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
     );
     assert!(same_file(&data, &leech_dir.join("data.bin")));
 }
+
+#[test]
+fn sigterm_closes_peers_tells_the_tracker_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tracker = start_tracker(&[]);
+    let data = tmp.path().join("data.bin");
+    write_random_file(&data, MIB, 4);
+    let torrent = create_torrent(
+        &data,
+        tracker.addr,
+        Some(64 * KIB),
+        &tmp.path().join("t.torrent"),
+    );
+    let (mut seed, _) = start_peer(
+        "seed",
+        peer_command(&torrent, &seed_dir(tmp.path(), "seed", &data)),
+    );
+    wait_joins(&mut tracker, 1);
+    // A leecher that stays after completing, connected to the seeder.
+    let (mut leech, _) = start_peer("leech", peer_command(&torrent, &tmp.path().join("leech")));
+    leech.expect_event("done", STEP);
+
+    seed.signal(libc::SIGTERM);
+    let status = seed.wait_exit(STEP).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", seed.output());
+    let gone = leech.expect_event("peer_disconnected", STEP);
+    assert_eq!(gone["reason"], "peer sent Close", "{gone}");
+    tracker.proc.expect_line("leave", STEP);
+    let stopped = seed.output();
+    assert!(
+        stopped.contains("\"event\":\"stopped\""),
+        "no stopped event:\n{stopped}"
+    );
+
+    leech.signal(libc::SIGINT);
+    assert_eq!(leech.wait_exit(STEP).unwrap().code(), Some(0));
+    assert!(
+        tmp.path().join("leech/data.bin.lsresume").exists(),
+        "resume file not flushed"
+    );
+}

@@ -1,0 +1,80 @@
+//! A peer facing a misbehaving tracker: malformed and error replies are
+//! logged and retried with backoff, and never crash the peer.
+
+use std::io::Write;
+use std::net::TcpListener;
+
+use lanswarm::fixture::*;
+use wire::tracker::{AnnounceResponse, PeerEntry};
+
+#[test]
+fn malformed_and_error_replies_are_retried_until_a_good_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data.bin");
+    write_random_file(&data, 1 << 20, 31);
+
+    // A real tracker for the seeder; a scripted one for the leecher.
+    let mut real = start_tracker(&[]);
+    let torrent = create_torrent(
+        &data,
+        real.addr,
+        Some(64 << 10),
+        &tmp.path().join("t.torrent"),
+    );
+    let seed_dir = tmp.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::copy(&data, seed_dir.join("data.bin")).unwrap();
+    let (_seed, seed_ev) = start_peer("seed", peer_command(&torrent, &seed_dir));
+    real.proc.expect_line("join", STEP);
+    let seed_addr: std::net::SocketAddr = seed_ev["listen"].as_str().unwrap().parse().unwrap();
+
+    let scripted = TcpListener::bind("127.0.0.1:0").unwrap();
+    let scripted_addr = scripted.local_addr().unwrap();
+    let script = std::thread::spawn(move || {
+        let good = AnnounceResponse {
+            error_code: 0,
+            message: "started ACK".into(),
+            num_of_peer: 1,
+            peers: vec![PeerEntry {
+                peer_id: seed_ev["peer_id"].as_str().unwrap().into(),
+                peer_ip: seed_addr.ip().to_string(),
+                peer_port: seed_addr.port(),
+                proto: Some(1),
+            }],
+            interval: Some(60),
+        };
+        let replies: Vec<Vec<u8>> = vec![
+            b"this is not json".to_vec(),
+            AnnounceResponse::error("tracker overloaded").to_json(),
+            good.to_json(),
+        ];
+        for reply in replies {
+            let (mut s, _) = scripted.accept().unwrap();
+            read_frame(&mut s, 1 << 20).unwrap();
+            s.write_all(&(reply.len() as u64).to_be_bytes()).unwrap();
+            s.write_all(&reply).unwrap();
+            // Closes after every reply, as the seed's tracker does.
+        }
+    });
+
+    let dir = tmp.path().join("leech");
+    let mut cmd = peer_command(&torrent, &dir);
+    cmd.args(["--tracker", &scripted_addr.to_string(), "--exit-when-done"]);
+    let (mut leech, _) = start_peer("leech", cmd);
+    let first = leech.expect_event("tracker_error", STEP);
+    assert!(
+        first["error"].as_str().unwrap().contains("malformed"),
+        "{first}"
+    );
+    let second = leech.expect_event("tracker_error", STEP);
+    assert!(
+        second["error"]
+            .as_str()
+            .unwrap()
+            .contains("tracker overloaded"),
+        "{second}"
+    );
+    leech.expect_event("done", STEP);
+    script.join().unwrap();
+    assert!(same_file(&data, &dir.join("data.bin")));
+}
