@@ -35,6 +35,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 const OUTBOX: usize = 64;
 /// Received pieces waiting for verification per connection.
 const VERIFY_QUEUE: usize = 4;
+/// Pieces of one connection hashed at the same time.
+const VERIFY_PARALLEL: usize = 2;
 /// Requests in flight over all peers, in bytes (bounds a leecher's memory).
 const GLOBAL_IN_FLIGHT_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -546,8 +548,9 @@ fn piece_header(index: u32, len: u64) -> [u8; 8 + wire::message::PIECE_HEADER_LE
 }
 
 /// Hashes and stores the pieces one connection received, off the reader's
-/// path. A piece that fails its hash is thrown away and counts against the
-/// peer; the second such piece bans it.
+/// path and up to [`VERIFY_PARALLEL`] at a time, so hashing (the costliest
+/// step) uses every core. A piece that fails its hash is thrown away and
+/// counts against the peer; the second such piece bans it.
 async fn verify_loop(
     swarm: Arc<Swarm>,
     mut rx: mpsc::Receiver<(u32, bytes::Bytes, bool)>,
@@ -557,54 +560,67 @@ async fn verify_loop(
     addr: SocketAddr,
     outgoing: bool,
 ) {
-    while let Some((index, data, requested)) = rx.recv().await {
-        let sw = swarm.clone();
-        let checked = tokio::task::spawn_blocking(move || -> Result<bool, String> {
-            if sw.has_piece(index) {
-                return Ok(true);
-            }
-            let info = &sw.torrent.info;
-            let good = data.len() as u64 == info.piece_size(index)
-                && hashing::sha1(&data) == info.piece_hash[index as usize];
-            if good {
-                sw.storage
-                    .write_piece(index, &data)
-                    .map_err(|e| format!("cannot write piece {index}: {e}"))?;
-            }
-            Ok(good)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("verifier task failed: {e}")));
-        match checked {
-            Ok(true) => swarm.piece_verified(index, &counters),
-            Ok(false) => {
-                if requested {
-                    swarm.lock().picker.release(index);
+    let mut running = tokio::task::JoinSet::new();
+    let mut open = true;
+    while open || !running.is_empty() {
+        tokio::select! {
+            next = rx.recv(), if open && running.len() < VERIFY_PARALLEL => match next {
+                Some((index, data, requested)) => {
+                    let sw = swarm.clone();
+                    running.spawn_blocking(move || (index, requested, check_and_store(&sw, index, &data)));
                 }
-                tracing::warn!("{addr}: piece {index} failed its hash check");
-                swarm.out.event(
-                    "piece_failed",
-                    json!({"addr": addr.to_string(), "piece": index}),
-                );
-                if swarm.strike(conn_id, &identity, addr, outgoing) {
-                    let reason = "sent 2 pieces that failed their hash check";
-                    swarm.out.event(
-                        "peer_banned",
-                        json!({"addr": addr.to_string(), "reason": reason}),
-                    );
-                    swarm.close_conn(conn_id, format!("banned: {reason}"));
-                    return;
+                None => open = false,
+            },
+            Some(done) = running.join_next() => {
+                let (index, requested, checked) =
+                    done.unwrap_or_else(|e| (0, false, Err(format!("verifier task failed: {e}"))));
+                match checked {
+                    Ok(true) => swarm.piece_verified(index, &counters),
+                    Ok(false) => {
+                        if requested {
+                            swarm.lock().picker.release(index);
+                        }
+                        tracing::warn!("{addr}: piece {index} failed its hash check");
+                        swarm.out.event("piece_failed", json!({"addr": addr.to_string(), "piece": index}));
+                        if swarm.strike(conn_id, &identity, addr, outgoing) {
+                            let reason = "sent 2 pieces that failed their hash check";
+                            swarm.out.event("peer_banned", json!({"addr": addr.to_string(), "reason": reason}));
+                            swarm.close_conn(conn_id, format!("banned: {reason}"));
+                            open = false;
+                            rx.close();
+                        } else {
+                            swarm.refill_conn(conn_id);
+                        }
+                    }
+                    Err(e) => {
+                        if requested {
+                            swarm.lock().picker.release(index);
+                        }
+                        tracing::error!("{e}");
+                        swarm.close_conn(conn_id, e);
+                        open = false;
+                        rx.close();
+                    }
                 }
-                swarm.refill_conn(conn_id);
-            }
-            Err(e) => {
-                if requested {
-                    swarm.lock().picker.release(index);
-                }
-                tracing::error!("{e}");
-                swarm.close_conn(conn_id, e);
-                return;
             }
         }
     }
+}
+
+/// Checks piece `index` against its hash and writes it if good. Returns
+/// whether it was good (a piece we already hold counts as good).
+fn check_and_store(swarm: &Swarm, index: u32, data: &[u8]) -> Result<bool, String> {
+    if swarm.has_piece(index) {
+        return Ok(true);
+    }
+    let info = &swarm.torrent.info;
+    let good = data.len() as u64 == info.piece_size(index)
+        && hashing::sha1(data) == info.piece_hash[index as usize];
+    if good {
+        swarm
+            .storage
+            .write_piece(index, data)
+            .map_err(|e| format!("cannot write piece {index}: {e}"))?;
+    }
+    Ok(good)
 }
