@@ -114,6 +114,8 @@ pub struct Swarm {
     pub listen_addr: SocketAddr,
     /// Requests kept in flight per (non-legacy) peer.
     pub request_depth: usize,
+    /// Exit once complete instead of seeding on.
+    pub exit_when_done: bool,
     state: Mutex<State>,
     completed: Notify,
     start: Instant,
@@ -345,7 +347,15 @@ impl Swarm {
         if let Err(e) = self.storage.save_resume(&self.have_snapshot()) {
             tracing::warn!("cannot write resume file: {e}");
         }
-        self.say_summary("download complete", seconds, bytes);
+        if bytes > 0 {
+            self.say_summary("download complete", seconds, bytes);
+        }
+        if !self.exit_when_done {
+            self.out.say(&format!(
+                "seeding {} on {} (Ctrl-C to stop)",
+                self.torrent.info.file_name, self.listen_addr
+            ));
+        }
         self.completed.notify_one();
     }
 
@@ -479,6 +489,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         tasks: TaskTracker::new(),
         listen_addr,
         request_depth,
+        exit_when_done: args.exit_when_done,
         state: Mutex::new(State {
             have,
             picker,
