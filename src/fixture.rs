@@ -37,6 +37,71 @@ pub fn start_tracker(args: &[&str]) -> TrackerProc {
     TrackerProc { proc, addr }
 }
 
+/// The usual start of a swarm test: a tracker, a generated `data.bin` and
+/// its torrent, in a temporary directory removed on drop.
+pub struct Scenario {
+    pub tmp: tempfile::TempDir,
+    pub tracker: TrackerProc,
+    pub data: PathBuf,
+    pub torrent: PathBuf,
+}
+
+impl Scenario {
+    /// `size` bytes of data (pseudo-random from `seed`) in pieces of
+    /// `piece_length`, and a tracker started with `tracker_args`.
+    pub fn new(size: u64, piece_length: u64, seed: u64, tracker_args: &[&str]) -> Scenario {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let tracker = start_tracker(tracker_args);
+        let data = tmp.path().join("data.bin");
+        write_random_file(&data, size, seed);
+        let torrent = create_torrent(
+            &data,
+            tracker.addr,
+            Some(piece_length),
+            &tmp.path().join("t.torrent"),
+        );
+        Scenario {
+            tmp,
+            tracker,
+            data,
+            torrent,
+        }
+    }
+
+    /// A path inside the scenario's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A directory named `name` holding a copy of the data: a seeder's.
+    pub fn seed_dir(&self, name: &str) -> PathBuf {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir).expect("create seed dir");
+        std::fs::copy(&self.data, dir.join("data.bin")).expect("copy data");
+        dir
+    }
+
+    /// Starts a seeder in a fresh copy of the data and waits until the
+    /// tracker has registered it. Returns the process and its `started` event.
+    pub fn start_seeder(&mut self, name: &str) -> (Proc, serde_json::Value) {
+        let started = start_peer(name, peer_command(&self.torrent, &self.seed_dir(name)));
+        self.tracker.proc.expect_line("join", STEP);
+        started
+    }
+
+    /// A leecher command (`--exit-when-done`) downloading into `name/`.
+    pub fn leecher_command(&self, name: &str) -> Command {
+        let mut cmd = peer_command(&self.torrent, &self.path(name));
+        cmd.arg("--exit-when-done");
+        cmd
+    }
+
+    /// Whether `name/data.bin` is byte-identical to the data.
+    pub fn has_right_copy(&self, name: &str) -> bool {
+        same_file(&self.data, &self.path(name).join("data.bin"))
+    }
+}
+
 /// Writes `size` bytes of deterministic pseudo-random data (xorshift of `seed`).
 pub fn write_random_file(path: &Path, size: u64, seed: u64) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create data file"));

@@ -71,21 +71,8 @@ fn expect_closed(mut stream: TcpStream, within: Duration, what: &str) {
 
 #[test]
 fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut tracker = start_tracker(&[]);
-    let data = tmp.path().join("data.bin");
-    write_random_file(&data, 4 << 20, 21);
-    let torrent = create_torrent(
-        &data,
-        tracker.addr,
-        Some(64 << 10),
-        &tmp.path().join("t.torrent"),
-    );
-    let seed_dir = tmp.path().join("seed");
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    std::fs::copy(&data, seed_dir.join("data.bin")).unwrap();
-    let (mut seed, started) = start_peer("seed", peer_command(&torrent, &seed_dir));
-    tracker.proc.expect_line("join", STEP);
+    let mut s = Scenario::new(4 << 20, 64 << 10, 21, &[]);
+    let (mut seed, started) = s.start_seeder("seed");
     let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
 
     // Connects and says nothing.
@@ -105,13 +92,10 @@ fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
         .collect();
     garbage.write_all(&noise).unwrap();
 
-    let dir = tmp.path().join("leech");
-    let mut cmd = peer_command(&torrent, &dir);
-    cmd.arg("--exit-when-done");
-    let (mut leech, _) = start_peer("leech", cmd);
+    let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
     leech.expect_event("done", STEP);
     assert!(leech.wait_exit(STEP).unwrap().success());
-    assert!(same_file(&data, &dir.join("data.bin")));
+    assert!(s.has_right_copy("leech"));
 
     expect_closed(oversize, Duration::from_secs(5), "oversize frame");
     expect_closed(unknown, Duration::from_secs(5), "unknown message id");

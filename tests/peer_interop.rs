@@ -214,28 +214,14 @@ fn lying_seeder(listener: TcpListener, t: Torrent) {
 
 #[test]
 fn liar_is_banned_and_the_file_still_comes_out_right() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut tracker = start_tracker(&[]);
-    let data_path = tmp.path().join("data.bin");
-    write_random_file(&data_path, 4 * MIB, 13);
-    let torrent_path = create_torrent(
-        &data_path,
-        tracker.addr,
-        Some(64 * KIB),
-        &tmp.path().join("t.torrent"),
-    );
-    let t = load_torrent(&torrent_path);
-
-    let seed_dir = tmp.path().join("seed");
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    std::fs::copy(&data_path, seed_dir.join("data.bin")).unwrap();
-    let (_seed, _) = start_peer("seed", peer_command(&torrent_path, &seed_dir));
-    tracker.proc.expect_line("join", STEP);
+    let mut s = Scenario::new(4 * MIB, 64 * KIB, 13, &[]);
+    let t = load_torrent(&s.torrent);
+    let (_seed, _) = s.start_seeder("seed");
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let liar_addr = listener.local_addr().unwrap();
     announce_fake(
-        tracker.addr,
+        s.tracker.addr,
         liar_addr.port(),
         &t,
         Some(1),
@@ -246,18 +232,12 @@ fn liar_is_banned_and_the_file_still_comes_out_right() {
         std::thread::spawn(move || lying_seeder(listener, t));
     }
 
-    let dir = tmp.path().join("leech");
-    let mut cmd = peer_command(&torrent_path, &dir);
-    cmd.arg("--exit-when-done");
-    let (mut leech, _) = start_peer("leech", cmd);
+    let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
     let banned = leech.expect_event("peer_banned", STEP);
     assert_eq!(banned["addr"], liar_addr.to_string());
     leech.expect_event("done", STEP);
     assert!(leech.wait_exit(STEP).unwrap().success());
-    assert!(
-        same_file(&data_path, &dir.join("data.bin")),
-        "corrupt data was kept"
-    );
+    assert!(s.has_right_copy("leech"), "corrupt data was kept");
     let output = leech.output();
     let liar_connections = output
         .lines()

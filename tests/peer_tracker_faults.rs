@@ -9,23 +9,9 @@ use wire::tracker::{AnnounceResponse, PeerEntry};
 
 #[test]
 fn malformed_and_error_replies_are_retried_until_a_good_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data.bin");
-    write_random_file(&data, 1 << 20, 31);
-
     // A real tracker for the seeder; a scripted one for the leecher.
-    let mut real = start_tracker(&[]);
-    let torrent = create_torrent(
-        &data,
-        real.addr,
-        Some(64 << 10),
-        &tmp.path().join("t.torrent"),
-    );
-    let seed_dir = tmp.path().join("seed");
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    std::fs::copy(&data, seed_dir.join("data.bin")).unwrap();
-    let (_seed, seed_ev) = start_peer("seed", peer_command(&torrent, &seed_dir));
-    real.proc.expect_line("join", STEP);
+    let mut s = Scenario::new(1 << 20, 64 << 10, 31, &[]);
+    let (_seed, seed_ev) = s.start_seeder("seed");
     let seed_addr: std::net::SocketAddr = seed_ev["listen"].as_str().unwrap().parse().unwrap();
 
     let scripted = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -57,9 +43,8 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
         }
     });
 
-    let dir = tmp.path().join("leech");
-    let mut cmd = peer_command(&torrent, &dir);
-    cmd.args(["--tracker", &scripted_addr.to_string(), "--exit-when-done"]);
+    let mut cmd = s.leecher_command("leech");
+    cmd.args(["--tracker", &scripted_addr.to_string()]);
     let (mut leech, _) = start_peer("leech", cmd);
     let first = leech.expect_event("tracker_error", STEP);
     assert!(
@@ -76,5 +61,5 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
     );
     leech.expect_event("done", STEP);
     script.join().unwrap();
-    assert!(same_file(&data, &dir.join("data.bin")));
+    assert!(s.has_right_copy("leech"));
 }
