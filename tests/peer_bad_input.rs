@@ -107,3 +107,35 @@ fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
     // The seeder is still up and serving.
     assert!(TcpStream::connect(addr).is_ok());
 }
+
+#[test]
+fn wrong_info_hash_and_our_own_peer_id_are_refused() {
+    let mut s = Scenario::new(1 << 20, 64 << 10, 22, &[]);
+    let (mut seed, started) = s.start_seeder("seed");
+    let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
+    let own_id: wire::PeerId = started["peer_id"].as_str().unwrap().parse().unwrap();
+    let info_hash = load_torrent(&s.torrent).info_hash();
+    let cases = [
+        (
+            wire::InfoHash([9; 20]),
+            wire::PeerId([1; 20]),
+            "info hash mismatch",
+        ),
+        (info_hash, own_id, "connected to ourselves"),
+    ];
+    for (hash, id, reason) in cases {
+        let stream = TcpStream::connect(addr).unwrap();
+        let mut ws = WireStream::new(stream.try_clone().unwrap(), None);
+        ws.send(&wire::Message::Handshake {
+            info_hash: hash,
+            peer_id: id,
+        })
+        .unwrap();
+        expect_closed(stream, Duration::from_secs(10), reason);
+        let refused = seed.expect_event("peer_refused", STEP);
+        assert!(
+            refused["reason"].as_str().unwrap().contains(reason),
+            "{refused}"
+        );
+    }
+}
