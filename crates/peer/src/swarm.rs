@@ -179,10 +179,10 @@ impl Swarm {
             if st.banned_ids.contains(&pid) {
                 return Err("banned peer".into());
             }
-            if let Some(&existing) = st.by_peer_id.get(&pid) {
+            let existing = st.by_peer_id.get(&pid).and_then(|id| st.conns.get(id));
+            if let Some(e) = existing {
                 // Two connections to the same peer (both dialed at once): keep
                 // the one initiated by the smaller peer id, a rule both ends agree on.
-                let e = &st.conns[&existing];
                 let initiator = |out: bool| if out { self.peer_id } else { pid };
                 let (old_init, new_init) = (initiator(e.outgoing), initiator(outgoing));
                 if old_init <= new_init {
