@@ -38,7 +38,7 @@ const VERIFY_QUEUE: usize = 4;
 /// Pieces of one connection hashed at the same time.
 const VERIFY_PARALLEL: usize = 2;
 /// Requests in flight over all peers, in bytes (bounds a leecher's memory).
-const GLOBAL_IN_FLIGHT_BYTES: u64 = 32 * 1024 * 1024;
+const GLOBAL_IN_FLIGHT_BYTES: u64 = 24 * 1024 * 1024;
 
 type Reader = FramedRead<OwnedReadHalf, PeerCodec>;
 type Writer = FramedWrite<OwnedWriteHalf, PeerCodec>;

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -31,6 +31,8 @@ use crate::BadInput;
 const SENDFILE_CHUNK: usize = 4 * 1024 * 1024;
 /// Buffer of the user-space copy path.
 const COPY_BUF: usize = 256 * 1024;
+/// How long a finished transfer waits for the client to close the connection.
+const LINGER: Duration = Duration::from_secs(60);
 
 /// How the file body reaches the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +151,24 @@ async fn send_file(
         Method::Copy => send_body_copy(stream, file, len, sent).await?,
     }
     stream.shutdown().await?;
+    linger_until_closed(stream).await;
     Ok(())
+}
+
+/// After our FIN, waits (bounded) for the client to close its side, reading
+/// and discarding anything it sends. Closing a socket with unread input makes
+/// the kernel send RST, which can destroy the end of the file still queued in
+/// our send buffer; waiting also makes `client_done` mean "delivered".
+async fn linger_until_closed(stream: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Moves `len` bytes of `file` to the socket with `sendfile(2)`.

@@ -34,7 +34,7 @@ use crate::{peer_conn, tracker_client, BadInput};
 /// Most peer connections at once.
 pub const MAX_PEERS: usize = 64;
 /// Bytes we aim to keep requested from one peer (sets the pipeline depth).
-const IN_FLIGHT_BYTES: u64 = 8 * 1024 * 1024;
+const IN_FLIGHT_BYTES: u64 = 16 * 1024 * 1024;
 const CHOKE_ROUND: Duration = Duration::from_secs(5);
 /// Bad pieces after which a peer is banned.
 const STRIKES_TO_BAN: u32 = 2;
