@@ -126,6 +126,39 @@ fn python_sender_is_printed_and_acked_by_mcast_recv() {
     );
 }
 
+/// Datagrams sent to one group by separate `mcast send` processes. Each
+/// process sends from a fresh ephemeral port, so the kernel computes a fresh
+/// flow hash for every datagram: if it ever load-balanced a group's datagrams
+/// across the sockets sharing the port (as it does within an `SO_REUSEPORT`
+/// group), some of these would land on the wrong receiver.
+const FRESH_FLOWS: usize = 8;
+
+/// Sends `text #k` for k in 1..=FRESH_FLOWS from `host`, each from a new process.
+fn send_fresh_flows(host: &lanswarm::netns::Host, text: &str, args: &[&str]) -> Vec<String> {
+    (1..=FRESH_FLOWS)
+        .map(|k| {
+            let msg = format!("{text} #{k}");
+            let s = send(host, &[&[msg.as_str()][..], args].concat());
+            assert_eq!(s["sent"], 1, "{s}");
+            msg
+        })
+        .collect()
+}
+
+/// Asserts that the next messages of `r` are exactly `texts`, in order.
+fn expect_texts(r: &mut Proc, texts: &[String]) {
+    for want in texts {
+        let m = next_message(r);
+        assert_eq!(
+            m["text"].as_str(),
+            Some(want.as_str()),
+            "{}: unexpected message {m}; output:\n{}",
+            r.name,
+            r.output()
+        );
+    }
+}
+
 #[test]
 fn receivers_share_a_port_and_each_gets_only_its_own_group() {
     if skip_unless_root("receivers_share_a_port_and_each_gets_only_its_own_group") {
@@ -151,10 +184,42 @@ fn receivers_share_a_port_and_each_gets_only_its_own_group() {
     );
     assert_eq!(s2["acks"], 1, "only the group 2 receiver answers: {s2}");
 
-    assert_eq!(next_message(&mut a)["text"], "for group 1");
-    assert_eq!(next_message(&mut b)["text"], "for group 1");
+    // More group 2 datagrams, each on a new flow, then a last one to group 1.
+    // Group 1's receivers must see nothing between their two messages, and the
+    // group 2 receiver every group 2 datagram, in order.
+    let more = send_fresh_flows(lan.host(0), "for group 2", &g2);
+    send(lan.host(0), &[&["group 1 again"][..], &g1].concat());
+
+    for r in [&mut a, &mut b] {
+        expect_texts(r, &["for group 1".into(), "group 1 again".into()]);
+    }
     // With IP_MULTICAST_ALL on, c would have seen group 1's datagram first.
-    assert_eq!(next_message(&mut c)["text"], "for group 2");
+    expect_texts(&mut c, &[&["for group 2".to_string()][..], &more].concat());
+}
+
+#[test]
+fn ssm_receivers_sharing_a_group_and_port_each_get_only_their_source() {
+    if skip_unless_root("ssm_receivers_sharing_a_group_and_port_each_get_only_their_source") {
+        return;
+    }
+    let lan = lan(3);
+    let (s0, s2, rx) = (lan.host(0), lan.host(2), lan.host(1));
+    let group = ["--group", "232.1.2.3", "--port", "10000"];
+    let recv_from = |name: &str, src: &lanswarm::netns::Host| {
+        let src = src.ipv4().to_string();
+        start_joined(
+            rx,
+            name,
+            &[&["recv", "--no-ack", "--source", &src][..], &group].concat(),
+        )
+    };
+    let mut x = recv_from("x", s0);
+    let mut y = recv_from("y", s2);
+
+    let from0 = send_fresh_flows(s0, "from host 0", &group);
+    let from2 = send_fresh_flows(s2, "from host 2", &group);
+    expect_texts(&mut x, &from0);
+    expect_texts(&mut y, &from2);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Building multicast UDP sockets with socket2 and receiving with the TTL.
 //!
-//! - [`bind_receiver`]: `SO_REUSEADDR` + `SO_REUSEPORT`, bound to the group port on
-//!   the wildcard address, `IP_MULTICAST_ALL` off, then an any-source join
-//!   (IGMP/MLD) or a source-specific join (IGMPv3/MLDv2, `MCAST_JOIN_SOURCE_GROUP`).
+//! - [`bind_receiver`]: `SO_REUSEADDR` (deliberately not `SO_REUSEPORT`, see
+//!   `bind_shared`) and `IP_MULTICAST_ALL` off, bound to the group port on the
+//!   wildcard address, then an any-source join (IGMP/MLD) or a source-specific
+//!   join (IGMPv3/MLDv2, `MCAST_JOIN_SOURCE_GROUP`).
 //! - [`bind_sender`]: an ephemeral port, ready for [`configure_sending`].
 //! - [`configure_sending`]: TTL / hop limit, loopback and `IP_MULTICAST_IF`.
 //! - [`recv_with_ttl`]: `recvmsg` returning the sender, the received TTL (hop
@@ -47,11 +48,48 @@ fn wildcard(group: IpAddr, port: u16) -> SocketAddr {
     }
 }
 
+/// Creates a socket on `port` (wildcard address) that any number of receivers
+/// on this host can share, configured to receive only the groups it joins.
+///
+/// Sharing relies on `SO_REUSEADDR` alone: every socket bound to the port
+/// gets its own copy of each multicast datagram for a group it joined.
+/// `SO_REUSEPORT` must not be set. Sockets that set it and bind the same
+/// address and port form a reuseport group, and Linux balances datagrams across
+/// such a group by flow hash. For IPv4 multicast this also happens after UDP
+/// early demux has picked the one socket that joined the datagram's group
+/// (seen on Linux 6.18). So the datagram can land on a socket of that reuseport
+/// group that never joined the multicast group, and the socket that did join
+/// never sees it. That happens for a lone receiver of one group next to
+/// receivers of another group, and for source-specific receivers of one group
+/// with different sources.
+///
+/// `IP_MULTICAST_ALL` is turned off before `bind`: a bound wildcard socket with
+/// it on would already queue datagrams for groups other sockets on this host
+/// joined.
+fn bind_shared(group: IpAddr, port: u16) -> anyhow::Result<Socket> {
+    let sock = new_socket(group).context("creating UDP socket")?;
+    sock.set_reuse_address(true)?;
+    match group {
+        IpAddr::V4(_) => {
+            sock.set_multicast_all_v4(false)?;
+            setsockopt_int(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
+        }
+        IpAddr::V6(_) => {
+            sock.set_multicast_all_v6(false)?;
+            sock.set_recv_hoplimit_v6(true)?;
+        }
+    }
+    sock.bind(&wildcard(group, port).into())
+        .with_context(|| format!("binding UDP port {port}"))?;
+    Ok(sock)
+}
+
 /// Creates a socket that has joined `group` on `port`.
 ///
-/// Several such sockets can share a port on one host. Each receives only the
-/// groups it joined itself (`IP_MULTICAST_ALL` is off). With `source`, the join
-/// is source-specific: only datagrams from that source are delivered.
+/// Several such sockets can share a port on one host (`SO_REUSEADDR`, not
+/// `SO_REUSEPORT`: see `bind_shared`). Each receives only the groups it joined
+/// itself (`IP_MULTICAST_ALL` is off). With `source`, the join is
+/// source-specific: only datagrams from that source are delivered.
 pub fn bind_receiver(
     group: IpAddr,
     port: u16,
@@ -68,29 +106,14 @@ pub fn bind_receiver(
             return Err(usage(format!("source {src} must be a unicast address")));
         }
     }
-    let sock = new_socket(group).context("creating UDP socket")?;
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    sock.bind(&wildcard(group, port).into())
-        .with_context(|| format!("binding UDP port {port}"))?;
+    let sock = bind_shared(group, port)?;
     let index = iface.map_or(0, |i| i.index);
-    match group {
-        IpAddr::V4(g) => {
-            sock.set_multicast_all_v4(false)?;
-            setsockopt_int(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
-            match source {
-                Some(src) => join_source_group(&sock, index, group, src),
-                None => sock.join_multicast_v4_n(&g, &InterfaceIndexOrAddress::Index(index)),
-            }
+    match (group, source) {
+        (_, Some(src)) => join_source_group(&sock, index, group, src),
+        (IpAddr::V4(g), None) => {
+            sock.join_multicast_v4_n(&g, &InterfaceIndexOrAddress::Index(index))
         }
-        IpAddr::V6(g) => {
-            sock.set_multicast_all_v6(false)?;
-            sock.set_recv_hoplimit_v6(true)?;
-            match source {
-                Some(src) => join_source_group(&sock, index, group, src),
-                None => sock.join_multicast_v6(&g, index),
-            }
-        }
+        (IpAddr::V6(g), None) => sock.join_multicast_v6(&g, index),
     }
     .with_context(|| match source {
         Some(src) => format!("joining group {group} for source {src}"),
@@ -343,6 +366,27 @@ mod tests {
             "[fd77::1]:10000".parse().unwrap(),
         ] {
             assert_eq!(from_storage(&to_storage(addr)), Some(addr));
+        }
+    }
+
+    #[test]
+    fn receivers_share_a_port_without_forming_a_reuseport_group() {
+        // Binding only (no join, no traffic): the second socket takes the
+        // first one's port.
+        for group in ["239.1.1.1", "ff15::4242"] {
+            let group: IpAddr = group.parse().unwrap();
+            let first = bind_shared(group, 0).unwrap();
+            let port = first.local_addr().unwrap().as_socket().unwrap().port();
+            let second = bind_shared(group, port).unwrap();
+            for sock in [&first, &second] {
+                assert!(sock.reuse_address().unwrap(), "{group}");
+                assert!(!sock.reuse_port().unwrap(), "{group}: no SO_REUSEPORT");
+                let all = match group {
+                    IpAddr::V4(_) => sock.multicast_all_v4().unwrap(),
+                    IpAddr::V6(_) => sock.multicast_all_v6().unwrap(),
+                };
+                assert!(!all, "{group}: IP_MULTICAST_ALL off");
+            }
         }
     }
 
