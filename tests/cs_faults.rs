@@ -157,3 +157,33 @@ fn serve_survives_a_client_that_leaves_early_and_serves_the_next() {
     assert_same_file(&src, &out);
     server.expect_event("client_done", WAIT);
 }
+
+#[test]
+fn a_client_that_sends_bytes_first_still_gets_the_whole_file() {
+    // The seed's clients send nothing, but one that does (a stray request line)
+    // leaves unread input at the server: closing then would reset the
+    // connection and cut off the end of the file still in the send buffer.
+    let src_dir = tempfile::tempdir().unwrap();
+    let len = 24 * 1024 * 1024;
+    let src = random_file(src_dir.path(), "data.bin", len);
+    let (mut server, addr) = start_server(&src, &[]);
+
+    let mut client = TcpStream::connect(&addr).unwrap();
+    client.write_all(b"GET /file HTTP/1.0\r\n\r\n").unwrap();
+    let mut received = Vec::new();
+    client
+        .set_read_timeout(Some(WAIT))
+        .expect("set read timeout");
+    client
+        .read_to_end(&mut received)
+        .expect("the stream ends cleanly, without a reset");
+    assert_eq!(received.len(), 8 + len);
+    assert_eq!(
+        u64::from_be_bytes(received[..8].try_into().unwrap()),
+        len as u64
+    );
+    assert!(received[8..] == std::fs::read(&src).unwrap()[..]);
+    // The server counts the client done once it has closed its side too.
+    drop(client);
+    server.expect_event("client_done", WAIT);
+}
