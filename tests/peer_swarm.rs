@@ -152,3 +152,14 @@ fn sigterm_closes_peers_tells_the_tracker_and_exits_0() {
         "resume file not flushed"
     );
 }
+
+#[test]
+fn a_signal_right_after_started_still_exits_0() {
+    let s = Scenario::new(64 * KIB, 64 * KIB, 5, &[]);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let (mut peer, _) = start_peer("seed", peer_command(&s.torrent, &s.seed_dir("seed")));
+        peer.signal(sig);
+        let status = peer.wait_exit(STEP).unwrap();
+        assert_eq!(status.code(), Some(0), "signal {sig}: {}", peer.output());
+    }
+}

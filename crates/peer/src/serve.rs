@@ -63,6 +63,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("local address")?;
+    // Handlers first: whoever reads "listening" may signal us at once.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     eprintln!("listening on {local}");
     if args.json {
         emit(serde_json::json!({
@@ -82,8 +85,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         json: args.json,
     });
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

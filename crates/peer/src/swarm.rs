@@ -473,6 +473,8 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let listen_addr = listener.local_addr()?;
+    // Before anything announces that we are up: a script may signal us at once.
+    let mut signals = Signals::install()?;
     let info_hash = torrent.info_hash();
     let out = Output::new(args.json, torrent.info.file_length);
 
@@ -544,7 +546,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         swarm.download_complete();
     }
 
-    wait_for_signal(&swarm.shutdown).await;
+    signals.wait(&swarm.shutdown).await;
     shutdown(&swarm, tracker_task).await;
     Ok(())
 }
@@ -572,21 +574,28 @@ async fn open_storage(
         .context("storage task failed")?
 }
 
-async fn wait_for_signal(shutdown: &CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+/// Ctrl-C and SIGTERM, listened for from the moment this is created.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Waits for a signal or for `shutdown`.
+    async fn wait(&mut self, shutdown: &CancellationToken) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("interrupted; shutting down"),
+            _ = self.term.recv() => tracing::info!("terminated; shutting down"),
+            _ = shutdown.cancelled() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
-        _ = term => tracing::info!("terminated; shutting down"),
-        _ = shutdown.cancelled() => {}
     }
 }
 
