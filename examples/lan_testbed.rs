@@ -62,6 +62,15 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
     repeat: u32,
 
+    /// P2P leechers leave as soon as they are done (`peer --exit-when-done`)
+    /// instead of uploading until the last client is done.
+    #[arg(long)]
+    exit_when_done: bool,
+
+    /// Save the output of every process of every run in this directory.
+    #[arg(long, value_name = "DIR")]
+    logs: Option<PathBuf>,
+
     /// Where to write the SVG plot (time against N).
     #[arg(long, default_value = "docs/p2p-vs-cs.svg")]
     plot: PathBuf,
@@ -85,7 +94,6 @@ fn main() -> ExitCode {
         eprintln!("lan_testbed: --n-list needs positive numbers of clients");
         return ExitCode::from(2);
     }
-    // Before any other thread exists, so that only the handler sees the signals.
     signals::clean_up_on_signal();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +117,10 @@ fn run(args: &Args) -> Result<(), String> {
         args.rate_mbit, args.size_mib
     );
     let mut bed = Testbed::new(max_n, params.clone())?;
+    bed.set_leechers_exit_when_done(args.exit_when_done);
+    if let Some(dir) = &args.logs {
+        bed.keep_logs(dir)?;
+    }
     let mut outcomes: Vec<Outcome> = Vec::new();
     for &n in &args.n_list {
         for &setup in &args.setups {

@@ -152,6 +152,11 @@ pub struct Testbed {
     /// The generated file, in `work/server/`.
     source: PathBuf,
     torrent: Option<PathBuf>,
+    /// Where to save every process's output after each run, if anywhere.
+    log_dir: Option<PathBuf>,
+    runs: u32,
+    /// Leechers run with `--exit-when-done` instead of seeding until all are done.
+    leechers_exit: bool,
     next_port: u16,
 }
 
@@ -196,7 +201,26 @@ impl Testbed {
             source,
             torrent: None,
             next_port: FIRST_PORT,
+            log_dir: None,
+            runs: 0,
+            leechers_exit: false,
         })
+    }
+
+    /// Saves the output of every process of every later run in `dir`, as
+    /// `run<k>-<setup>-n<N>-<process>.log`.
+    pub fn keep_logs(&mut self, dir: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        self.log_dir = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// By default every P2P leecher keeps uploading until the last one is
+    /// done (then gets SIGTERM and must exit 0), as the lower bound assumes.
+    /// With `true`, leechers run with `--exit-when-done` and leave as soon as
+    /// they have the file, which can strand the last ones with the seeder alone.
+    pub fn set_leechers_exit_when_done(&mut self, exit: bool) {
+        self.leechers_exit = exit;
     }
 
     pub fn params(&self) -> &Params {
@@ -291,13 +315,16 @@ impl Testbed {
 
         let timeout = self.run_timeout(Setup::ClientServer, n);
         let start = Instant::now();
-        let clients = spawn_all(&self.lan, dirs, |i, host, dir| {
+        let mut clients = spawn_all(&self.lan, dirs, |i, host, dir| {
             let mut cmd = host.command(bin_path("peer"));
             cmd.args(["fetch", &addr, "--json", "-o"])
                 .arg(dir.join("file.bin"));
             (format!("peer fetch #{}", i + 1), cmd)
         });
-        wait_all_done(clients, start, timeout)
+        let times = wait_all_done(&mut clients, start, timeout, false);
+        clients.push(server);
+        self.save_logs(Setup::ClientServer, n, &clients);
+        times
     }
 
     /// A tracker and a seeder on the server, a leecher on every client at
@@ -334,20 +361,47 @@ impl Testbed {
 
         let timeout = self.run_timeout(Setup::PeerToPeer, n);
         let start = Instant::now();
-        let leechers = spawn_all(&self.lan, dirs, |i, host, dir| {
+        let leechers_exit = self.leechers_exit;
+        let mut leechers = spawn_all(&self.lan, dirs, |i, host, dir| {
             let mut cmd = host.command(bin_path("peer"));
             cmd.arg("--torrent")
                 .arg(&torrent)
                 .arg("--dir")
                 .arg(dir)
                 .args(["--listen", &format!("{}:0", host.ipv4())])
-                .args(["--tracker", &tracker_addr, "--exit-when-done", "--json"]);
+                .args(["--tracker", &tracker_addr, "--json"]);
+            if leechers_exit {
+                cmd.arg("--exit-when-done");
+            }
             (format!("leecher #{}", i + 1), cmd)
         });
-        let times = wait_all_done(leechers, start, timeout);
-        drop(seeder);
-        drop(tracker);
+        let times = wait_all_done(&mut leechers, start, timeout, !self.leechers_exit);
+        leechers.extend([seeder, tracker]);
+        self.save_logs(Setup::PeerToPeer, n, &leechers);
         times
+    }
+
+    /// Writes each process's output to the log directory, if one was given.
+    fn save_logs(&mut self, setup: Setup, n: usize, procs: &[Proc]) {
+        self.runs += 1;
+        let Some(dir) = &self.log_dir else {
+            return;
+        };
+        let tag = match setup {
+            Setup::ClientServer => "cs",
+            Setup::PeerToPeer => "p2p",
+        };
+        for p in procs {
+            let name: String = p
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let path = dir.join(format!("run{}-{tag}-n{n}-{name}.log", self.runs));
+            if let Err(e) = std::fs::write(&path, p.output()) {
+                eprintln!("warning: cannot write {}: {e}", path.display());
+            }
+        }
     }
 
     /// The torrent of the generated file (made once, with `peer create`).
@@ -395,20 +449,27 @@ fn spawn_all(
 /// When a client finished (seconds after the start) and its `done` event.
 type Done = (f64, serde_json::Value);
 
-/// Waits for every process's `done` event and clean exit.
+/// Waits for every process's `done` event, then for its clean exit: on its
+/// own, or with `stop`, after a SIGTERM once every process is done.
 fn wait_all_done(
-    mut procs: Vec<Proc>,
+    procs: &mut [Proc],
     start: Instant,
     timeout: Duration,
+    stop: bool,
 ) -> Result<Vec<Done>, String> {
     let deadline = start + timeout;
     let mut times = Vec::with_capacity(procs.len());
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         let left = deadline.saturating_duration_since(Instant::now());
         let event = wait_event(p, "done", left)?;
         times.push((start.elapsed().as_secs_f64(), event));
     }
-    for p in &mut procs {
+    if stop {
+        for p in procs.iter() {
+            p.signal(libc::SIGTERM);
+        }
+    }
+    for p in procs.iter_mut() {
         let left = deadline.saturating_duration_since(Instant::now());
         let status = p.wait_exit(left.max(Duration::from_secs(10)))?;
         if !status.success() {

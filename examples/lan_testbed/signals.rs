@@ -1,31 +1,51 @@
 //! Ctrl-C and SIGTERM: delete the testbed's namespaces, then exit.
 //!
-//! SIGINT and SIGTERM are blocked in the main thread before any other thread
-//! starts, so every thread inherits the mask and only a dedicated thread,
-//! waiting in `sigwait`, ever receives them. Child processes start with an
-//! empty mask (std resets it), so they still react to signals normally.
+//! The signal handler only writes one byte to a pipe (async-signal-safe); a
+//! dedicated thread blocked on the other end does the clean-up. No signal is
+//! blocked, so the child processes, which inherit the signal mask, still get
+//! their SIGTERM (a handled signal reverts to its default action on exec).
 
-use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-/// Installs the handler thread. Call before spawning any thread.
+/// Write end of the self-pipe, for the handler.
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    let byte = 1u8;
+    // SAFETY: write(2) is async-signal-safe; `byte` outlives the call.
+    unsafe {
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+    }
+}
+
+/// Installs the handler and its clean-up thread.
 pub fn clean_up_on_signal() {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset before use;
-    // pthread_sigmask only changes this thread's mask.
-    let set = unsafe {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGINT);
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM);
-        let set = set.assume_init();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe(2) fills the two descriptors of the array it is given.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        eprintln!("lan_testbed: cannot create a pipe; Ctrl-C will not clean up");
+        return;
+    }
+    let [read_fd, write_fd] = fds;
+    PIPE_WRITE.store(write_fd, Ordering::Relaxed);
     std::thread::spawn(move || {
-        let mut sig = 0;
-        // SAFETY: `set` is an initialised signal set blocked in every thread.
-        unsafe { libc::sigwait(&set, &mut sig) };
+        let mut byte = 0u8;
+        // SAFETY: reading one byte into a live local from our own pipe.
+        while unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) } != 1 {}
         eprintln!("\nlan_testbed: interrupted; deleting its namespaces, veths and bridge");
         lanswarm::testbed::cleanup_this_process();
         std::process::exit(0);
     });
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only calls write(2); the sigaction
+        // struct is fully initialised (zeroed, then the fields we use).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
 }
