@@ -493,13 +493,16 @@ async fn write_loop(
                     let len = info.piece_size(index);
                     let header = piece_header(index, len);
                     let stream = writer.get_ref().as_ref();
+                    let file = swarm.storage.file();
                     let send = async {
                         zerocopy::send_more(stream, &header).await?;
+                        let mut sent = 0;
                         zerocopy::sendfile_all(
                             stream,
-                            swarm.storage.file(),
+                            file,
                             info.piece_offset(index),
                             len,
+                            &mut sent,
                         )
                         .await
                     };

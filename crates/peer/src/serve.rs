@@ -6,29 +6,25 @@
 //! or vanished client only ends its own transfer.
 //!
 //! The body is sent with `sendfile(2)` straight from the page cache to the
-//! socket (zero-copy), driven by tokio's readiness: the socket stays
-//! non-blocking, and `EAGAIN` parks the task until the socket is writable
-//! again. `--copy` switches to a plain user-space copy with a fixed buffer,
-//! kept as the baseline that the zero-copy path is measured against.
+//! socket (zero-copy, see [`crate::zerocopy`]). `--copy` switches to a plain
+//! user-space copy with a fixed buffer, kept as the baseline that the
+//! zero-copy path is measured against.
 
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ServeArgs;
 use crate::BadInput;
 
-/// Largest chunk handed to one `sendfile` call.
-const SENDFILE_CHUNK: usize = 4 * 1024 * 1024;
 /// Buffer of the user-space copy path.
 const COPY_BUF: usize = 256 * 1024;
 /// How long a finished transfer waits for the client to close the connection.
@@ -148,7 +144,12 @@ async fn send_file(
     stream.set_nodelay(true)?;
     stream.write_all(&len.to_be_bytes()).await?;
     match method {
-        Method::SendFile => send_body_zero_copy(stream, &file, len, sent).await?,
+        Method::SendFile => crate::zerocopy::sendfile_all(stream, &file, 0, len, sent)
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => file_shrank(len, *sent),
+                _ => e,
+            })?,
         Method::Copy => send_body_copy(stream, file, len, sent).await?,
     }
     stream.shutdown().await?;
@@ -170,43 +171,6 @@ async fn linger_until_closed(stream: &mut TcpStream) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
-}
-
-/// Moves `len` bytes of `file` to the socket with `sendfile(2)`.
-async fn send_body_zero_copy(
-    stream: &TcpStream,
-    file: &File,
-    len: u64,
-    sent: &mut u64,
-) -> io::Result<()> {
-    let sock_fd = stream.as_raw_fd();
-    let file_fd = file.as_raw_fd();
-    let mut offset: libc::off_t = 0;
-    while *sent < len {
-        let want = (len - *sent).min(SENDFILE_CHUNK as u64) as usize;
-        stream.writable().await?;
-        // `try_io` clears the readiness when the call reports WouldBlock, so
-        // the next `writable()` really waits for room in the socket buffer.
-        let res = stream.try_io(Interest::WRITABLE, || {
-            // SAFETY: both descriptors are open for the duration of the call
-            // (`stream` and `file` are borrowed), and `offset` is a valid
-            // pointer to an off_t that the kernel advances.
-            let n = unsafe { libc::sendfile(sock_fd, file_fd, &mut offset, want) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        });
-        match res {
-            Ok(0) => return Err(file_shrank(len, *sent)),
-            Ok(n) => *sent += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Moves `len` bytes of `file` to the socket through a fixed user-space buffer.

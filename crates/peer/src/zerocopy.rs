@@ -44,36 +44,45 @@ pub async fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends `len` bytes of `file` starting at `offset` to `stream`.
+/// Sends `len` bytes of `file` starting at `offset` to `stream`. `sent`
+/// counts the bytes sent so far (also when an error cuts the transfer short).
+/// A file shorter than `offset + len` is an `UnexpectedEof` error.
 pub async fn sendfile_all(
     stream: &TcpStream,
     file: &File,
     offset: u64,
     len: u64,
+    sent: &mut u64,
 ) -> io::Result<()> {
     let (sock, src) = (stream.as_raw_fd(), file.as_raw_fd());
     let mut off = offset as libc::off_t;
-    let end = offset + len;
-    while (off as u64) < end {
-        let want = ((end - off as u64) as usize).min(CHUNK);
+    while *sent < len {
+        let want = ((len - *sent) as usize).min(CHUNK);
         stream.writable().await?;
         // `try_io` clears readiness on WouldBlock, so the next `writable()` waits for room.
         let res = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors stay open for the call (borrowed), and
             // `off` is a valid off_t the kernel advances.
             let n = unsafe { libc::sendfile(sock, src, &mut off, want) };
-            match n {
-                n if n < 0 => Err(io::Error::last_os_error()),
-                0 => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than expected",
-                )),
-                n => Ok(n as usize),
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
         });
         match res {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ended after {} of {len} bytes", *sent),
+                ))
+            }
+            Ok(n) => *sent += n as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
