@@ -6,7 +6,8 @@
 //! | [`create`] | `peer create`: hashing a file into a torrent |
 //! | [`hashing`] | streaming SHA-1 of a file's pieces |
 //! | [`storage`] | the preallocated data file and its resume file |
-//! | [`swarm`] | the swarm engine: shared state, tracker loop, choking rounds, progress, shutdown |
+//! | [`session`] | one swarm session: start-up, accept/tracker/choke/progress tasks, shutdown |
+//! | [`swarm`] | the state shared by a swarm's connections: pieces, picker, peers, bans, counters |
 //! | [`peer_conn`] | one peer connection: handshake, reader loop, writer task |
 //! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
@@ -26,6 +27,7 @@ pub mod output;
 pub mod peer_conn;
 pub mod picker;
 pub mod serve;
+pub mod session;
 pub mod storage;
 pub mod swarm;
 pub mod tracker_client;
@@ -71,7 +73,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Some(Command::Serve(args)) => serve::run(args).await,
             Some(Command::Fetch(args)) => fetch::run(args).await,
             Some(Command::Create(args)) => create::run(args),
-            None => swarm::run(cli.swarm).await,
+            None => session::run(cli.swarm).await,
         }
     });
     match result {

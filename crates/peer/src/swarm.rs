@@ -1,23 +1,20 @@
-//! The swarm engine: state shared by all connections of one torrent, and the
-//! background tasks around them (accepting, dialing, tracker announces,
-//! choking rounds, progress reports, shutdown).
+//! The state shared by all connections of one torrent: which pieces we
+//! have, the piece picker, the choker, the connected peers with their
+//! counters, strikes and bans, and the operations on them.
 //!
 //! Connection tasks ([`crate::peer_conn`]) own their sockets and their
 //! [`wire::Connection`] state; they consult and update the shared [`State`]
-//! under a short-held mutex (which pieces we have, the picker, who is
-//! unchoked), and receive [`Command`]s from the engine over unbounded
-//! channels whose volume is bounded by the piece count.
+//! under a short-held mutex, and receive [`Command`]s over unbounded channels
+//! whose volume is bounded by the piece count. The session
+//! ([`crate::session`]) runs the background tasks around it.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,17 +22,15 @@ use wire::tracker::{AnnounceRequest, Event, PeerEntry};
 use wire::{Bitfield, InfoHash, PeerId, Torrent};
 
 use crate::choker::{Candidate, Choker};
-use crate::cli::SwarmArgs;
 use crate::output::{human_bytes, Output};
+use crate::peer_conn;
 use crate::picker::Picker;
-use crate::storage::{StartState, Storage};
-use crate::{peer_conn, tracker_client, BadInput};
+use crate::storage::Storage;
 
 /// Most peer connections at once.
 pub const MAX_PEERS: usize = 64;
 /// Bytes we aim to keep requested from one peer (sets the pipeline depth).
 const IN_FLIGHT_BYTES: u64 = 16 * 1024 * 1024;
-const CHOKE_ROUND: Duration = Duration::from_secs(5);
 /// Bad pieces after which a peer is banned.
 const STRIKES_TO_BAN: u32 = 2;
 
@@ -328,7 +323,7 @@ impl Swarm {
         }
     }
 
-    fn download_complete(&self) {
+    pub(crate) fn download_complete(&self) {
         let summary = {
             let mut st = self.lock();
             if st.done_at.is_some() {
@@ -359,7 +354,7 @@ impl Swarm {
         self.completed.notify_one();
     }
 
-    fn peer_summary(&self, st: &State) -> Vec<serde_json::Value> {
+    pub(crate) fn peer_summary(&self, st: &State) -> Vec<serde_json::Value> {
         let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
         peers.sort_by_key(|p| p.addr);
         peers
@@ -375,7 +370,7 @@ impl Swarm {
             .collect()
     }
 
-    fn say_summary(&self, what: &str, seconds: f64, bytes: u64) {
+    pub(crate) fn say_summary(&self, what: &str, seconds: f64, bytes: u64) {
         if self.out.is_json() {
             return;
         }
@@ -403,7 +398,7 @@ impl Swarm {
 
     /// Dials a peer from the tracker's list unless it is us, banned, or
     /// already connected or being dialed.
-    fn dial(self: &Arc<Self>, entry: &PeerEntry) {
+    pub(crate) fn dial(self: &Arc<Self>, entry: &PeerEntry) {
         if entry.peer_id == self.peer_id.to_hex() {
             return;
         }
@@ -438,7 +433,7 @@ impl Swarm {
         });
     }
 
-    fn announce_request(
+    pub(crate) fn announce_request(
         &self,
         event: Option<Event>,
         announce_ip: Option<std::net::Ipv4Addr>,
@@ -455,297 +450,119 @@ impl Swarm {
     }
 }
 
-/// Joins the swarm described by `args` and runs until done (with
-/// `--exit-when-done`) or until Ctrl-C/SIGTERM.
-pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
-    let path = args
-        .torrent
-        .clone()
-        .ok_or_else(|| BadInput("--torrent FILE.torrent is required (see `peer --help`)".into()))?;
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let torrent =
-        Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    let tracker = args
-        .tracker
-        .clone()
-        .unwrap_or_else(|| format!("{}:{}", torrent.announce, torrent.port));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let listen_addr = listener.local_addr()?;
-    // Before anything announces that we are up: a script may signal us at once.
-    let mut signals = Signals::install()?;
-    let info_hash = torrent.info_hash();
-    let out = Output::new(args.json, torrent.info.file_length);
-
-    let (storage, have, start_state) = open_storage(&args.dir, &torrent, info_hash, &out).await?;
-    let piece_count = torrent.info.piece_count();
-    let request_depth = (IN_FLIGHT_BYTES / torrent.info.piece_length.max(1)).clamp(2, 32) as usize;
-    let picker = Picker::new(piece_count);
-    let swarm = Arc::new(Swarm {
-        info_hash,
-        peer_id: new_peer_id(),
-        storage,
-        out,
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-        listen_addr,
-        request_depth,
-        exit_when_done: args.exit_when_done,
-        state: Mutex::new(State {
-            have,
-            picker,
-            choker: Choker::new(args.upload_slots),
-            conns: HashMap::new(),
-            by_peer_id: HashMap::new(),
-            dialing: HashSet::new(),
-            banned_ids: HashSet::new(),
-            banned_addrs: HashSet::new(),
-            strikes: HashMap::new(),
-            peers: HashMap::new(),
-            downloaded: 0,
-            done_at: None,
-        }),
-        completed: Notify::new(),
-        start: Instant::now(),
-        next_id: AtomicU64::new(1),
-        uploaded_total: AtomicU64::new(0),
-        torrent,
-    });
-    let have_count = swarm.lock().have.count();
-    swarm.out.event(
-        "started",
-        json!({
-            "info_hash": info_hash.to_hex(), "pieces": piece_count, "have": have_count,
-            "listen": listen_addr.to_string(), "peer_id": swarm.peer_id.to_hex(),
-            "file": swarm.storage.data_path(), "resume": matches!(start_state, StartState::Resumed),
-            "tracker": tracker,
-        }),
-    );
-    tracing::info!(
-        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
-    );
-    if !swarm.out.is_json() {
-        swarm.out.say(&format!(
-            "{}: {have_count}/{piece_count} pieces, listening on {listen_addr}",
-            swarm.torrent.info.file_name
-        ));
-    }
-
-    let exit_when_done = args.exit_when_done;
-    swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
-    swarm.tasks.spawn(choke_loop(swarm.clone()));
-    swarm.tasks.spawn(progress_loop(swarm.clone()));
-    let tracker_task = tokio::spawn(tracker_loop(
-        swarm.clone(),
-        tracker,
-        args.announce_ip,
-        exit_when_done,
-    ));
-    if swarm.is_complete() {
-        swarm.download_complete();
-    }
-
-    signals.wait(&swarm.shutdown).await;
-    shutdown(&swarm, tracker_task).await;
-    Ok(())
+/// Per-tick figures for progress reports.
+pub struct ProgressSnapshot {
+    pub have: u32,
+    pub downloaded: u64,
+    pub peers: usize,
+    pub done: bool,
 }
 
-async fn open_storage(
-    dir: &Path,
-    torrent: &Torrent,
-    info_hash: InfoHash,
-    out: &Output,
-) -> anyhow::Result<(Storage, Bitfield, StartState)> {
-    let dir = dir.to_path_buf();
-    let info = torrent.info.clone();
-    let total = info.file_length;
-    // Hashing may take seconds; keep it off the async workers.
-    let progress = {
-        let json = out.is_json();
-        move |n: u64| {
-            if !json {
-                tracing::debug!("verified {n}/{total} bytes");
-            }
-        }
-    };
-    tokio::task::spawn_blocking(move || Storage::open(&dir, &info, info_hash, progress))
-        .await
-        .context("storage task failed")?
-}
-
-/// Ctrl-C and SIGTERM, listened for from the moment this is created.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        })
-    }
-
-    /// Waits for a signal or for `shutdown`.
-    async fn wait(&mut self, shutdown: &CancellationToken) {
-        tokio::select! {
-            _ = self.int.recv() => tracing::info!("interrupted; shutting down"),
-            _ = self.term.recv() => tracing::info!("terminated; shutting down"),
-            _ = shutdown.cancelled() => {}
+impl Swarm {
+    /// A swarm for `torrent` whose data file is `storage`, holding `have`.
+    pub fn new(
+        torrent: Torrent,
+        storage: Storage,
+        have: Bitfield,
+        out: Output,
+        listen_addr: SocketAddr,
+        upload_slots: usize,
+        exit_when_done: bool,
+    ) -> Swarm {
+        let piece_count = torrent.info.piece_count();
+        Swarm {
+            info_hash: torrent.info_hash(),
+            peer_id: new_peer_id(),
+            storage,
+            out,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            listen_addr,
+            request_depth: (IN_FLIGHT_BYTES / torrent.info.piece_length.max(1)).clamp(2, 32)
+                as usize,
+            exit_when_done,
+            state: Mutex::new(State {
+                have,
+                picker: Picker::new(piece_count),
+                choker: Choker::new(upload_slots),
+                conns: HashMap::new(),
+                by_peer_id: HashMap::new(),
+                dialing: HashSet::new(),
+                banned_ids: HashSet::new(),
+                banned_addrs: HashSet::new(),
+                strikes: HashMap::new(),
+                peers: HashMap::new(),
+                downloaded: 0,
+                done_at: None,
+            }),
+            completed: Notify::new(),
+            start: Instant::now(),
+            next_id: AtomicU64::new(1),
+            uploaded_total: AtomicU64::new(0),
+            torrent,
         }
     }
-}
 
-/// Close peers, tell the tracker, flush the resume file.
-async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
-    swarm.shutdown.cancel();
-    {
-        let st = swarm.lock();
-        for c in st.conns.values() {
-            let _ = c.cmd.send(Command::Close("shutting down".into()));
-        }
+    /// Time since the swarm started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
     }
-    swarm.tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
-    if let Err(e) = swarm.storage.save_resume(&swarm.have_snapshot()) {
-        tracing::warn!("cannot write resume file: {e}");
-    }
-    swarm.out.finish();
-    let (downloaded, summary) = {
-        let st = swarm.lock();
-        (st.downloaded, swarm.peer_summary(&st))
-    };
-    let uploaded = swarm.uploaded_total.load(Ordering::Relaxed);
-    swarm.out.event(
-        "stopped",
-        json!({"seconds": swarm.start.elapsed().as_secs_f64(), "downloaded": downloaded,
-               "uploaded": uploaded, "peers": summary}),
-    );
-    swarm.say_summary("session", swarm.start.elapsed().as_secs_f64(), downloaded);
-}
 
-async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
-    loop {
-        tokio::select! {
-            _ = swarm.shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    swarm.tasks.spawn(peer_conn::accepted(swarm.clone(), stream, addr));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+    /// Bytes sent to all peers.
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded_total.load(Ordering::Relaxed)
     }
-}
 
-async fn tracker_loop(
-    swarm: Arc<Swarm>,
-    tracker: String,
-    announce_ip: Option<std::net::Ipv4Addr>,
-    exit_when_done: bool,
-) {
-    let mut event = Some(Event::Started);
-    let mut failures = 0u32;
-    let mut completed_sent = false;
-    let mut interval;
-    loop {
-        if swarm.shutdown.is_cancelled() {
-            break;
-        }
-        let req = swarm.announce_request(event, announce_ip);
-        match tracker_client::announce(&tracker, &req).await {
-            Ok(resp) => {
-                failures = 0;
-                interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
-                tracing::debug!("tracker: {} peers", resp.peers.len());
-                for entry in &resp.peers {
-                    swarm.dial(entry);
-                }
-                if event == Some(Event::Completed) {
-                    completed_sent = true;
-                    if exit_when_done {
-                        swarm.shutdown.cancel();
-                        break;
-                    }
-                }
-                event = None;
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!("announce failed: {e:#}");
-                swarm
-                    .out
-                    .event("tracker_error", json!({"error": format!("{e:#}")}));
-                if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
-                    swarm.shutdown.cancel();
-                    break;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(tracker_client::backoff(failures - 1)) => continue,
-                    _ = swarm.shutdown.cancelled() => break,
-                }
-            }
-        }
-        if swarm.is_complete() && !completed_sent {
-            event = Some(Event::Completed);
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = swarm.completed.notified() => {
-                if !completed_sent {
-                    event = Some(Event::Completed);
-                }
-            }
-            _ = swarm.shutdown.cancelled() => break,
-        }
+    /// Resolves once the download completes (immediately if it already did
+    /// and nobody has waited since).
+    pub async fn download_completed(&self) {
+        self.completed.notified().await
     }
-    let stop = swarm.announce_request(Some(Event::Stopped), announce_ip);
-    if let Err(e) = tokio::time::timeout(
-        Duration::from_secs(3),
-        tracker_client::announce(&tracker, &stop),
-    )
-    .await
-    {
-        tracing::debug!("stopped announce: {e}");
-    }
-}
 
-async fn choke_loop(swarm: Arc<Swarm>) {
-    let mut tick = tokio::time::interval(CHOKE_ROUND);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = swarm.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+    /// Asks every connection to close, for `reason`.
+    pub fn close_all(&self, reason: &str) {
+        for c in self.lock().conns.values() {
+            let _ = c.cmd.send(Command::Close(reason.to_string()));
         }
-        let mut st = swarm.lock();
+    }
+
+    /// The figures a progress report shows.
+    pub fn progress(&self) -> ProgressSnapshot {
+        let st = self.lock();
+        ProgressSnapshot {
+            have: st.have.count(),
+            downloaded: st.downloaded,
+            peers: st.conns.len(),
+            done: st.done_at.is_some(),
+        }
+    }
+
+    /// The final report: bytes downloaded this session and per-peer figures.
+    pub fn summary(&self) -> (u64, Vec<serde_json::Value>) {
+        let st = self.lock();
+        (st.downloaded, self.peer_summary(&st))
+    }
+
+    /// One choking round: rates over the last `secs` seconds, then the
+    /// choker's choice, sent as Choke/Unchoke to the connections that change.
+    pub fn choke_round(&self, secs: f64) {
+        let mut st = self.lock();
         let seeding = st.have.is_complete();
-        let secs = CHOKE_ROUND.as_secs_f64();
         let mut candidates = Vec::with_capacity(st.conns.len());
         for (&id, c) in st.conns.iter_mut() {
             let down = c.counters.downloaded.load(Ordering::Relaxed);
             let up = c.counters.uploaded.load(Ordering::Relaxed);
-            let rate = if seeding {
+            let delta = if seeding {
                 up - c.last_up
             } else {
                 down - c.last_down
-            } as f64
-                / secs;
+            };
             c.last_down = down;
             c.last_up = up;
             candidates.push(Candidate {
                 id,
                 interested: c.interested,
-                rate,
+                rate: delta as f64 / secs,
             });
         }
         let unchoke = st.choker.round(&candidates);
@@ -760,55 +577,5 @@ async fn choke_loop(swarm: Arc<Swarm>) {
                 });
             }
         }
-    }
-}
-
-async fn progress_loop(swarm: Arc<Swarm>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_bytes = 0u64;
-    let mut last_count = None;
-    let mut last_at = Instant::now();
-    loop {
-        tokio::select! {
-            _ = swarm.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let (count, downloaded, peers, done, have) = {
-            let st = swarm.lock();
-            let have = (last_count != Some(st.have.count())).then(|| st.have.clone());
-            (
-                st.have.count(),
-                st.downloaded,
-                st.conns.len(),
-                st.done_at.is_some(),
-                have,
-            )
-        };
-        let now = Instant::now();
-        let rate =
-            (downloaded - last_bytes) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
-        let info = &swarm.torrent.info;
-        let bytes = if count == info.piece_count() {
-            info.file_length
-        } else {
-            (count as u64 * info.piece_length).min(info.file_length)
-        };
-        if !done {
-            swarm.out.progress(bytes, peers);
-            swarm.out.event(
-                "progress",
-                json!({"have": count, "pieces": info.piece_count(), "bytes": bytes,
-                       "rate": rate.round(), "peers": peers}),
-            );
-        }
-        if let Some(have) = have {
-            if let Err(e) = swarm.storage.save_resume(&have) {
-                tracing::warn!("cannot write resume file: {e}");
-            }
-            last_count = Some(count);
-        }
-        last_bytes = downloaded;
-        last_at = now;
     }
 }

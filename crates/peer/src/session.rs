@@ -1,0 +1,312 @@
+//! A peer's session in one swarm: start-up (torrent, listener, storage,
+//! signal handlers), the background tasks (accepting peers, tracker
+//! announces, choking rounds, progress reports) and the orderly shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wire::tracker::Event;
+use wire::{Bitfield, InfoHash, Torrent};
+
+use crate::cli::SwarmArgs;
+use crate::output::Output;
+use crate::storage::{StartState, Storage};
+use crate::swarm::{ProgressSnapshot, Swarm};
+use crate::{peer_conn, tracker_client, BadInput};
+
+/// Seconds between choking rounds.
+const CHOKE_ROUND: Duration = Duration::from_secs(5);
+
+/// Joins the swarm described by `args` and runs until done (with
+/// `--exit-when-done`) or until Ctrl-C/SIGTERM.
+pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
+    let path = args
+        .torrent
+        .clone()
+        .ok_or_else(|| BadInput("--torrent FILE.torrent is required (see `peer --help`)".into()))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let torrent =
+        Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let tracker = args
+        .tracker
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", torrent.announce, torrent.port));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let listen_addr = listener.local_addr()?;
+    // Before anything announces that we are up: a script may signal us at once.
+    let mut signals = Signals::install()?;
+    let info_hash = torrent.info_hash();
+    let out = Output::new(args.json, torrent.info.file_length);
+
+    let (storage, have, start_state) = open_storage(&args.dir, &torrent, info_hash, &out).await?;
+    let piece_count = torrent.info.piece_count();
+    let swarm = Arc::new(Swarm::new(
+        torrent,
+        storage,
+        have,
+        out,
+        listen_addr,
+        args.upload_slots,
+        args.exit_when_done,
+    ));
+    let have_count = swarm.progress().have;
+    swarm.out.event(
+        "started",
+        json!({
+            "info_hash": info_hash.to_hex(), "pieces": piece_count, "have": have_count,
+            "listen": listen_addr.to_string(), "peer_id": swarm.peer_id.to_hex(),
+            "file": swarm.storage.data_path(), "resume": matches!(start_state, StartState::Resumed),
+            "tracker": tracker,
+        }),
+    );
+    tracing::info!(
+        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
+    );
+    if !swarm.out.is_json() {
+        swarm.out.say(&format!(
+            "{}: {have_count}/{piece_count} pieces, listening on {listen_addr}",
+            swarm.torrent.info.file_name
+        ));
+    }
+
+    let exit_when_done = args.exit_when_done;
+    swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
+    swarm.tasks.spawn(choke_loop(swarm.clone()));
+    swarm.tasks.spawn(progress_loop(swarm.clone()));
+    let tracker_task = tokio::spawn(tracker_loop(
+        swarm.clone(),
+        tracker,
+        args.announce_ip,
+        exit_when_done,
+    ));
+    if swarm.is_complete() {
+        swarm.download_complete();
+    }
+
+    signals.wait(&swarm.shutdown).await;
+    shutdown(&swarm, tracker_task).await;
+    Ok(())
+}
+
+async fn open_storage(
+    dir: &Path,
+    torrent: &Torrent,
+    info_hash: InfoHash,
+    out: &Output,
+) -> anyhow::Result<(Storage, Bitfield, StartState)> {
+    let dir = dir.to_path_buf();
+    let info = torrent.info.clone();
+    let total = info.file_length;
+    // Hashing may take seconds; keep it off the async workers.
+    let progress = {
+        let json = out.is_json();
+        move |n: u64| {
+            if !json {
+                tracing::debug!("verified {n}/{total} bytes");
+            }
+        }
+    };
+    tokio::task::spawn_blocking(move || Storage::open(&dir, &info, info_hash, progress))
+        .await
+        .context("storage task failed")?
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment this is created.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Waits for a signal or for `shutdown`.
+    async fn wait(&mut self, shutdown: &CancellationToken) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("interrupted; shutting down"),
+            _ = self.term.recv() => tracing::info!("terminated; shutting down"),
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Close peers, tell the tracker, flush the resume file.
+async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
+    swarm.shutdown.cancel();
+    swarm.close_all("shutting down");
+    swarm.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
+    if let Err(e) = swarm.storage.save_resume(&swarm.have_snapshot()) {
+        tracing::warn!("cannot write resume file: {e}");
+    }
+    swarm.out.finish();
+    let (downloaded, peers) = swarm.summary();
+    let seconds = swarm.elapsed().as_secs_f64();
+    swarm.out.event(
+        "stopped",
+        json!({"seconds": seconds, "downloaded": downloaded, "uploaded": swarm.uploaded(), "peers": peers}),
+    );
+    swarm.say_summary("session", seconds, downloaded);
+}
+
+async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    swarm.tasks.spawn(peer_conn::accepted(swarm.clone(), stream, addr));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn tracker_loop(
+    swarm: Arc<Swarm>,
+    tracker: String,
+    announce_ip: Option<std::net::Ipv4Addr>,
+    exit_when_done: bool,
+) {
+    let mut event = Some(Event::Started);
+    let mut failures = 0u32;
+    let mut completed_sent = false;
+    let mut interval;
+    loop {
+        if swarm.shutdown.is_cancelled() {
+            break;
+        }
+        let req = swarm.announce_request(event, announce_ip);
+        match tracker_client::announce(&tracker, &req).await {
+            Ok(resp) => {
+                failures = 0;
+                interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
+                tracing::debug!("tracker: {} peers", resp.peers.len());
+                for entry in &resp.peers {
+                    swarm.dial(entry);
+                }
+                if event == Some(Event::Completed) {
+                    completed_sent = true;
+                    if exit_when_done {
+                        swarm.shutdown.cancel();
+                        break;
+                    }
+                }
+                event = None;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!("announce failed: {e:#}");
+                swarm
+                    .out
+                    .event("tracker_error", json!({"error": format!("{e:#}")}));
+                if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
+                    swarm.shutdown.cancel();
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(tracker_client::backoff(failures - 1)) => continue,
+                    _ = swarm.shutdown.cancelled() => break,
+                }
+            }
+        }
+        if swarm.is_complete() && !completed_sent {
+            event = Some(Event::Completed);
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = swarm.download_completed() => {
+                if !completed_sent {
+                    event = Some(Event::Completed);
+                }
+            }
+            _ = swarm.shutdown.cancelled() => break,
+        }
+    }
+    let stop = swarm.announce_request(Some(Event::Stopped), announce_ip);
+    if let Err(e) = tokio::time::timeout(
+        Duration::from_secs(3),
+        tracker_client::announce(&tracker, &stop),
+    )
+    .await
+    {
+        tracing::debug!("stopped announce: {e}");
+    }
+}
+
+async fn choke_loop(swarm: Arc<Swarm>) {
+    let mut tick = tokio::time::interval(CHOKE_ROUND);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            _ = tick.tick() => swarm.choke_round(CHOKE_ROUND.as_secs_f64()),
+        }
+    }
+}
+
+async fn progress_loop(swarm: Arc<Swarm>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_bytes = 0u64;
+    let mut last_count = None;
+    let mut last_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = swarm.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ProgressSnapshot {
+            have: count,
+            downloaded,
+            peers,
+            done,
+        } = swarm.progress();
+        let have = (last_count != Some(count)).then(|| swarm.have_snapshot());
+        let now = Instant::now();
+        let rate =
+            (downloaded - last_bytes) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
+        let info = &swarm.torrent.info;
+        let bytes = if count == info.piece_count() {
+            info.file_length
+        } else {
+            (count as u64 * info.piece_length).min(info.file_length)
+        };
+        if !done {
+            swarm.out.progress(bytes, peers);
+            swarm.out.event(
+                "progress",
+                json!({"have": count, "pieces": info.piece_count(), "bytes": bytes,
+                       "rate": rate.round(), "peers": peers}),
+            );
+        }
+        if let Some(have) = have {
+            if let Err(e) = swarm.storage.save_resume(&have) {
+                tracing::warn!("cannot write resume file: {e}");
+            }
+            last_count = Some(count);
+        }
+        last_bytes = downloaded;
+        last_at = now;
+    }
+}
