@@ -31,6 +31,8 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// A peer that does not take our data for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a closing connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_secs(1);
 /// Outgoing items (control messages and piece uploads) queued per connection.
 const OUTBOX: usize = 64;
 /// Received pieces waiting for verification per connection.
@@ -146,6 +148,7 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, outgoing: O
         out: out_tx,
         cancelled,
         last_piece: Instant::now(),
+        pipeline: Pipeline::default(),
         last_rx: Instant::now(),
         last_tx: Instant::now(),
     };
@@ -166,6 +169,14 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, outgoing: O
     swarm.unregister(link.reg.id, link.conn.remote(), &in_flight);
     drop(link.out);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    // The writer has sent our last words and a FIN. Closing while the peer's
+    // bytes sit unread would make the kernel answer with RST, which can wipe
+    // those last words (a Close) from the peer's receive queue: read until the
+    // peer closes too, briefly.
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(_)) = reader.next().await {}
+    })
+    .await;
     tracing::info!("{addr}: disconnected: {reason}");
     swarm.out.event(
         "peer_disconnected",
@@ -197,7 +208,7 @@ async fn handshake(
     }
     let first = match reader.next().await {
         Some(Ok(m)) => m,
-        Some(Err(e)) => return Err(format!("bad input: {e}")),
+        Some(Err(e)) => return Err(stream_error(&e)),
         None => return Err("closed before the handshake".into()),
     };
     match first {
@@ -234,6 +245,8 @@ struct Link {
     out: mpsc::Sender<Outgoing>,
     cancelled: Arc<Mutex<HashSet<u32>>>,
     last_piece: Instant,
+    /// Sizes our request queue to this peer from its measured rate.
+    pipeline: Pipeline,
     last_rx: Instant,
     last_tx: Instant,
 }
@@ -254,7 +267,7 @@ impl Link {
                 },
                 msg = reader.next() => match msg {
                     None => Err("closed by peer".to_string()),
-                    Some(Err(e)) => Err(format!("bad input: {e}")),
+                    Some(Err(e)) => Err(stream_error(&e)),
                     Some(Ok(m)) => {
                         self.last_rx = Instant::now();
                         self.on_message(m).await
@@ -346,7 +359,7 @@ impl Link {
             }
             ConnEvent::Have(index) => {
                 let mut st = self.swarm.lock();
-                st.picker.peer_have(index);
+                st.picker.peer_have(index, self.conn.remote().is_complete());
                 let wanted = !st.have.has(index);
                 drop(st);
                 if wanted {
@@ -411,6 +424,7 @@ impl Link {
         requested: bool,
     ) -> Result<(), String> {
         self.last_piece = Instant::now();
+        self.pipeline.arrived(data.len() as u64, self.last_piece);
         self.verify
             .send((index, data, requested))
             .await
@@ -428,7 +442,10 @@ impl Link {
         let depth = if self.conn.is_legacy() {
             1
         } else {
-            self.swarm.request_depth
+            self.pipeline.depth(
+                self.swarm.torrent.info.piece_length,
+                self.swarm.request_depth,
+            )
         };
         let global_max =
             (GLOBAL_IN_FLIGHT_BYTES / self.swarm.torrent.info.piece_length.max(1)).max(2) as usize;
@@ -460,6 +477,53 @@ impl Link {
             let have = self.swarm.have_snapshot();
             self.conn.update_interest(&have);
         }
+    }
+}
+
+/// Why a connection's byte stream failed: the network, or the peer's input.
+fn stream_error(e: &WireError) -> String {
+    match e {
+        WireError::Frame(wire::FrameError::Io(io)) => format!("connection lost: {io}"),
+        other => format!("bad input: {other}"),
+    }
+}
+
+/// How many requests to keep queued at one peer: enough for about
+/// [`Pipeline::QUEUE_TIME`] of data at the rate the peer has been
+/// delivering, so a fast peer (loopback) is kept saturated while a slow one
+/// (a rate-limited LAN link) is not handed seconds of work that other peers
+/// could have shared. Without a measurement yet, a small queue.
+#[derive(Debug, Default)]
+struct Pipeline {
+    /// Bytes per second, smoothed over piece arrivals.
+    rate: f64,
+    last_arrival: Option<Instant>,
+}
+
+impl Pipeline {
+    const QUEUE_TIME: f64 = 0.05;
+    const START: usize = 4;
+    const MIN: usize = 2;
+
+    fn arrived(&mut self, bytes: u64, at: Instant) {
+        if let Some(prev) = self.last_arrival {
+            let secs = at.duration_since(prev).as_secs_f64().max(1e-6);
+            let sample = bytes as f64 / secs;
+            self.rate = if self.rate == 0.0 {
+                sample
+            } else {
+                0.8 * self.rate + 0.2 * sample
+            };
+        }
+        self.last_arrival = Some(at);
+    }
+
+    fn depth(&self, piece_length: u64, max: usize) -> usize {
+        if self.rate == 0.0 {
+            return Self::START.min(max);
+        }
+        let want = (self.rate * Self::QUEUE_TIME / piece_length.max(1) as f64).ceil() as usize + 1;
+        want.clamp(Self::MIN, max.max(Self::MIN))
     }
 }
 
@@ -626,4 +690,28 @@ fn check_and_store(swarm: &Swarm, index: u32, data: &[u8]) -> Result<bool, Strin
             .map_err(|e| format!("cannot write piece {index}: {e}"))?;
     }
     Ok(good)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_follows_the_measured_rate() {
+        let mut p = Pipeline::default();
+        assert_eq!(p.depth(1 << 20, 32), Pipeline::START);
+        let t0 = Instant::now();
+        // 64 KiB pieces arriving every 26 ms: ~2.5 MB/s, a 20 Mbit/s share.
+        for i in 0..20 {
+            p.arrived(64 << 10, t0 + Duration::from_millis(26 * i));
+        }
+        let slow = p.depth(64 << 10, 32);
+        assert!((2..=6).contains(&slow), "slow link depth {slow}");
+        // 1 MiB pieces every 0.5 ms: ~2 GB/s, loopback.
+        let mut q = Pipeline::default();
+        for i in 0..20 {
+            q.arrived(1 << 20, t0 + Duration::from_micros(500 * i));
+        }
+        assert_eq!(q.depth(1 << 20, 32), 32);
+    }
 }

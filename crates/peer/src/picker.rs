@@ -18,6 +18,8 @@ pub struct Picker {
     requested: Vec<u8>,
     /// Sum of `requested`: requests in flight (or awaiting verification) overall.
     total_requested: usize,
+    /// Connected peers that have every piece.
+    seeds: usize,
     rng: SmallRng,
 }
 
@@ -36,12 +38,19 @@ impl Picker {
             availability: vec![0; piece_count as usize],
             requested: vec![0; piece_count as usize],
             total_requested: 0,
+            seeds: 0,
             rng,
         }
     }
 
     /// A peer's bitfield arrived, replacing `previous` (all absent for a new peer).
     pub fn peer_bitfield(&mut self, previous: &Bitfield, current: &Bitfield) {
+        if previous.is_complete() && !previous.is_empty() {
+            self.seeds = self.seeds.saturating_sub(1);
+        }
+        if current.is_complete() && !current.is_empty() {
+            self.seeds += 1;
+        }
         for (i, (old, new)) in previous
             .as_bools()
             .iter()
@@ -56,8 +65,11 @@ impl Picker {
         }
     }
 
-    /// A peer announced piece `index`.
-    pub fn peer_have(&mut self, index: u32) {
+    /// A peer announced piece `index`; `now_complete` when that was its last one.
+    pub fn peer_have(&mut self, index: u32, now_complete: bool) {
+        if now_complete {
+            self.seeds += 1;
+        }
         if let Some(a) = self.availability.get_mut(index as usize) {
             *a = a.saturating_add(1);
         }
@@ -65,6 +77,9 @@ impl Picker {
 
     /// A peer with bitfield `had` went away.
     pub fn peer_gone(&mut self, had: &Bitfield) {
+        if had.is_complete() && !had.is_empty() {
+            self.seeds = self.seeds.saturating_sub(1);
+        }
         for i in had.iter_present() {
             if let Some(a) = self.availability.get_mut(i as usize) {
                 *a = a.saturating_sub(1);
@@ -87,17 +102,34 @@ impl Picker {
     /// Marks the choice as requested. Normal mode considers only pieces that
     /// nobody is fetching; when there are none left (end-game), a piece
     /// already requested elsewhere may be duplicated.
+    ///
+    /// A seed's upload is the swarm's scarcest resource: from a seed, while
+    /// other peers are busy serving us, we ask only for pieces that no
+    /// non-seed peer holds (so the seed injects new pieces instead of
+    /// repeating ones the swarm already has). When nothing else is in flight
+    /// we take whatever the seed has, so a swarm of choking peers never stalls us.
     pub fn pick(&mut self, have: &Bitfield, remote: &Bitfield, asked: &[u32]) -> Option<u32> {
-        let choice = self
-            .choose(have, remote, |_, requested| requested == 0)
-            .or_else(|| {
-                self.choose(have, remote, |i, requested| {
-                    requested < ENDGAME_MAX_DUPLICATES && !asked.contains(&i)
-                })
-            })?;
+        let spare_seed =
+            remote.is_complete() && !remote.is_empty() && self.total_requested > asked.len();
+        let seeds = self.seeds.max(1).min(u16::MAX as usize) as u16;
+        let normal = self.choose(have, remote, |_, requested, availability| {
+            requested == 0 && (!spare_seed || availability <= seeds)
+        });
+        // End-game only once every missing piece is requested somewhere.
+        let choice = match normal {
+            Some(i) => i,
+            None if self.any_missing_unrequested(have) => return None,
+            None => self.choose(have, remote, |i, requested, _| {
+                requested < ENDGAME_MAX_DUPLICATES && !asked.contains(&i)
+            })?,
+        };
         self.requested[choice as usize] += 1;
         self.total_requested += 1;
         Some(choice)
+    }
+
+    fn any_missing_unrequested(&self, have: &Bitfield) -> bool {
+        have.iter_missing().any(|i| self.requested[i as usize] == 0)
     }
 
     /// Uniformly random among the eligible pieces of lowest availability
@@ -106,14 +138,14 @@ impl Picker {
         &mut self,
         have: &Bitfield,
         remote: &Bitfield,
-        eligible: impl Fn(u32, u8) -> bool,
+        eligible: impl Fn(u32, u8, u16) -> bool,
     ) -> Option<u32> {
         let mut best: Option<(u16, u8)> = None;
         let mut chosen = None;
         let mut ties = 0u32;
         for (i, (&theirs, &mine)) in remote.as_bools().iter().zip(have.as_bools()).enumerate() {
             let idx = i as u32;
-            if !theirs || mine || !eligible(idx, self.requested[i]) {
+            if !theirs || mine || !eligible(idx, self.requested[i], self.availability[i]) {
                 continue;
             }
             let key = (self.availability[i], self.requested[i]);
@@ -163,6 +195,31 @@ impl Picker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_is_asked_only_for_what_the_swarm_lacks_while_others_serve_us() {
+        let mut p = Picker::seeded(4, 5);
+        let seed = Bitfield::full(4);
+        let leecher = bf(&[1, 1, 0, 0]);
+        p.peer_bitfield(&Bitfield::new(4), &seed);
+        p.peer_bitfield(&Bitfield::new(4), &leecher);
+        let have = Bitfield::new(4);
+        // Busy with the leecher (piece 0 or 1 in flight there)...
+        assert!(matches!(p.pick(&have, &leecher, &[]), Some(0 | 1)));
+        // ...so the seed is asked only for pieces 2 and 3, which only it has.
+        let mut from_seed = vec![];
+        while let Some(i) = p.pick(&have, &seed, &from_seed) {
+            from_seed.push(i);
+        }
+        from_seed.sort();
+        assert_eq!(from_seed, vec![2, 3]);
+        // Nothing else in flight: the seed may serve anything.
+        let mut q = Picker::seeded(4, 6);
+        q.peer_bitfield(&Bitfield::new(4), &seed);
+        q.peer_bitfield(&Bitfield::new(4), &leecher);
+        assert!(q.pick(&have, &seed, &[]).is_some());
+        assert_eq!(q.availability(0), 2);
+    }
 
     fn bf(bits: &[u8]) -> Bitfield {
         Bitfield::from_wire(bits).unwrap()
@@ -231,7 +288,7 @@ mod tests {
         let mut p = Picker::seeded(3, 4);
         let a = bf(&[1, 0, 1]);
         p.peer_bitfield(&Bitfield::new(3), &a);
-        p.peer_have(1);
+        p.peer_have(1, false);
         assert_eq!((p.availability(0), p.availability(1)), (1, 1));
         p.peer_gone(&Bitfield::full(3));
         assert_eq!(
