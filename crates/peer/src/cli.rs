@@ -124,7 +124,7 @@ pub struct FetchArgs {
     /// Server address, HOST:PORT.
     pub addr: String,
 
-    /// Output file (default: fetched.bin in the current directory).
+    /// Output file; written to a temporary name and renamed once complete.
     #[arg(short = 'o', long, value_name = "OUT", default_value = "fetched.bin")]
     pub output: PathBuf,
 
