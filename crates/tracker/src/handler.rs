@@ -228,7 +228,7 @@ mod tests {
         let h = t.handle(br#"{"request":"status"}"#, src(2), Instant::now());
         let status: StatusResponse = serde_json::from_slice(&h.reply).unwrap();
         assert_eq!(status.swarms.len(), 1);
-        assert_eq!(status.swarms[0].peers[0].peer_port, 7001);
+        assert_eq!(status.swarms[0].peers[0].entry.peer_port, 7001);
     }
 
     #[test]

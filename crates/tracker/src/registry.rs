@@ -293,22 +293,24 @@ impl Registry {
                     .peers
                     .iter()
                     .map(|p| StatusPeer {
-                        peer_id: p.peer_id.to_string(),
-                        peer_ip: p.addr.ip().to_string(),
-                        peer_port: p.addr.port(),
+                        entry: PeerEntry {
+                            peer_id: p.peer_id.to_string(),
+                            peer_ip: p.addr.ip().to_string(),
+                            peer_port: p.addr.port(),
+                            proto: p.proto,
+                        },
                         seed: p.seed,
                         last_seen_secs: (now.saturating_duration_since(p.last_seen).as_secs_f64()
                             * 1000.0)
                             .round()
                             / 1000.0,
-                        proto: p.proto,
                     })
                     .collect();
                 peers.sort_by(|a, b| {
-                    (&a.peer_ip, a.peer_port, &a.peer_id).cmp(&(
-                        &b.peer_ip,
-                        b.peer_port,
-                        &b.peer_id,
+                    (&a.entry.peer_ip, a.entry.peer_port, &a.entry.peer_id).cmp(&(
+                        &b.entry.peer_ip,
+                        b.entry.peer_port,
+                        &b.entry.peer_id,
                     ))
                 });
                 SwarmStatus {

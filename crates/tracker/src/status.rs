@@ -76,13 +76,14 @@ pub fn render_table(status: &StatusResponse) -> String {
             "ADDRESS", "PEER ID", "ROLE", "LAST SEEN"
         );
         for p in &swarm.peers {
-            let addr = if p.peer_ip.contains(':') {
-                format!("[{}]:{}", p.peer_ip, p.peer_port)
+            let e = &p.entry;
+            let addr = if e.peer_ip.contains(':') {
+                format!("[{}]:{}", e.peer_ip, e.peer_port)
             } else {
-                format!("{}:{}", p.peer_ip, p.peer_port)
+                format!("{}:{}", e.peer_ip, e.peer_port)
             };
             // Peer ids are strangers' strings: never send control characters to a terminal.
-            let id = p.peer_id.escape_debug().to_string();
+            let id = e.peer_id.escape_debug().to_string();
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
             let _ = writeln!(out, "  {addr:<24} {id:<24} {role:<5} {seen:>9}");
@@ -131,7 +132,7 @@ pub fn run(args: &StatusArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wire::tracker::{StatusPeer, SwarmStatus};
+    use wire::tracker::{PeerEntry, StatusPeer, SwarmStatus};
 
     fn sample() -> StatusResponse {
         StatusResponse {
@@ -140,12 +141,14 @@ mod tests {
                     info_hash: "ab".repeat(20),
                     file_name: Some("movie.mkv".into()),
                     peers: vec![StatusPeer {
-                        peer_id: "127.0.0.1:6881".into(),
-                        peer_ip: "127.0.0.1".into(),
-                        peer_port: 6881,
+                        entry: PeerEntry {
+                            peer_id: "127.0.0.1:6881".into(),
+                            peer_ip: "127.0.0.1".into(),
+                            peer_port: 6881,
+                            proto: None,
+                        },
                         seed: true,
                         last_seen_secs: 3.4,
-                        proto: None,
                     }],
                 },
                 SwarmStatus {
@@ -188,7 +191,7 @@ mod tests {
     #[test]
     fn control_characters_in_peer_ids_are_escaped() {
         let mut s = sample();
-        s.swarms[0].peers[0].peer_id = "evil\x1b[2J".into();
+        s.swarms[0].peers[0].entry.peer_id = "evil\x1b[2J".into();
         assert!(!render_table(&s).contains('\x1b'));
     }
 }

@@ -282,19 +282,14 @@ impl AnnounceResponse {
     }
 }
 
-/// A peer as shown by `tracker status`.
+/// A peer as shown by `tracker status`: its list entry, plus whether it is a
+/// seed and when it was last heard from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusPeer {
-    #[serde(rename = "peer-id")]
-    pub peer_id: String,
-    #[serde(rename = "peer-ip")]
-    pub peer_ip: String,
-    #[serde(rename = "peer-port")]
-    pub peer_port: u16,
+    #[serde(flatten)]
+    pub entry: PeerEntry,
     pub seed: bool,
     pub last_seen_secs: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proto: Option<u32>,
 }
 
 /// One swarm as shown by `tracker status`.

@@ -206,12 +206,14 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
     )
         .prop_map(
             |(peer_id, peer_ip, peer_port, seed, millis, proto)| StatusPeer {
-                peer_id,
-                peer_ip,
-                peer_port,
+                entry: PeerEntry {
+                    peer_id,
+                    peer_ip,
+                    peer_port,
+                    proto,
+                },
                 seed,
                 last_seen_secs: millis as f64 / 1000.0,
-                proto,
             },
         );
     let swarm = (
