@@ -1,9 +1,9 @@
 //! Command-line interface: the clap definitions of all subcommands.
 
 use crate::duration::parse_duration;
-use crate::group::parse_group;
-use crate::iface::Iface;
 use clap::{Args, Parser, Subcommand};
+use lanio::group::parse_group;
+use lanio::iface::Iface;
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -8,15 +8,7 @@
 
 use std::process::ExitCode;
 
-/// Bad input from the user: reported with exit code 2, before any traffic is sent.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// Shorthand for returning a [`UsageError`] inside an `anyhow::Result`.
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
+pub use lanio::exit::{bad_input as usage, BadInput as UsageError};
 
 /// Exit code for a runtime failure.
 pub const EXIT_FAILURE: u8 = 1;

@@ -26,15 +26,12 @@ pub mod cli;
 pub mod duration;
 pub mod error;
 pub mod escape;
-pub mod group;
 pub mod idle;
-pub mod iface;
 pub mod output;
 pub mod probe;
 pub mod recv;
 pub mod send;
 pub mod signal;
-pub mod sock;
 
 use clap::Parser as _;
 use std::process::ExitCode;

@@ -5,8 +5,8 @@ use crate::escape::escape_bytes;
 use crate::idle::IdleTimeout;
 use crate::output::Output;
 use crate::send::ACK;
-use crate::sock::{bind_receiver, into_tokio, recv_with_ttl};
 use anyhow::Context as _;
+use lanio::multicast::{bind_receiver, into_tokio, recv_with_ttl};
 use serde_json::json;
 use tokio::time::sleep_until;
 

@@ -2,10 +2,10 @@
 
 use crate::cli::SendArgs;
 use crate::escape::escape_bytes;
-use crate::group::{check_payload_len, destination, max_payload};
 use crate::output::Output;
-use crate::sock::{bind_sender, into_tokio, recv_with_ttl, SendOptions};
 use anyhow::Context as _;
+use lanio::group::{check_payload_len, destination, max_payload};
+use lanio::multicast::{bind_sender, into_tokio, recv_with_ttl, SendOptions};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::Read as _;

@@ -13,11 +13,11 @@ pub mod stats;
 
 use crate::cli::{ProbeRecvArgs, ProbeSendArgs};
 use crate::error::usage;
-use crate::group::{check_payload_len, destination};
 use crate::idle::IdleTimeout;
 use crate::output::Output;
-use crate::sock::{bind_receiver, bind_sender, into_tokio, SendOptions};
 use anyhow::Context as _;
+use lanio::group::{check_payload_len, destination};
+use lanio::multicast::{bind_receiver, bind_sender, into_tokio, SendOptions};
 use packet::{monotonic_ns, Kind, ProbePacket, HEADER_LEN};
 use serde_json::json;
 use stats::{Report, StreamStats};

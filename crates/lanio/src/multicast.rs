@@ -9,7 +9,7 @@
 //! - [`recv_with_ttl`]: `recvmsg` returning the sender, the received TTL (hop
 //!   limit) and whether the datagram was truncated.
 
-use crate::error::usage;
+use crate::exit::bad_input as usage;
 use crate::iface::Iface;
 use anyhow::Context as _;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
@@ -394,8 +394,8 @@ mod tests {
     fn ssm_source_must_match_family_and_be_unicast() {
         let group: IpAddr = "232.1.1.1".parse().unwrap();
         let err = bind_receiver(group, 0, None, Some("fd00::1".parse().unwrap())).unwrap_err();
-        assert!(err.is::<crate::error::UsageError>(), "{err:#}");
+        assert!(err.is::<crate::exit::BadInput>(), "{err:#}");
         let err = bind_receiver(group, 0, None, Some("224.0.0.1".parse().unwrap())).unwrap_err();
-        assert!(err.is::<crate::error::UsageError>(), "{err:#}");
+        assert!(err.is::<crate::exit::BadInput>(), "{err:#}");
     }
 }

@@ -3,7 +3,7 @@
 //! Names are looked up with `if_nametoindex`; addresses (and the IPv4 address
 //! of a named interface) with `getifaddrs`.
 
-use crate::error::usage;
+use crate::exit::bad_input as usage;
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -125,9 +125,9 @@ mod tests {
     #[test]
     fn unknown_interface_is_a_usage_error() {
         let err = Iface::resolve("no-such-if0").unwrap_err();
-        assert!(err.is::<crate::error::UsageError>());
+        assert!(err.is::<crate::exit::BadInput>());
         assert!(err.to_string().contains("unknown interface"));
         let err = Iface::resolve("192.0.2.123").unwrap_err();
-        assert!(err.is::<crate::error::UsageError>());
+        assert!(err.is::<crate::exit::BadInput>());
     }
 }

@@ -34,7 +34,7 @@ pub fn max_payload(group: IpAddr) -> usize {
 pub fn check_payload_len(group: IpAddr, len: usize) -> anyhow::Result<()> {
     let max = max_payload(group);
     if len > max {
-        return Err(crate::error::usage(format!(
+        return Err(crate::exit::bad_input(format!(
             "message is {len} bytes, but a UDP datagram to {group} carries at most {max} bytes"
         )));
     }
