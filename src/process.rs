@@ -158,6 +158,52 @@ impl Proc {
         serde_json::from_str(&line).expect("matched line is JSON")
     }
 
+    /// Waits for the next event on stdout, deserialized into the program's
+    /// own event enum `E`, for which `pick` returns `Some`; panics with the
+    /// output on timeout. A JSON line with an `"event"` that `E` does not
+    /// know fails the test (the kit's own `output_dropped` notice aside).
+    pub fn wait_event<E, T>(&mut self, timeout: Duration, mut pick: impl FnMut(E) -> Option<T>) -> T
+    where
+        E: serde::de::DeserializeOwned,
+    {
+        let mut found = None;
+        let mut unknown = None;
+        let result = self.wait_for(timeout, |stream, line| {
+            if stream != Stream::Stdout || unknown.is_some() {
+                return unknown.is_some();
+            }
+            match serde_json::from_str::<E>(line) {
+                Ok(event) => {
+                    found = pick(event);
+                    found.is_some()
+                }
+                Err(e) => {
+                    let tagged = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
+                    if tagged.is_some_and(|t| t != "output_dropped") {
+                        unknown = Some(format!("{line}: {e}"));
+                    }
+                    unknown.is_some()
+                }
+            }
+        });
+        if let Some(bad) = unknown {
+            panic!(
+                "{}: an event line that does not decode: {bad}\n{}",
+                self.name,
+                self.output()
+            );
+        }
+        if let Err(e) = result {
+            panic!(
+                "waiting for an event of {}: {e}",
+                std::any::type_name::<E>()
+            );
+        }
+        found.expect("a matched line was picked")
+    }
+
     /// Sends a signal (e.g. `libc::SIGTERM`).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we own and a valid signal number.
