@@ -11,7 +11,9 @@ use wire::{Info, Torrent, MAX_PIECE_LENGTH};
 
 use crate::cli::CreateArgs;
 use crate::hashing;
-use crate::BadInput;
+use lanio::BadInput;
+
+use crate::events::Event;
 
 /// Splits HOST:PORT.
 pub fn parse_host_port(s: &str) -> Result<(String, u16), BadInput> {
@@ -103,14 +105,16 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", out.display()))?;
     let info_hash = torrent.info_hash();
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "event": "created", "torrent": out, "info_hash": info_hash.to_hex(),
-                "pieces": torrent.info.piece_count(), "piece_length": piece_length,
-                "file_length": file_length, "seconds": elapsed,
-            })
-        );
+        let events = lanio::EventWriter::stdout(true);
+        events.emit(&Event::Created {
+            torrent: out,
+            info_hash: info_hash.to_hex(),
+            pieces: torrent.info.piece_count(),
+            piece_length,
+            file_length,
+            seconds: elapsed,
+        });
+        events.finish(crate::output::FLUSH_AT_EXIT);
     } else {
         println!(
             "wrote {} ({} pieces of {}, info hash {}) in {:.2}s",

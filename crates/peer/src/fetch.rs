@@ -16,12 +16,14 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::timeout;
 
+use lanio::{BadInput, EventWriter, Signals};
+
 use crate::cli::FetchArgs;
-use crate::serve::{emit, mbit_per_s};
-use crate::BadInput;
+use crate::events::{Done, Event, Progress as ProgressEvent};
+use crate::output::FLUSH_AT_EXIT;
+use crate::serve::mbit_per_s;
 
 /// Receive buffer: every read lands here before it is written to disk.
 const RECV_BUF: usize = 256 * 1024;
@@ -33,8 +35,8 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     let stall_timeout = seconds_arg(args.stall_timeout, "--stall-timeout")?;
     let (dir, name) = split_output(&args.output)?;
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut signals = Signals::install().context("installing the signal handlers")?;
+    let events = EventWriter::stdout(args.json);
     let start = Instant::now();
     let fetch = Fetch {
         addr: &args.addr,
@@ -43,15 +45,14 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         name: &name,
         connect_timeout,
         stall_timeout,
-        json: args.json,
+        events: events.clone(),
         start,
     };
     // Dropping the transfer future on a signal drops its temporary file,
     // which removes it.
     let bytes = tokio::select! {
         r = fetch.run() => r?,
-        _ = sigint.recv() => return interrupted(&args.output),
-        _ = sigterm.recv() => return interrupted(&args.output),
+        _ = signals.recv() => return interrupted(&args.output),
     };
     let seconds = start.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
@@ -66,12 +67,13 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         rate / 1e6,
         mbit_per_s(bytes, seconds)
     );
-    if args.json {
-        emit(serde_json::json!({
-            "event": "done", "bytes": bytes, "seconds": seconds, "rate": rate,
-            "output": args.output.display().to_string(),
-        }));
-    }
+    events.emit(&Event::Done(Done::Fetch {
+        bytes,
+        seconds,
+        rate,
+        output: args.output.clone(),
+    }));
+    events.finish(FLUSH_AT_EXIT);
     Ok(())
 }
 
@@ -119,7 +121,7 @@ struct Fetch<'a> {
     name: &'a str,
     connect_timeout: Duration,
     stall_timeout: Duration,
-    json: bool,
+    events: EventWriter<Event>,
     start: Instant,
 }
 
@@ -137,24 +139,27 @@ impl Fetch<'_> {
             })?
             .with_context(|| format!("cannot connect to {}", self.addr))?;
 
-        let mut header = [0u8; wire::FRAME_HEADER_LEN];
-        match timeout(self.stall_timeout, stream.read_exact(&mut header)).await {
+        // The length is the server's to choose: it never sizes a buffer.
+        let header = lanio::frame::read_header_async(&mut stream, u64::MAX);
+        let len = match timeout(self.stall_timeout, header).await {
             Err(_) => bail!(
                 "server {} sent no length within {:?}",
                 self.addr,
                 self.stall_timeout
             ),
-            Ok(r) => r.with_context(|| format!("reading the length from {}", self.addr))?,
+            Ok(r) => r
+                .with_context(|| format!("reading the length from {}", self.addr))?
+                .with_context(|| {
+                    format!("reading the length from {}: connection closed", self.addr)
+                })?,
         };
-        let len = u64::from_be_bytes(header);
-        if self.json {
-            emit(serde_json::json!({
-                "event": "connected", "addr": self.addr, "bytes": len,
-            }));
-        }
+        self.events.emit(&Event::Connected {
+            addr: self.addr.to_string(),
+            bytes: len,
+        });
 
         let mut part = PartFile::create(self.dir, self.name)?;
-        let mut progress = Progress::new(len, self.json, self.start);
+        let mut progress = Progress::new(len, &self.events, self.start);
         let mut buf = vec![0u8; RECV_BUF];
         let mut got = 0u64;
         while got < len {
@@ -244,6 +249,7 @@ impl Drop for PartFile {
 enum Progress {
     Bar(ProgressBar),
     Json {
+        events: EventWriter<Event>,
         total: u64,
         start: Instant,
         last_at: Instant,
@@ -253,10 +259,11 @@ enum Progress {
 }
 
 impl Progress {
-    fn new(total: u64, json: bool, start: Instant) -> Progress {
-        if json {
+    fn new(total: u64, events: &EventWriter<Event>, start: Instant) -> Progress {
+        if events.is_json() {
             let now = Instant::now();
             Progress::Json {
+                events: events.clone(),
                 total,
                 start,
                 last_at: now,
@@ -280,6 +287,7 @@ impl Progress {
         match self {
             Progress::Bar(bar) => bar.set_position(got),
             Progress::Json {
+                events,
                 total,
                 start,
                 last_at,
@@ -289,9 +297,11 @@ impl Progress {
                 let dt = now.duration_since(*last_at);
                 if dt >= PROGRESS_EVERY {
                     let rate = (got - *last_bytes) as f64 / dt.as_secs_f64();
-                    emit(serde_json::json!({
-                        "event": "progress", "bytes": got, "total": *total, "rate": rate,
-                        "seconds": now.duration_since(*start).as_secs_f64(),
+                    events.emit(&Event::Progress(ProgressEvent::Fetch {
+                        bytes: got,
+                        total: *total,
+                        rate,
+                        seconds: now.duration_since(*start).as_secs_f64(),
                     }));
                     *last_at = now;
                     *last_bytes = got;

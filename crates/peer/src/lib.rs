@@ -12,7 +12,8 @@
 //! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
 //! | [`tracker_client`] | announces to the tracker |
-//! | [`output`] | JSON event lines, progress bar, human summary |
+//! | [`events`] | the `--json` event enum, shared by every subcommand |
+//! | [`output`] | events through the kit's non-blocking writer, progress bar, human summary |
 //! | [`zerocopy`] | `sendfile` from the page cache to a socket |
 //! | [`serve`] / [`fetch`] | client/server mode: the seed's one-frame file transfer |
 //!
@@ -21,6 +22,7 @@
 pub mod choker;
 pub mod cli;
 pub mod create;
+pub mod events;
 pub mod fetch;
 pub mod hashing;
 pub mod output;
@@ -37,54 +39,17 @@ use std::process::ExitCode;
 
 use cli::{Cli, Command};
 
-/// Exit code for a runtime failure.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for bad usage or bad input.
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use lanio::BadInput;
 
-/// An error that should exit with [`EXIT_BAD_INPUT`] rather than [`EXIT_FAILURE`].
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-/// Sets up `tracing` on stderr; `RUST_LOG` overrides the default level.
-pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-/// Runs the command line, returning the process exit code.
+/// Runs the command line, returning the process exit code (see
+/// [`lanio::exit`]: 0 success or a clean stop, 1 runtime failure, 2 bad input).
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging("warn");
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("peer: cannot start runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let result = runtime.block_on(async move {
+    lanio::harness::run(&lanio::harness::Program::new("peer"), || async move {
         match cli.command {
             Some(Command::Serve(args)) => serve::run(args).await,
             Some(Command::Fetch(args)) => fetch::run(args).await,
             Some(Command::Create(args)) => create::run(args),
             None => session::run(cli.swarm).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("peer: {e:#}");
-            if e.chain().any(|c| c.is::<BadInput>()) {
-                ExitCode::from(EXIT_BAD_INPUT)
-            } else {
-                ExitCode::from(EXIT_FAILURE)
-            }
-        }
-    }
+    })
 }

@@ -5,17 +5,23 @@
 //! `"event"` field. Otherwise a progress bar is drawn on stderr when it is a
 //! terminal, and notable events are logged.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lanio::EventWriter;
 use serde_json::Value;
 
-/// The peer's output sink. Cheap to call from any task.
+use crate::events::Event;
+
+/// How long the last events may take to reach a slow stdout at exit.
+pub const FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
+
+/// The peer's output sink. Cheap to call from any task; never blocks on
+/// stdout (see [`lanio::events`]).
 pub struct Output {
-    json: bool,
+    events: EventWriter<Event>,
     bar: Option<ProgressBar>,
-    stdout: Mutex<std::io::Stdout>,
 }
 
 impl Output {
@@ -33,19 +39,24 @@ impl Output {
             bar
         });
         Self {
-            json,
+            events: EventWriter::stdout(json),
             bar,
-            stdout: Mutex::new(std::io::stdout()),
         }
     }
 
     pub fn is_json(&self) -> bool {
-        self.json
+        self.events.is_json()
     }
 
-    /// Emits a JSON event (only in `--json` mode). `fields` must be an object.
+    /// Emits an event (only in `--json` mode).
+    pub fn emit(&self, event: &Event) {
+        self.events.emit(event);
+    }
+
+    /// Emits an event given as its name and a JSON object of fields, which
+    /// must decode as one of [`Event`]'s variants.
     pub fn event(&self, event: &str, fields: Value) {
-        if !self.json {
+        if !self.is_json() {
             return;
         }
         let mut obj = match fields {
@@ -53,11 +64,15 @@ impl Output {
             _ => serde_json::Map::new(),
         };
         obj.insert("event".into(), event.into());
-        let line = Value::Object(obj).to_string();
-        let mut out = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
-        // A closed stdout (e.g. `| head`) must not kill the peer.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        match serde_json::from_value::<Event>(Value::Object(obj)) {
+            Ok(ev) => self.emit(&ev),
+            Err(e) => tracing::warn!("event {event} does not fit the event enum: {e}"),
+        }
+    }
+
+    /// Waits (at most [`FLUSH_AT_EXIT`]) for every event to be written.
+    pub fn close(&self) {
+        self.events.finish(FLUSH_AT_EXIT);
     }
 
     /// Updates the progress bar.
@@ -70,15 +85,12 @@ impl Output {
 
     /// Prints a line for a person (stdout, above the bar), unless in JSON mode.
     pub fn say(&self, text: &str) {
-        if self.json {
+        if self.is_json() {
             return;
         }
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => {
-                let mut out = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(out, "{text}");
-            }
+            None => self.events.say(text),
         }
     }
 

@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+
+use lanio::{BadInput, EventWriter, Signals};
 
 use crate::cli::ServeArgs;
-use crate::BadInput;
+use crate::events::Event;
+use crate::output::FLUSH_AT_EXIT;
 
 /// Buffer of the user-space copy path.
 const COPY_BUF: usize = 256 * 1024;
@@ -41,7 +43,7 @@ enum Method {
 struct Shared {
     path: PathBuf,
     method: Method,
-    json: bool,
+    events: EventWriter<Event>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -60,17 +62,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("local address")?;
     // Handlers first: whoever reads "listening" may signal us at once.
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut signals = Signals::install().context("installing the signal handlers")?;
+    let events = EventWriter::stdout(args.json);
     eprintln!("listening on {local}");
-    if args.json {
-        emit(serde_json::json!({
-            "event": "listening",
-            "addr": local.to_string(),
-            "file": args.file.display().to_string(),
-            "bytes": meta.len(),
-        }));
-    }
+    events.emit(&Event::Listening {
+        addr: local.to_string(),
+        file: args.file.display().to_string(),
+        bytes: meta.len(),
+    });
     let shared = Arc::new(Shared {
         path: args.file,
         method: if args.copy {
@@ -78,7 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             Method::SendFile
         },
-        json: args.json,
+        events: events.clone(),
     });
 
     loop {
@@ -91,11 +90,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 // Out of descriptors and similar: keep serving the clients we have.
                 Err(e) => tracing::warn!("accept failed: {e}"),
             },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = signals.recv() => break,
         }
     }
     eprintln!("shutting down");
+    events.finish(FLUSH_AT_EXIT);
     Ok(())
 }
 
@@ -111,21 +110,20 @@ async fn serve_client(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) 
                 "{addr}: sent {sent} bytes in {seconds:.3} s ({:.1} Mbit/s)",
                 mbit_per_s(sent, seconds)
             );
-            if shared.json {
-                emit(serde_json::json!({
-                    "event": "client_done", "addr": addr.to_string(),
-                    "bytes": sent, "seconds": seconds,
-                }));
-            }
+            shared.events.emit(&Event::ClientDone {
+                addr: addr.to_string(),
+                bytes: sent,
+                seconds,
+            });
         }
         Err(e) => {
             eprintln!("{addr}: transfer aborted after {sent} bytes: {e}");
-            if shared.json {
-                emit(serde_json::json!({
-                    "event": "client_failed", "addr": addr.to_string(),
-                    "bytes": sent, "seconds": seconds, "error": e.to_string(),
-                }));
-            }
+            shared.events.emit(&Event::ClientFailed {
+                addr: addr.to_string(),
+                bytes: sent,
+                seconds,
+                error: e.to_string(),
+            });
         }
     }
 }
@@ -142,7 +140,7 @@ async fn send_file(
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     stream.set_nodelay(true)?;
-    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(&lanio::frame::header(len)).await?;
     match method {
         Method::SendFile => crate::zerocopy::sendfile_all(stream, &file, 0, len, sent)
             .await
@@ -207,12 +205,4 @@ pub(crate) fn mbit_per_s(bytes: u64, seconds: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// Prints one JSON line on stdout.
-pub(crate) fn emit(value: serde_json::Value) {
-    use std::io::Write;
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
 }

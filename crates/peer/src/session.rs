@@ -161,6 +161,7 @@ async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>)
         json!({"seconds": seconds, "downloaded": downloaded, "uploaded": swarm.uploaded(), "peers": peers}),
     );
     swarm.say_summary("session", seconds, downloaded);
+    swarm.out.close();
 }
 
 async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {

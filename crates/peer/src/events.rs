@@ -1,0 +1,171 @@
+//! Every event the peer prints with `--json`: one enum, tagged on `"event"`.
+//!
+//! The swarm (`peer --torrent`), `peer serve`, `peer fetch` and `peer
+//! create` share it. Two names are used by two commands with different
+//! fields, `progress` and `done`; their payloads are [`Progress`] and
+//! [`Done`], told apart by their fields.
+//!
+//! Scripts and the tests read these lines back with `serde_json` into this
+//! very type.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One line of `--json` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    // ---- the swarm ----
+    /// The swarm session is up: the handlers are installed, the port is open.
+    Started {
+        info_hash: String,
+        pieces: u32,
+        have: u32,
+        listen: String,
+        peer_id: String,
+        file: PathBuf,
+        resume: bool,
+        tracker: String,
+    },
+    /// A connection passed the handshake and was admitted.
+    PeerConnected {
+        addr: String,
+        peer_id: Option<String>,
+        legacy: bool,
+        outgoing: bool,
+    },
+    /// An admitted connection ended.
+    PeerDisconnected { addr: String, reason: String },
+    /// A connection was refused during the handshake.
+    PeerRefused { addr: String, reason: String },
+    /// A peer was banned for sending bad data.
+    PeerBanned { addr: String, reason: String },
+    /// A piece failed its hash check.
+    PieceFailed { addr: String, piece: u32 },
+    /// An announce to the tracker failed.
+    TrackerError { error: String },
+    /// The swarm's ended: everything it did, on exit.
+    Stopped {
+        seconds: f64,
+        downloaded: u64,
+        uploaded: u64,
+        peers: Vec<PeerSummary>,
+    },
+    // ---- shared names ----
+    /// About once a second while a transfer runs.
+    Progress(Progress),
+    /// A download is complete and verified.
+    Done(Done),
+    // ---- peer serve ----
+    /// `peer serve` listens.
+    Listening {
+        addr: String,
+        file: String,
+        bytes: u64,
+    },
+    /// `peer serve` sent the whole file to a client.
+    ClientDone {
+        addr: String,
+        bytes: u64,
+        seconds: f64,
+    },
+    /// `peer serve` lost a client mid-file.
+    ClientFailed {
+        addr: String,
+        bytes: u64,
+        seconds: f64,
+        error: String,
+    },
+    // ---- peer fetch ----
+    /// `peer fetch` got the length of the file.
+    Connected { addr: String, bytes: u64 },
+    // ---- peer create ----
+    /// `peer create` wrote a torrent.
+    Created {
+        torrent: PathBuf,
+        info_hash: String,
+        pieces: u32,
+        piece_length: u64,
+        file_length: u64,
+        seconds: f64,
+    },
+}
+
+/// What one remote peer did for us and we for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub addr: String,
+    pub peer_id: Option<String>,
+    pub downloaded: u64,
+    pub uploaded: u64,
+}
+
+/// The payload of a `progress` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Progress {
+    /// The swarm: pieces held, bytes, download rate (B/s), connected peers.
+    Swarm {
+        have: u32,
+        pieces: u32,
+        bytes: u64,
+        rate: f64,
+        peers: usize,
+    },
+    /// `peer fetch`: bytes received of `total`, rate (B/s), time so far.
+    Fetch {
+        bytes: u64,
+        total: u64,
+        rate: f64,
+        seconds: f64,
+    },
+}
+
+/// The payload of a `done` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Done {
+    /// The swarm: time and bytes to complete, and who gave what.
+    Swarm {
+        seconds: f64,
+        bytes: u64,
+        peers: Vec<PeerSummary>,
+    },
+    /// `peer fetch`: the file is complete at `output`.
+    Fetch {
+        bytes: u64,
+        seconds: f64,
+        rate: f64,
+        output: PathBuf,
+    },
+}
+
+/// Events reach people through the progress bar and summaries instead, so
+/// none has a human line of its own.
+impl lanio::events::Event for Event {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_names_round_trip_by_their_fields() {
+        for line in [
+            r#"{"event":"progress","have":1,"pieces":4,"bytes":10,"rate":2.0,"peers":1}"#,
+            r#"{"event":"progress","bytes":10,"total":20,"rate":2.0,"seconds":0.5}"#,
+            r#"{"event":"done","seconds":1.0,"bytes":5,"peers":[{"addr":"a","peer_id":null,"downloaded":5,"uploaded":0}]}"#,
+            r#"{"event":"done","bytes":5,"seconds":1.0,"rate":5.0,"output":"/tmp/x"}"#,
+        ] {
+            let ev: Event = serde_json::from_str(line).unwrap();
+            let back: serde_json::Value = serde_json::to_value(&ev).unwrap();
+            let orig: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(back, orig, "{line}");
+        }
+        let ev: Event = serde_json::from_str(
+            r#"{"event":"done","bytes":5,"seconds":1.0,"rate":5.0,"output":"/tmp/x"}"#,
+        )
+        .unwrap();
+        assert!(matches!(ev, Event::Done(Done::Fetch { .. })));
+    }
+}
