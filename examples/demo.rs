@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lanswarm::fixture::*;
 use lanswarm::process::{bin_path, command, Proc, Stream};
-use serde_json::Value;
+use peer::events::{Done, Event, Progress};
 use sha1::{Digest, Sha1};
 
 const LEECHERS: usize = 3;
@@ -81,8 +81,7 @@ fn main() {
     tracker.proc.expect_line("join", STEP);
     println!(
         "seeder    {} verified {} pieces",
-        seed_ev["listen"].as_str().unwrap_or("?"),
-        seed_ev["have"]
+        seed_ev.listen, seed_ev.have
     );
 
     let bars = MultiProgress::new();
@@ -105,12 +104,9 @@ fn main() {
         .collect();
 
     // Follow every leecher's JSON events until all are done.
-    let mut dones: Vec<Option<Value>> = vec![None; LEECHERS];
+    let mut dones: Vec<Option<SwarmDone>> = vec![None; LEECHERS];
     let mut names = std::collections::HashMap::new();
-    names.insert(
-        seed_ev["peer_id"].as_str().unwrap_or_default().to_string(),
-        "seeder".to_string(),
-    );
+    names.insert(seed_ev.peer_id.clone(), "seeder".to_string());
     while dones.iter().any(Option::is_none) {
         for (i, (proc, bar, _)) in leechers.iter_mut().enumerate() {
             if dones[i].is_some() {
@@ -125,24 +121,17 @@ fn main() {
                 }
                 continue;
             };
-            let ev: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            match ev["event"].as_str() {
-                Some("started") => {
-                    names.insert(
-                        ev["peer_id"].as_str().unwrap_or_default().to_string(),
-                        proc.name.clone(),
-                    );
+            match serde_json::from_str::<Event>(&line) {
+                Ok(Event::Started(started)) => {
+                    names.insert(started.peer_id, proc.name.clone());
                 }
-                Some("progress") => {
-                    bar.set_position(ev["bytes"].as_u64().unwrap_or(0));
-                    bar.set_message(format!("{} peers", ev["peers"]));
+                Ok(Event::Progress(Progress::Swarm { bytes, peers, .. })) => {
+                    bar.set_position(bytes);
+                    bar.set_message(format!("{peers} peers"));
                 }
-                Some("done") => {
-                    bar.finish_with_message(format!(
-                        "done in {:.2}s",
-                        ev["seconds"].as_f64().unwrap_or(0.0)
-                    ));
-                    dones[i] = Some(ev);
+                Ok(Event::Done(Done::Swarm(done))) => {
+                    bar.finish_with_message(format!("done in {:.2}s", done.seconds));
+                    dones[i] = Some(done);
                 }
                 _ => {}
             }
@@ -158,23 +147,19 @@ fn main() {
     );
     for (i, done) in dones.iter().enumerate() {
         let done = done.as_ref().unwrap();
-        let secs = done["seconds"].as_f64().unwrap_or(0.0);
-        let bytes = done["bytes"].as_u64().unwrap_or(0);
-        let mut sources: Vec<String> = done["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["downloaded"].as_u64().unwrap_or(0) > 0)
+        let (secs, bytes) = (done.seconds, done.bytes);
+        let mut sources: Vec<String> = done
+            .peers
+            .iter()
+            .filter(|p| p.downloaded > 0)
             .map(|p| {
-                let id = p["peer_id"].as_str().unwrap_or_default();
-                let name = names
-                    .get(id)
+                let name = p
+                    .peer_id
+                    .as_ref()
+                    .and_then(|id| names.get(id))
                     .cloned()
-                    .unwrap_or_else(|| p["addr"].as_str().unwrap_or("?").into());
-                format!(
-                    "{name} {:.1} MiB",
-                    p["downloaded"].as_u64().unwrap_or(0) as f64 / 1048576.0
-                )
+                    .unwrap_or_else(|| p.addr.clone());
+                format!("{name} {:.1} MiB", p.downloaded as f64 / 1048576.0)
             })
             .collect();
         sources.sort();

@@ -11,7 +11,11 @@ use std::time::Duration;
 use wire::tracker::{AnnounceRequest, AnnounceResponse};
 use wire::{Message, Torrent};
 
+use crate::expect_event;
+pub use crate::files::{same_file, write_random_file};
 use crate::process::{command, Proc};
+use peer::events::{Done, Event};
+pub use peer::events::{Started, SwarmDone};
 
 /// Generous limit for any single step of a test on a loaded 2-core machine.
 pub const STEP: Duration = Duration::from_secs(60);
@@ -83,7 +87,7 @@ impl Scenario {
 
     /// Starts a seeder in a fresh copy of the data and waits until the
     /// tracker has registered it. Returns the process and its `started` event.
-    pub fn start_seeder(&mut self, name: &str) -> (Proc, serde_json::Value) {
+    pub fn start_seeder(&mut self, name: &str) -> (Proc, Started) {
         let started = start_peer(name, peer_command(&self.torrent, &self.seed_dir(name)));
         self.tracker.proc.expect_line("join", STEP);
         started
@@ -100,27 +104,6 @@ impl Scenario {
     pub fn has_right_copy(&self, name: &str) -> bool {
         same_file(&self.data, &self.path(name).join("data.bin"))
     }
-}
-
-/// Writes `size` bytes of deterministic pseudo-random data (xorshift of `seed`).
-pub fn write_random_file(path: &Path, size: u64, seed: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create data file"));
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut left = size;
-    while left > 0 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let bytes = x.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).expect("write data file");
-        left -= n as u64;
-    }
-    f.flush().expect("flush data file");
 }
 
 /// Runs `peer create FILE --tracker ADDR [--piece-length N] -o OUT` and returns OUT.
@@ -160,23 +143,20 @@ pub fn peer_command(torrent: &Path, dir: &Path) -> Command {
 }
 
 /// Starts a peer and waits for its `started` event, which it returns.
-pub fn start_peer(name: &str, cmd: Command) -> (Proc, serde_json::Value) {
+pub fn start_peer(name: &str, cmd: Command) -> (Proc, Started) {
     let mut proc = Proc::spawn(name, cmd);
-    let started = proc.expect_event("started", STEP);
+    let started = expect_event!(proc, STEP, Event::Started(started) => started);
     (proc, started)
+}
+
+/// Waits for a peer's swarm `done` event and returns it.
+pub fn expect_done(proc: &mut Proc) -> SwarmDone {
+    expect_event!(proc, STEP, Event::Done(Done::Swarm(done)) => done)
 }
 
 /// Reads a torrent file.
 pub fn load_torrent(path: &Path) -> Torrent {
     Torrent::from_json(&std::fs::read(path).expect("read torrent")).expect("valid torrent")
-}
-
-/// Whether two files have the same bytes.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::read(a), std::fs::read(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 /// A blocking peer-wire speaker over one TCP stream, for fake peers in tests.

@@ -2,11 +2,15 @@
 //! benchmarks (`examples/`). Not part of the shipped toolkit.
 //!
 //! - [`process`]: finding the built binaries, spawning them, waiting on their output lines.
+//! - [`files`]: generated data files, byte-for-byte comparisons, directory listings.
+//! - [`transfer`]: `peer serve` / `peer fetch` processes for the client/server tests.
 //! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
+pub mod files;
 pub mod fixture;
 pub mod netns;
 pub mod process;
 pub mod testbed;
+pub mod transfer;

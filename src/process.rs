@@ -160,17 +160,35 @@ impl Proc {
 
     /// Waits for the next event on stdout, deserialized into the program's
     /// own event enum `E`, for which `pick` returns `Some`; panics with the
-    /// output on timeout. A JSON line with an `"event"` that `E` does not
-    /// know fails the test (the kit's own `output_dropped` notice aside).
-    pub fn wait_event<E, T>(&mut self, timeout: Duration, mut pick: impl FnMut(E) -> Option<T>) -> T
+    /// output on timeout (see [`Proc::try_event`]).
+    pub fn wait_event<E, T>(&mut self, timeout: Duration, pick: impl FnMut(E) -> Option<T>) -> T
+    where
+        E: serde::de::DeserializeOwned,
+    {
+        self.try_event(timeout, pick).unwrap_or_else(|e| {
+            panic!(
+                "waiting for an event of {}: {e}",
+                std::any::type_name::<E>()
+            )
+        })
+    }
+
+    /// Like [`Proc::wait_event`], but an error instead of a panic. A JSON
+    /// line with an `"event"` that `E` does not know is an error too (the
+    /// kit's own `output_dropped` notice aside): the enum must cover them all.
+    pub fn try_event<E, T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(E) -> Option<T>,
+    ) -> Result<T, String>
     where
         E: serde::de::DeserializeOwned,
     {
         let mut found = None;
         let mut unknown = None;
         let result = self.wait_for(timeout, |stream, line| {
-            if stream != Stream::Stdout || unknown.is_some() {
-                return unknown.is_some();
+            if stream != Stream::Stdout {
+                return false;
             }
             match serde_json::from_str::<E>(line) {
                 Ok(event) => {
@@ -181,7 +199,7 @@ impl Proc {
                     let tagged = serde_json::from_str::<serde_json::Value>(line)
                         .ok()
                         .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
-                    if tagged.is_some_and(|t| t != "output_dropped") {
+                    if tagged.is_some_and(|t| t != lanio::events::OUTPUT_DROPPED) {
                         unknown = Some(format!("{line}: {e}"));
                     }
                     unknown.is_some()
@@ -189,19 +207,14 @@ impl Proc {
             }
         });
         if let Some(bad) = unknown {
-            panic!(
+            return Err(format!(
                 "{}: an event line that does not decode: {bad}\n{}",
                 self.name,
                 self.output()
-            );
+            ));
         }
-        if let Err(e) = result {
-            panic!(
-                "waiting for an event of {}: {e}",
-                std::any::type_name::<E>()
-            );
-        }
-        found.expect("a matched line was picked")
+        result?;
+        found.ok_or_else(|| "a matched line was not picked".to_string())
     }
 
     /// Sends a signal (e.g. `libc::SIGTERM`).
@@ -254,4 +267,26 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Waits for the first event of a process that matches a pattern of the
+/// program's event enum, and evaluates to the expression after `=>`
+/// (`()` when there is none). Panics with the output on timeout.
+///
+/// ```ignore
+/// let addr = expect_event!(server, WAIT, Event::Listening { addr, .. } => addr);
+/// expect_event!(leech, STEP, Event::Done(Done::Swarm { .. }));
+/// ```
+#[macro_export]
+macro_rules! expect_event {
+    ($proc:expr, $timeout:expr, $pat:pat $(if $guard:expr)? => $val:expr) => {
+        $proc.wait_event($timeout, |event| match event {
+            $pat $(if $guard)? => Some($val),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        })
+    };
+    ($proc:expr, $timeout:expr, $pat:pat $(if $guard:expr)?) => {
+        $crate::expect_event!($proc, $timeout, $pat $(if $guard)? => ())
+    };
 }

@@ -18,7 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::netns::{Host, Lan, LanOptions, PREFIX};
-use crate::process::{bin_path, Proc, Stream};
+use crate::process::{bin_path, Proc};
+use peer::events::{Done as SwarmOrFetch, Event};
 
 /// How long a process may take to start listening, or a transfer to start.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -311,7 +312,9 @@ impl Testbed {
             .arg(&self.source)
             .args(["--listen", &addr, "--json"]);
         let mut server = Proc::spawn("peer serve", cmd);
-        wait_event(&mut server, "listening", SETUP_TIMEOUT)?;
+        server.try_event(SETUP_TIMEOUT, |e| {
+            matches!(e, Event::Listening { .. }).then_some(())
+        })?;
 
         let timeout = self.run_timeout(Setup::ClientServer, n);
         let start = Instant::now();
@@ -351,10 +354,13 @@ impl Testbed {
             .args(["--listen", &format!("{server_ip}:0")])
             .args(["--tracker", &tracker_addr, "--json"]);
         let mut seeder = Proc::spawn("seeder", cmd);
-        let started = wait_event(&mut seeder, "started", SETUP_TIMEOUT)?;
-        if started["have"] != started["pieces"] {
+        let started = seeder.try_event(SETUP_TIMEOUT, |e| match e {
+            Event::Started(started) => Some(started),
+            _ => None,
+        })?;
+        if started.have != started.pieces {
             return Err(format!(
-                "the seeder does not have the whole file: {started}\n{}",
+                "the seeder does not have the whole file: {started:?}\n{}",
                 seeder.output()
             ));
         }
@@ -447,7 +453,7 @@ fn spawn_all(
 }
 
 /// When a client finished (seconds after the start) and its `done` event.
-type Done = (f64, serde_json::Value);
+type Done = (f64, SwarmOrFetch);
 
 /// Waits for every process's `done` event, then for its clean exit: on its
 /// own, or with `stop`, after a SIGTERM once every process is done.
@@ -461,7 +467,10 @@ fn wait_all_done(
     let mut times = Vec::with_capacity(procs.len());
     for p in procs.iter_mut() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = wait_event(p, "done", left)?;
+        let event = p.try_event(left, |e| match e {
+            Event::Done(done) => Some(done),
+            _ => None,
+        })?;
         times.push((start.elapsed().as_secs_f64(), event));
     }
     if stop {
@@ -493,32 +502,19 @@ fn children_cpu_seconds() -> f64 {
 
 /// Sums what `done` events report as `downloaded` from peers whose address
 /// starts with `prefix`; `None` if an event has no `peers` list.
-fn bytes_from<'a>(
-    events: impl Iterator<Item = &'a serde_json::Value>,
-    prefix: &str,
-) -> Option<u64> {
+fn bytes_from<'a>(events: impl Iterator<Item = &'a SwarmOrFetch>, prefix: &str) -> Option<u64> {
     let mut total = 0;
     for event in events {
-        for peer in event["peers"].as_array()? {
-            if peer["addr"].as_str().is_some_and(|a| a.starts_with(prefix)) {
-                total += peer["downloaded"].as_u64().unwrap_or(0);
+        let SwarmOrFetch::Swarm(done) = event else {
+            return None;
+        };
+        for peer in &done.peers {
+            if peer.addr.starts_with(prefix) {
+                total += peer.downloaded;
             }
         }
     }
     Some(total)
-}
-
-/// Waits for a JSON line on stdout whose `"event"` is `event`.
-fn wait_event(p: &mut Proc, event: &str, timeout: Duration) -> Result<serde_json::Value, String> {
-    let line = p
-        .wait_for(timeout, |s, l| {
-            s == Stream::Stdout
-                && serde_json::from_str::<serde_json::Value>(l)
-                    .map(|v| v["event"] == event)
-                    .unwrap_or(false)
-        })
-        .map_err(|e| format!("waiting for {event:?}: {e}"))?;
-    serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"))
 }
 
 /// Limits what `host` receives, with `tbf` on its port on the bridge.

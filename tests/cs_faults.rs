@@ -2,8 +2,6 @@
 //! clients that vanish. A failed fetch exits non-zero and leaves neither OUT
 //! nor its temporary file; a vanished client costs the server nothing.
 
-mod cs_common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -11,7 +9,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cs_common::{assert_same_file, dir_entries, random_file, start_fetch, start_server, WAIT};
+use lanswarm::expect_event;
+use lanswarm::files::{assert_same_file, dir_entries};
+use lanswarm::transfer::{random_file, start_fetch, start_server, WAIT};
+use peer::events::Event;
 
 /// A one-connection server written for the test: accepts one client, sends
 /// `bytes`, then either closes at once or holds the connection open until the
@@ -33,7 +34,7 @@ fn fake_server(bytes: Vec<u8>, hold_open: bool) -> (String, mpsc::Sender<()>) {
 
 /// A frame header announcing `len` bytes, followed by `sent` bytes of body.
 fn partial_frame(len: u64, sent: usize) -> Vec<u8> {
-    let mut v = len.to_be_bytes().to_vec();
+    let mut v = lanio::frame::header(len).to_vec();
     v.extend(std::iter::repeat_n(0xab, sent));
     v
 }
@@ -105,7 +106,7 @@ fn ctrl_c_during_a_fetch_exits_zero_and_removes_the_temporary_file() {
     let (addr, release) = fake_server(partial_frame(1_000_000, 1000), true);
     let out = dir.path().join("out.bin");
     let mut fetch = start_fetch("fetch", &addr, &out, &[]);
-    fetch.expect_event("connected", WAIT);
+    expect_event!(fetch, WAIT, Event::Connected { .. });
     // The temporary file appears once the body starts arriving.
     let deadline = Instant::now() + WAIT;
     while !dir_entries(dir.path()).iter().any(|n| n.ends_with(".part")) {
@@ -138,24 +139,20 @@ fn serve_survives_a_client_that_leaves_early_and_serves_the_next() {
     let (mut server, addr) = start_server(&src, &[]);
 
     let mut quitter = TcpStream::connect(&addr).unwrap();
-    let mut header = [0u8; 8];
-    quitter.read_exact(&mut header).unwrap();
-    assert_eq!(u64::from_be_bytes(header), 48 * 1024 * 1024);
+    let len = lanio::frame::read_header(&mut quitter, u64::MAX).unwrap();
+    assert_eq!(len, Some(48 * 1024 * 1024));
     let mut some = [0u8; 4096];
     quitter.read_exact(&mut some).unwrap();
     drop(quitter);
-    let failed = server.expect_event("client_failed", WAIT);
-    assert!(
-        failed["bytes"].as_u64().unwrap() < 48 * 1024 * 1024,
-        "{failed}"
-    );
+    let failed = expect_event!(server, WAIT, Event::ClientFailed { bytes, .. } => bytes);
+    assert!(failed < 48 * 1024 * 1024, "{failed}");
 
     let out = out_dir.path().join("copy.bin");
     let mut fetch = start_fetch("fetch", &addr, &out, &[]);
     let status = fetch.wait_exit(WAIT).unwrap();
     assert!(status.success(), "{}", fetch.output());
     assert_same_file(&src, &out);
-    server.expect_event("client_done", WAIT);
+    expect_event!(server, WAIT, Event::ClientDone { .. });
 }
 
 #[test]
@@ -178,12 +175,9 @@ fn a_client_that_sends_bytes_first_still_gets_the_whole_file() {
         .read_to_end(&mut received)
         .expect("the stream ends cleanly, without a reset");
     assert_eq!(received.len(), 8 + len);
-    assert_eq!(
-        u64::from_be_bytes(received[..8].try_into().unwrap()),
-        len as u64
-    );
+    assert_eq!(received[..8], lanio::frame::header(len as u64));
     assert!(received[8..] == std::fs::read(&src).unwrap()[..]);
     // The server counts the client done once it has closed its side too.
     drop(client);
-    server.expect_event("client_done", WAIT);
+    expect_event!(server, WAIT, Event::ClientDone { .. });
 }

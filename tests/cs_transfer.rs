@@ -1,10 +1,11 @@
 //! `peer serve` + `peer fetch` on 127.0.0.1: files arrive byte-identical, one
 //! client or many at once, and both processes exit the way users expect.
 
-mod cs_common;
-
-use cs_common::{assert_same_file, dir_entries, random_file, start_fetch, start_server, WAIT};
+use lanswarm::expect_event;
+use lanswarm::files::{assert_same_file, dir_entries};
 use lanswarm::process::command;
+use lanswarm::transfer::{random_file, start_fetch, start_server, WAIT};
+use peer::events::{Done, Event};
 
 /// Fetches `len` random bytes from a server started with `serve_flags`.
 fn round_trip(len: usize, serve_flags: &[&str]) {
@@ -15,12 +16,13 @@ fn round_trip(len: usize, serve_flags: &[&str]) {
 
     let out = out_dir.path().join("copy.bin");
     let mut fetch = start_fetch("fetch", &addr, &out, &[]);
-    let connected = fetch.expect_event("connected", WAIT);
-    assert_eq!(connected["bytes"], len as u64, "{}", fetch.output());
-    let done = fetch.expect_event("done", WAIT);
-    assert_eq!(done["bytes"], len as u64);
-    assert!(done["seconds"].as_f64().unwrap() >= 0.0);
-    assert!(done["rate"].is_number());
+    let connected = expect_event!(fetch, WAIT, Event::Connected { bytes, .. } => bytes);
+    assert_eq!(connected, len as u64, "{}", fetch.output());
+    let (bytes, seconds, rate) = expect_event!(fetch, WAIT,
+        Event::Done(Done::Fetch { bytes, seconds, rate, .. }) => (bytes, seconds, rate));
+    assert_eq!(bytes, len as u64);
+    assert!(seconds >= 0.0);
+    assert!(rate.is_finite());
     let status = fetch.wait_exit(WAIT).unwrap();
     assert!(status.success(), "fetch failed: {}", fetch.output());
 
@@ -28,8 +30,8 @@ fn round_trip(len: usize, serve_flags: &[&str]) {
     // Only the finished file: the temporary name is gone.
     assert_eq!(dir_entries(out_dir.path()), vec!["copy.bin".to_string()]);
 
-    let served = server.expect_event("client_done", WAIT);
-    assert_eq!(served["bytes"], len as u64, "{}", server.output());
+    let served = expect_event!(server, WAIT, Event::ClientDone { bytes, .. } => bytes);
+    assert_eq!(served, len as u64, "{}", server.output());
 }
 
 #[test]
@@ -72,7 +74,7 @@ fn many_clients_fetch_at_once() {
     }
     assert_eq!(dir_entries(out_dir.path()).len(), CLIENTS);
     for _ in 0..CLIENTS {
-        server.expect_event("client_done", WAIT);
+        expect_event!(server, WAIT, Event::ClientDone { .. });
     }
 }
 

@@ -5,8 +5,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use lanswarm::process::command;
+use peer::events::Event;
 
 #[test]
 fn path_traversal_torrent_is_refused_and_nothing_is_written() {
@@ -73,7 +75,7 @@ fn expect_closed(mut stream: TcpStream, within: Duration, what: &str) {
 fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
     let mut s = Scenario::new(4 << 20, 64 << 10, 21, &[]);
     let (mut seed, started) = s.start_seeder("seed");
-    let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = started.listen.parse().unwrap();
 
     // Connects and says nothing.
     let hanging = TcpStream::connect(addr).unwrap();
@@ -93,7 +95,7 @@ fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
     garbage.write_all(&noise).unwrap();
 
     let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
-    leech.expect_event("done", STEP);
+    expect_done(&mut leech);
     assert!(leech.wait_exit(STEP).unwrap().success());
     assert!(s.has_right_copy("leech"));
 
@@ -102,8 +104,8 @@ fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
     expect_closed(garbage, Duration::from_secs(5), "garbage");
     // The handshake timeout (10 s) ends the silent connection.
     expect_closed(hanging, Duration::from_secs(30), "hanging connection");
-    let refused = seed.expect_event("peer_refused", STEP);
-    assert!(refused["reason"].is_string());
+    let refused = expect_event!(seed, STEP, Event::PeerRefused { reason, .. } => reason);
+    assert!(!refused.is_empty());
     // The seeder is still up and serving.
     assert!(TcpStream::connect(addr).is_ok());
 }
@@ -112,8 +114,8 @@ fn garbage_oversize_and_hanging_connections_do_not_disturb_a_transfer() {
 fn wrong_info_hash_and_our_own_peer_id_are_refused() {
     let mut s = Scenario::new(1 << 20, 64 << 10, 22, &[]);
     let (mut seed, started) = s.start_seeder("seed");
-    let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
-    let own_id: wire::PeerId = started["peer_id"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = started.listen.parse().unwrap();
+    let own_id: wire::PeerId = started.peer_id.parse().unwrap();
     let info_hash = load_torrent(&s.torrent).info_hash();
     let cases = [
         (
@@ -132,10 +134,7 @@ fn wrong_info_hash_and_our_own_peer_id_are_refused() {
         })
         .unwrap();
         expect_closed(stream, Duration::from_secs(10), reason);
-        let refused = seed.expect_event("peer_refused", STEP);
-        assert!(
-            refused["reason"].as_str().unwrap().contains(reason),
-            "{refused}"
-        );
+        let refused = expect_event!(seed, STEP, Event::PeerRefused { reason, .. } => reason);
+        assert!(refused.contains(reason), "{refused}");
     }
 }

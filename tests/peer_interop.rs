@@ -5,7 +5,9 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+use lanswarm::expect_event;
 use lanswarm::fixture::*;
+use peer::events::Event as PeerEvent;
 use wire::tracker::{AnnounceRequest, Event};
 use wire::{Bitfield, Message, PeerId, Torrent};
 
@@ -113,9 +115,9 @@ fn we_download_from_a_peer_of_the_original_protocol() {
     let mut cmd = peer_command(&torrent_path, &dir);
     cmd.args(["--tracker", &tracker.addr.to_string(), "--exit-when-done"]);
     let (mut leech, _) = start_peer("leech", cmd);
-    let connected = leech.expect_event("peer_connected", STEP);
-    assert_eq!(connected["legacy"], true);
-    leech.expect_event("done", STEP);
+    let legacy = expect_event!(leech, STEP, PeerEvent::PeerConnected { legacy, .. } => legacy);
+    assert!(legacy);
+    expect_done(&mut leech);
     assert!(leech.wait_exit(STEP).unwrap().success());
     assert!(same_file(&data_path, &dir.join("data.bin")));
     assert_eq!(
@@ -143,7 +145,7 @@ fn a_peer_of_the_original_protocol_downloads_from_us() {
     std::fs::create_dir_all(&seed_dir).unwrap();
     std::fs::copy(&data_path, seed_dir.join("data.bin")).unwrap();
     let (_seed, started) = start_peer("seed", peer_command(&torrent_path, &seed_dir));
-    let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = started.listen.parse().unwrap();
 
     // No handshake: open with our (empty) Bitfield, as the original peers do.
     let stream = TcpStream::connect(addr).unwrap();
@@ -233,9 +235,9 @@ fn liar_is_banned_and_the_file_still_comes_out_right() {
     }
 
     let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
-    let banned = leech.expect_event("peer_banned", STEP);
-    assert_eq!(banned["addr"], liar_addr.to_string());
-    leech.expect_event("done", STEP);
+    let banned = expect_event!(leech, STEP, PeerEvent::PeerBanned { addr, .. } => addr);
+    assert_eq!(banned, liar_addr.to_string());
+    expect_done(&mut leech);
     assert!(leech.wait_exit(STEP).unwrap().success());
     assert!(s.has_right_copy("leech"), "corrupt data was kept");
     let output = leech.output();

@@ -1,28 +1,18 @@
 //! Swarm behaviour with real `tracker` and `peer` processes on 127.0.0.1.
 
+use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use lanswarm::process::Proc;
-use serde_json::Value;
+use peer::events::{Event, Progress};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-/// Bytes received from the peer with `peer_id`, per a `done` event.
-fn downloaded_from(done: &Value, peer_id: &Value) -> u64 {
-    done["peers"]
-        .as_array()
-        .expect("peers list")
-        .iter()
-        .filter(|p| &p["peer_id"] == peer_id)
-        .map(|p| p["downloaded"].as_u64().unwrap())
-        .sum()
-}
-
 /// Runs a leecher to completion; returns its `done` event.
-fn leech_to_the_end(s: &Scenario, name: &str) -> Value {
+fn leech_to_the_end(s: &Scenario, name: &str) -> SwarmDone {
     let (mut leech, started) = start_peer(name, s.leecher_command(name));
-    assert_eq!(started["have"], 0);
-    let done = leech.expect_event("done", STEP);
+    assert_eq!(started.have, 0);
+    let done = expect_done(&mut leech);
     let status = leech.wait_exit(STEP).unwrap();
     assert!(
         status.success(),
@@ -40,19 +30,16 @@ fn leecher_downloads_from_two_seeders_at_once() {
     let mut s = Scenario::new(size, 64 * KIB, 1, &[]);
     let (_s1, ev1) = s.start_seeder("seed1");
     let (_s2, ev2) = s.start_seeder("seed2");
-    assert_eq!(
-        ev1["have"], ev1["pieces"],
-        "seed1 must verify its complete file"
-    );
+    assert_eq!(ev1.have, ev1.pieces, "seed1 must verify its complete file");
 
     let done = leech_to_the_end(&s, "leech");
-    assert_eq!(done["bytes"].as_u64(), Some(size));
-    let from1 = downloaded_from(&done, &ev1["peer_id"]);
-    let from2 = downloaded_from(&done, &ev2["peer_id"]);
-    assert_eq!(from1 + from2, size, "done: {done}");
+    assert_eq!(done.bytes, size);
+    let from1 = done.downloaded_from(&ev1.peer_id);
+    let from2 = done.downloaded_from(&ev2.peer_id);
+    assert_eq!(from1 + from2, size, "done: {done:?}");
     assert!(
         from1 >= size / 4 && from2 >= size / 4,
-        "unbalanced: {from1} vs {from2}; done: {done}"
+        "unbalanced: {from1} vs {from2}; done: {done:?}"
     );
 }
 
@@ -68,11 +55,10 @@ fn five_leechers_share_with_each_other() {
         .collect();
     let mut from_leechers = 0;
     for proc in &mut leechers {
-        let done = proc.expect_event("done", STEP);
+        let done = expect_done(proc);
         assert!(proc.wait_exit(STEP).unwrap().success(), "{}", proc.output());
         assert!(s.has_right_copy(&proc.name), "{} differs", proc.name);
-        from_leechers +=
-            done["bytes"].as_u64().unwrap() - downloaded_from(&done, &seed_ev["peer_id"]);
+        from_leechers += done.bytes - done.downloaded_from(&seed_ev.peer_id);
     }
     assert!(
         from_leechers > 0,
@@ -93,16 +79,12 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
     bytes[(size / 2) as usize..].fill(0);
     std::fs::write(half_dir.join("data.bin"), &bytes).unwrap();
     let (_half, half_ev) = start_peer("half", peer_command(&s.torrent, &half_dir));
-    assert_eq!(half_ev["have"].as_u64(), Some(pieces / 2));
+    assert_eq!(u64::from(half_ev.have), pieces / 2);
     s.tracker.proc.expect_line("join", STEP);
 
     let (mut leech, _) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
-    leech
-        .wait_for(STEP, |_, line| {
-            serde_json::from_str::<Value>(line)
-                .is_ok_and(|v| v["event"] == "progress" && v["have"].as_u64() == Some(pieces / 2))
-        })
-        .unwrap();
+    expect_event!(leech, STEP,
+        Event::Progress(Progress::Swarm { have, .. }) if u64::from(have) == pieces / 2);
     leech.signal(libc::SIGKILL);
     leech.wait_exit(STEP).unwrap();
     // The killed leecher's registration is still at the tracker.
@@ -111,17 +93,13 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
     let (_seed, _) = s.start_seeder("seed");
     let (mut again, started) = start_peer("leech-again", s.leecher_command("leech"));
     assert_eq!(
-        started["have"].as_u64(),
-        Some(pieces / 2),
+        u64::from(started.have),
+        pieces / 2,
         "verified pieces were not kept"
     );
-    let done = again.expect_event("done", STEP);
+    let done = expect_done(&mut again);
     assert!(again.wait_exit(STEP).unwrap().success());
-    assert_eq!(
-        done["bytes"].as_u64(),
-        Some(size / 2),
-        "refetched verified data: {done}"
-    );
+    assert_eq!(done.bytes, size / 2, "refetched verified data: {done:?}");
     assert!(s.has_right_copy("leech"));
 }
 
@@ -131,19 +109,16 @@ fn sigterm_closes_peers_tells_the_tracker_and_exits_0() {
     let (mut seed, _) = s.start_seeder("seed");
     // A leecher that stays after completing, connected to the seeder.
     let (mut leech, _) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
-    leech.expect_event("done", STEP);
+    expect_done(&mut leech);
 
     seed.signal(libc::SIGTERM);
     let status = seed.wait_exit(STEP).unwrap();
     assert_eq!(status.code(), Some(0), "{}", seed.output());
-    let gone = leech.expect_event("peer_disconnected", STEP);
-    assert_eq!(gone["reason"], "peer sent Close", "{gone}");
+    let gone = expect_event!(leech, STEP, Event::PeerDisconnected { reason, .. } => reason);
+    assert_eq!(gone, "peer sent Close");
     s.tracker.proc.expect_line("leave", STEP);
-    let stopped = seed.output();
-    assert!(
-        stopped.contains("\"event\":\"stopped\""),
-        "no stopped event:\n{stopped}"
-    );
+    // The seeder has exited: its `stopped` line must be among what it printed.
+    expect_event!(seed, STEP, Event::Stopped { .. });
 
     leech.signal(libc::SIGINT);
     assert_eq!(leech.wait_exit(STEP).unwrap().code(), Some(0));

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::net::TcpListener;
 
+use lanswarm::expect_event;
 use lanswarm::fixture::*;
+use peer::events::Event;
 use wire::tracker::{AnnounceResponse, PeerEntry};
 
 #[test]
@@ -12,7 +14,7 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
     // A real tracker for the seeder; a scripted one for the leecher.
     let mut s = Scenario::new(1 << 20, 64 << 10, 31, &[]);
     let (_seed, seed_ev) = s.start_seeder("seed");
-    let seed_addr: std::net::SocketAddr = seed_ev["listen"].as_str().unwrap().parse().unwrap();
+    let seed_addr: std::net::SocketAddr = seed_ev.listen.parse().unwrap();
 
     let scripted = TcpListener::bind("127.0.0.1:0").unwrap();
     let scripted_addr = scripted.local_addr().unwrap();
@@ -22,7 +24,7 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
             message: "started ACK".into(),
             num_of_peer: 1,
             peers: vec![PeerEntry {
-                peer_id: seed_ev["peer_id"].as_str().unwrap().into(),
+                peer_id: seed_ev.peer_id.clone(),
                 peer_ip: seed_addr.ip().to_string(),
                 peer_port: seed_addr.port(),
                 proto: Some(1),
@@ -46,20 +48,11 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
     let mut cmd = s.leecher_command("leech");
     cmd.args(["--tracker", &scripted_addr.to_string()]);
     let (mut leech, _) = start_peer("leech", cmd);
-    let first = leech.expect_event("tracker_error", STEP);
-    assert!(
-        first["error"].as_str().unwrap().contains("malformed"),
-        "{first}"
-    );
-    let second = leech.expect_event("tracker_error", STEP);
-    assert!(
-        second["error"]
-            .as_str()
-            .unwrap()
-            .contains("tracker overloaded"),
-        "{second}"
-    );
-    leech.expect_event("done", STEP);
+    let first = expect_event!(leech, STEP, Event::TrackerError { error } => error);
+    assert!(first.contains("malformed"), "{first}");
+    let second = expect_event!(leech, STEP, Event::TrackerError { error } => error);
+    assert!(second.contains("tracker overloaded"), "{second}");
+    expect_done(&mut leech);
     script.join().unwrap();
     assert!(s.has_right_copy("leech"));
 }

@@ -18,16 +18,7 @@ use serde::{Deserialize, Serialize};
 pub enum Event {
     // ---- the swarm ----
     /// The swarm session is up: the handlers are installed, the port is open.
-    Started {
-        info_hash: String,
-        pieces: u32,
-        have: u32,
-        listen: String,
-        peer_id: String,
-        file: PathBuf,
-        resume: bool,
-        tracker: String,
-    },
+    Started(Started),
     /// A connection passed the handshake and was admitted.
     PeerConnected {
         addr: String,
@@ -92,6 +83,24 @@ pub enum Event {
     },
 }
 
+/// The payload of a `started` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Started {
+    pub info_hash: String,
+    /// Pieces in the torrent.
+    pub pieces: u32,
+    /// Pieces already held and verified.
+    pub have: u32,
+    /// The peer port, as bound.
+    pub listen: String,
+    pub peer_id: String,
+    /// The data file.
+    pub file: PathBuf,
+    /// Whether the resume file spared a re-hash.
+    pub resume: bool,
+    pub tracker: String,
+}
+
 /// What one remote peer did for us and we for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerSummary {
@@ -127,11 +136,7 @@ pub enum Progress {
 #[serde(untagged)]
 pub enum Done {
     /// The swarm: time and bytes to complete, and who gave what.
-    Swarm {
-        seconds: f64,
-        bytes: u64,
-        peers: Vec<PeerSummary>,
-    },
+    Swarm(SwarmDone),
     /// `peer fetch`: the file is complete at `output`.
     Fetch {
         bytes: u64,
@@ -139,6 +144,26 @@ pub enum Done {
         rate: f64,
         output: PathBuf,
     },
+}
+
+/// The payload of the swarm's `done` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwarmDone {
+    pub seconds: f64,
+    /// Bytes downloaded (not counting what the resume file vouched for).
+    pub bytes: u64,
+    pub peers: Vec<PeerSummary>,
+}
+
+impl SwarmDone {
+    /// Bytes downloaded from the peer with this id (0 if none).
+    pub fn downloaded_from(&self, peer_id: &str) -> u64 {
+        self.peers
+            .iter()
+            .filter(|p| p.peer_id.as_deref() == Some(peer_id))
+            .map(|p| p.downloaded)
+            .sum()
+    }
 }
 
 /// Events reach people through the progress bar and summaries instead, so

@@ -1,0 +1,67 @@
+//! Files for tests, demos and benchmarks: generated data, comparisons,
+//! directory listings.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `size` bytes of deterministic pseudo-random data (xorshift of `seed`).
+pub fn write_random_file(path: &Path, size: u64, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create data file"));
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = size;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bytes = x.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).expect("write data file");
+        left -= n as u64;
+    }
+    f.flush().expect("flush data file");
+}
+
+/// Whether two files have the same bytes.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Asserts that two files hold the same bytes, saying which differs.
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let a = std::fs::read(expected).expect("read expected");
+    let b = std::fs::read(actual).unwrap_or_else(|e| panic!("read {}: {e}", actual.display()));
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{} has the wrong length",
+        actual.display()
+    );
+    assert!(
+        a == b,
+        "{} differs from {}",
+        actual.display(),
+        expected.display()
+    );
+}
+
+/// Names of the entries of `dir`, sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
