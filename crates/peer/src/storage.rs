@@ -227,6 +227,7 @@ mod tests {
                 .collect(),
             file_name: "data.bin".into(),
             file_length: data.len() as u64,
+            files: None,
         }
     }
 
