@@ -4,9 +4,11 @@
 //! - [`process`]: finding the built binaries, spawning them, waiting on their output lines.
 //! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
+//! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
 pub mod fixture;
+pub mod mcast_lab;
 pub mod netns;
 pub mod process;
 pub mod testbed;
