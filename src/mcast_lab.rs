@@ -5,7 +5,7 @@
 //! use lanswarm::mcast_lab::{expect, lab, send, start};
 //! use mcast::events::RecvMessage;
 //!
-//! let Some(lan) = lab("my_test", 2) else { return };
+//! let Some(lan) = lab(2) else { return };
 //! let mut r = start(lan.host(1), "recv", &["recv"]);
 //! assert_eq!(send(lan.host(0), &["hi", "--wait", "1s"]).acks, 1);
 //! assert_eq!(expect::<RecvMessage>(&mut r).text, "hi");
@@ -25,15 +25,17 @@ use std::time::{Duration, Instant};
 /// Upper bound for any single expected event; generous for a loaded debug build.
 pub const T: Duration = Duration::from_secs(15);
 
-/// A LAN of `n` IPv4 hosts for `test`, or `None` (after saying why) when
-/// namespaces cannot be made: `let Some(lan) = lab("name", 2) else { return };`
-pub fn lab(test: &str, n: usize) -> Option<Lan> {
-    lab_with(test, n, LanOptions::default())
+/// A LAN of `n` IPv4 hosts for the running test, or `None` (after saying
+/// why) when namespaces cannot be made: `let Some(lan) = lab(2) else { return };`
+pub fn lab(n: usize) -> Option<Lan> {
+    lab_with(n, LanOptions::default())
 }
 
 /// [`lab`] with options (IPv6, a rate limit).
-pub fn lab_with(test: &str, n: usize, opts: LanOptions) -> Option<Lan> {
-    if skip_unless_root(test) {
+pub fn lab_with(n: usize, opts: LanOptions) -> Option<Lan> {
+    // The test harness names each test's thread after the test.
+    let thread = std::thread::current();
+    if skip_unless_root(thread.name().unwrap_or("this test")) {
         return None;
     }
     Some(Lan::new(n, opts).expect("building the test LAN"))

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 #[test]
 fn chat_between_three_members() {
-    let Some(lan) = lab("chat_between_three_members", 3) else {
+    let Some(lan) = lab(3) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -38,7 +38,7 @@ fn lan_hosts_reach_each_other_and_vanish_on_drop() {
         rate_mbit: Some(50),
         ipv6: true,
     };
-    let Some(lan) = lab_with("lan_hosts_reach_each_other_and_vanish_on_drop", 3, opts) else {
+    let Some(lan) = lab_with(3, opts) else {
         return;
     };
     let names: Vec<String> = lan.hosts().iter().map(|h| h.name().to_owned()).collect();

@@ -8,10 +8,7 @@ use mcast::events::{ProbeRecvSummary, ProbeReport};
 
 #[test]
 fn probe_reports_a_clean_link_and_ignores_foreign_datagrams() {
-    let Some(lan) = lab(
-        "probe_reports_a_clean_link_and_ignores_foreign_datagrams",
-        2,
-    ) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let mut rx = start(lan.host(1), "probe-recv", &["probe", "recv"]);
@@ -44,7 +41,7 @@ fn probe_detects_loss_on_a_rate_limited_link() {
         rate_mbit: Some(5),
         ipv6: false,
     };
-    let Some(lan) = lab_with("probe_detects_loss_on_a_rate_limited_link", 2, limited) else {
+    let Some(lan) = lab_with(2, limited) else {
         return;
     };
     let mut rx = start(lan.host(1), "probe-recv", &["probe", "recv"]);
@@ -58,7 +55,7 @@ fn probe_detects_loss_on_a_rate_limited_link() {
 
 #[test]
 fn probe_over_ipv6_with_interrupted_receiver() {
-    let Some(lan) = lab_with("probe_over_ipv6_with_interrupted_receiver", 2, IPV6) else {
+    let Some(lan) = lab_with(2, IPV6) else {
         return;
     };
     let g = ["--group", "ff15::72", "--iface", "eth0"];

@@ -56,7 +56,7 @@ fn at(host: &Host, port: u16) -> SocketAddr {
 
 #[test]
 fn send_collects_acks_from_three_receivers_one_in_python() {
-    let Some(lan) = lab("send_collects_acks_from_three_receivers_one_in_python", 4) else {
+    let Some(lan) = lab(4) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +106,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn python_sender_is_printed_and_acked_by_mcast_recv() {
-    let Some(lan) = lab("python_sender_is_printed_and_acked_by_mcast_recv", 2) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +183,7 @@ fn next_text(r: &mut Proc) -> String {
 
 #[test]
 fn receivers_share_a_port_and_each_gets_only_its_own_group() {
-    let Some(lan) = lab("receivers_share_a_port_and_each_gets_only_its_own_group", 2) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let h1 = lan.host(1);
@@ -220,10 +220,7 @@ fn receivers_share_a_port_and_each_gets_only_its_own_group() {
 
 #[test]
 fn ssm_receivers_sharing_a_group_and_port_each_get_only_their_source() {
-    let Some(lan) = lab(
-        "ssm_receivers_sharing_a_group_and_port_each_get_only_their_source",
-        3,
-    ) else {
+    let Some(lan) = lab(3) else {
         return;
     };
     let (s0, s2, rx) = (lan.host(0), lan.host(2), lan.host(1));
@@ -247,7 +244,7 @@ fn ssm_receivers_sharing_a_group_and_port_each_get_only_their_source() {
 
 #[test]
 fn ssm_join_receives_only_from_the_chosen_source() {
-    let Some(lan) = lab("ssm_join_receives_only_from_the_chosen_source", 3) else {
+    let Some(lan) = lab(3) else {
         return;
     };
     let (good, bad, rx) = (lan.host(0), lan.host(1), lan.host(2));
@@ -292,7 +289,7 @@ fn ssm_join_receives_only_from_the_chosen_source() {
 
 #[test]
 fn ttl_and_loop_options_take_effect() {
-    let Some(lan) = lab("ttl_and_loop_options_take_effect", 2) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let (h0, h1) = (lan.host(0), lan.host(1));
@@ -342,11 +339,7 @@ fn sorted<const N: usize>(mut v: [SocketAddr; N]) -> [SocketAddr; N] {
 
 #[test]
 fn ipv6_groups_work_with_iface_by_name_and_by_address() {
-    let Some(lan) = lab_with(
-        "ipv6_groups_work_with_iface_by_name_and_by_address",
-        3,
-        IPV6,
-    ) else {
+    let Some(lan) = lab_with(3, IPV6) else {
         return;
     };
     let (h0, h1, h2) = (lan.host(0), lan.host(1), lan.host(2));
@@ -373,7 +366,7 @@ fn ipv6_groups_work_with_iface_by_name_and_by_address() {
 
 #[test]
 fn recv_survives_odd_datagrams_and_stops_cleanly_on_ctrl_c() {
-    let Some(lan) = lab("recv_survives_odd_datagrams_and_stops_cleanly_on_ctrl_c", 2) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let mut r = start(lan.host(1), "recv", &["recv", "--no-ack"]);
@@ -401,10 +394,7 @@ fn recv_survives_odd_datagrams_and_stops_cleanly_on_ctrl_c() {
 
 #[test]
 fn repeated_sends_are_each_acked_and_recv_times_out_when_idle() {
-    let Some(lan) = lab(
-        "repeated_sends_are_each_acked_and_recv_times_out_when_idle",
-        2,
-    ) else {
+    let Some(lan) = lab(2) else {
         return;
     };
     let mut r = start(lan.host(1), "recv", &["recv", "--timeout", "1500ms"]);

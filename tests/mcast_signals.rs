@@ -7,15 +7,16 @@
 //! that installed its handlers only after that line dies of the signal.
 //! Needs root (skips otherwise).
 
-use lanswarm::mcast_lab::{lab, Ended, Stalled};
+use lanswarm::mcast_lab::{lab, Stalled};
 use mcast::events::{
     ChatSummary, Event, Joined, ProbeRecvSummary, ProbeSendSummary, RecvSummary, SendSummary,
 };
 
 /// Starts `mcast ARGS…` with its stdout held full, sends `sig` once it is
-/// writing its first line, and returns what it printed.
-fn signal_when_ready(test: &str, args: &[&str], sig: i32) -> Option<Ended> {
-    let lan = lab(test, 1)?;
+/// writing its first line, and checks that it exits 0 having printed
+/// `first` (its readiness line) first. Returns its last event: the summary.
+fn signal_when_ready(args: &[&str], sig: i32, first: fn(&Event) -> bool) -> Option<Event> {
+    let lan = lab(1)?;
     let mut p = Stalled::spawn(lan.host(0), args);
     p.wait_blocked_on_stdout();
     p.signal(sig);
@@ -27,102 +28,53 @@ fn signal_when_ready(test: &str, args: &[&str], sig: i32) -> Option<Ended> {
         ended.status,
         ended.stderr
     );
-    Some(ended)
-}
-
-/// The first and the last event.
-fn ends(ended: Ended) -> (Event, Event) {
-    let mut events = ended.events.into_iter();
-    let first = events.next().expect("a first event");
-    let last = events.last().expect("a last event");
-    (first, last)
+    let events = ended.events;
+    assert!(events.first().is_some_and(first), "{args:?}: {events:?}");
+    events.into_iter().last()
 }
 
 #[test]
 fn recv_stops_cleanly_on_sigterm_right_after_joined() {
-    let Some(ended) = signal_when_ready(
-        "recv_stops_cleanly_on_sigterm_right_after_joined",
-        &["recv"],
-        libc::SIGTERM,
-    ) else {
-        return;
-    };
-    let (first, last) = ends(ended);
-    assert!(matches!(first, Event::Joined(Joined::Recv(_))), "{first:?}");
-    assert_eq!(
-        RecvSummary::try_from(last),
-        Ok(RecvSummary {
-            received: 0,
-            acked: 0
-        })
-    );
+    let joined = |e: &Event| matches!(e, Event::Joined(Joined::Recv(_)));
+    if let Some(last) = signal_when_ready(&["recv"], libc::SIGTERM, joined) {
+        let summary = RecvSummary::try_from(last).expect("recv summary");
+        assert_eq!((summary.received, summary.acked), (0, 0));
+    }
 }
 
 #[test]
 fn probe_recv_stops_cleanly_on_sigterm_right_after_joined() {
-    let Some(ended) = signal_when_ready(
-        "probe_recv_stops_cleanly_on_sigterm_right_after_joined",
-        &["probe", "recv"],
-        libc::SIGTERM,
-    ) else {
-        return;
-    };
-    let (first, last) = ends(ended);
-    assert!(
-        matches!(first, Event::Joined(Joined::Probe(_))),
-        "{first:?}"
-    );
-    assert_eq!(
-        ProbeRecvSummary::try_from(last),
-        Ok(ProbeRecvSummary {
-            streams: 0,
-            finished: 0,
-            foreign: 0
-        })
-    );
+    let joined = |e: &Event| matches!(e, Event::Joined(Joined::Probe(_)));
+    if let Some(last) = signal_when_ready(&["probe", "recv"], libc::SIGTERM, joined) {
+        let summary = ProbeRecvSummary::try_from(last).expect("probe recv summary");
+        assert_eq!((summary.streams, summary.foreign), (0, 0));
+    }
 }
 
 #[test]
 fn chat_leaves_cleanly_on_sigterm_right_after_joined() {
-    let Some(ended) = signal_when_ready(
-        "chat_leaves_cleanly_on_sigterm_right_after_joined",
-        &["chat", "--name", "ann"],
-        libc::SIGTERM,
-    ) else {
-        return;
-    };
-    let (first, last) = ends(ended);
-    assert!(matches!(first, Event::Joined(Joined::Chat(_))), "{first:?}");
-    let summary = ChatSummary::try_from(last).expect("chat summary");
-    assert_eq!((summary.sent, summary.received), (0, 0), "{summary:?}");
+    let joined = |e: &Event| matches!(e, Event::Joined(Joined::Chat(_)));
+    if let Some(last) = signal_when_ready(&["chat", "--name", "ann"], libc::SIGTERM, joined) {
+        let summary = ChatSummary::try_from(last).expect("chat summary");
+        assert_eq!((summary.sent, summary.received), (0, 0));
+    }
 }
 
 #[test]
 fn send_stops_cleanly_on_sigint_right_after_the_first_send() {
-    let Some(ended) = signal_when_ready(
-        "send_stops_cleanly_on_sigint_right_after_the_first_send",
-        &["send", "hi", "--count", "100", "--interval", "10s"],
-        libc::SIGINT,
-    ) else {
-        return;
-    };
-    let (first, last) = ends(ended);
-    assert!(matches!(first, Event::Sent { seq: 0, .. }), "{first:?}");
-    let summary = SendSummary::try_from(last).expect("send summary");
-    assert_eq!(summary.sent, 1, "{summary:?}");
+    let args = ["send", "hi", "--count", "100", "--interval", "10s"];
+    let sent = |e: &Event| matches!(e, Event::Sent { seq: 0, .. });
+    if let Some(last) = signal_when_ready(&args, libc::SIGINT, sent) {
+        assert_eq!(SendSummary::try_from(last).expect("send summary").sent, 1);
+    }
 }
 
 #[test]
 fn probe_send_stops_cleanly_on_sigterm_right_after_start() {
-    let Some(ended) = signal_when_ready(
-        "probe_send_stops_cleanly_on_sigterm_right_after_start",
-        &["probe", "send", "--rate", "1", "--count", "1000"],
-        libc::SIGTERM,
-    ) else {
-        return;
-    };
-    let (first, last) = ends(ended);
-    assert!(matches!(first, Event::Start(_)), "{first:?}");
-    let summary = ProbeSendSummary::try_from(last).expect("probe send summary");
-    assert!(summary.sent < 1000, "stopped early: {summary:?}");
+    let args = ["probe", "send", "--rate", "1", "--count", "1000"];
+    let start = |e: &Event| matches!(e, Event::Start(_));
+    if let Some(last) = signal_when_ready(&args, libc::SIGTERM, start) {
+        let summary = ProbeSendSummary::try_from(last).expect("probe send summary");
+        assert!(summary.sent < 1000, "stopped early: {summary:?}");
+    }
 }

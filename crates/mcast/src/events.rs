@@ -328,102 +328,117 @@ mod tests {
     use lanio::events::Event as _;
     use serde_json::Value;
 
-    /// Lines as the program printed them before it had this enum.
-    const LINES: &[&str] = &[
-        r#"{"event":"sent","seq":0,"to":"224.3.29.71:10000","bytes":19,"ttl":1}"#,
-        r#"{"event":"sent","seq":2,"to":"[ff02::4242%3]:10000","bytes":8,"ttl":3}"#,
-        r#"{"event":"ack","from":"10.77.0.2:10000"}"#,
-        r#"{"event":"summary","sent":1,"acks":2,"responders":["10.77.0.2:10000","10.77.0.3:10000"],"ignored":0}"#,
-        r#"{"event":"joined","group":"224.3.29.71","port":10000,"source":null,"iface":null}"#,
-        r#"{"event":"joined","group":"232.1.2.3","port":10000,"source":"10.77.0.1","iface":"eth0"}"#,
-        r#"{"event":"message","from":"10.77.0.1:41234","bytes":2,"text":"hi","ttl":1,"truncated":false}"#,
-        r#"{"event":"message","from":"[fd77::1]:41234","bytes":2,"text":"hi","ttl":null,"truncated":true}"#,
-        r#"{"event":"summary","received":3,"acked":3}"#,
-        r#"{"event":"start","to":"224.3.29.72:10002","run":"00000000deadbeef","rate":100,"size":1400,"count":1000}"#,
-        r#"{"event":"summary","sent":1000,"send_errors":0,"elapsed_s":9.99,"rate_pps":100.1,"mbit_s":1.12}"#,
-        r#"{"event":"joined","group":"ff15::72","port":10002,"source":null}"#,
-        r#"{"event":"report","sent":null,"received":2,"lost":3,"duplicates":0,"reordered":0,"latency_p50_us":7,"latency_p99_us":9,"latency_max_us":9,"from":"10.77.0.1:5000","run":"0000000000000001","loss_pct":60.0}"#,
-        r#"{"event":"summary","streams":1,"finished":1,"foreign":2}"#,
-        r#"{"event":"joined","group":"224.3.29.73","port":10003,"name":"ann"}"#,
-        r#"{"event":"member_joined","name":"bob","from":"10.77.0.2:10003"}"#,
-        r#"{"event":"message","from":"10.77.0.2:10003","name":"bob","bytes":3,"text":"hi\\u{7}"}"#,
-        r#"{"event":"member_left","name":"bob","from":"10.77.0.2:10003"}"#,
-        r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1}"#,
+    /// Lines with the fields and values the program printed before it had
+    /// this enum (key order aside), and the sentence each shows without
+    /// `--json`.
+    const LINES: &[(&str, &str)] = &[
+        (
+            r#"{"event":"sent","seq":0,"to":"224.3.29.71:10000","bytes":19,"ttl":1}"#,
+            "sent 19 bytes to 224.3.29.71:10000 (ttl 1)",
+        ),
+        (
+            r#"{"event":"sent","seq":2,"to":"[ff02::4242%3]:10000","bytes":8,"ttl":3}"#,
+            "sent 8 bytes to [ff02::4242%3]:10000 (ttl 3)",
+        ),
+        (
+            r#"{"event":"ack","from":"10.77.0.2:10000"}"#,
+            "ack from 10.77.0.2:10000",
+        ),
+        (
+            r#"{"event":"summary","sent":1,"acks":2,"responders":["10.77.0.2:10000","10.77.0.3:10000"],"ignored":0}"#,
+            "summary: sent 1, acks 2, responders 2: 10.77.0.2:10000, 10.77.0.3:10000",
+        ),
+        (
+            r#"{"event":"joined","group":"224.3.29.71","port":10000,"source":null,"iface":null}"#,
+            "joined 224.3.29.71:10000",
+        ),
+        (
+            r#"{"event":"joined","group":"232.1.2.3","port":10000,"source":"10.77.0.1","iface":"eth0"}"#,
+            "joined 232.1.2.3:10000 for source 10.77.0.1",
+        ),
+        (
+            r#"{"event":"message","from":"10.77.0.1:41234","bytes":2,"text":"hi","ttl":1,"truncated":false}"#,
+            "from 10.77.0.1:41234 (2 bytes): hi",
+        ),
+        (
+            r#"{"event":"message","from":"[fd77::1]:41234","bytes":2,"text":"hi","ttl":null,"truncated":true}"#,
+            "from [fd77::1]:41234 (2 bytes): hi",
+        ),
+        (
+            r#"{"event":"summary","received":3,"acked":3}"#,
+            "summary: received 3, acked 3",
+        ),
+        (
+            r#"{"event":"start","to":"224.3.29.72:10002","run":"00000000deadbeef","rate":100,"size":1400,"count":1000}"#,
+            "probing 224.3.29.72:10002: 1000 datagrams of 1400 bytes at 100/s",
+        ),
+        (
+            r#"{"event":"summary","sent":1000,"send_errors":0,"elapsed_s":9.99,"rate_pps":100.1,"mbit_s":1.12}"#,
+            "summary: sent 1000 in 9.990s (100/s, 1.1 Mbit/s payload), send errors 0",
+        ),
+        (
+            r#"{"event":"joined","group":"ff15::72","port":10002,"source":null}"#,
+            "joined ff15::72:10002, waiting for probes",
+        ),
+        (
+            r#"{"event":"report","sent":null,"received":2,"lost":3,"duplicates":0,"reordered":0,"latency_p50_us":7,"latency_p99_us":9,"latency_max_us":9,"from":"10.77.0.1:5000","run":"0000000000000001","loss_pct":60.0}"#,
+            "report from 10.77.0.1:5000: sent ?, received 2, lost 3 (60.000%), duplicates 0, reordered 0, latency p50 7us p99 9us max 9us",
+        ),
+        (
+            r#"{"event":"summary","streams":1,"finished":1,"foreign":2}"#,
+            "summary: streams 1, finished 1, foreign datagrams 2",
+        ),
+        (
+            r#"{"event":"joined","group":"224.3.29.73","port":10003,"name":"ann"}"#,
+            "* joined 224.3.29.73:10003 as ann (type lines, Ctrl-D or Ctrl-C to leave)",
+        ),
+        (
+            r#"{"event":"member_joined","name":"bob","from":"10.77.0.2:10003"}"#,
+            "* bob joined (10.77.0.2:10003)",
+        ),
+        (
+            r#"{"event":"message","from":"10.77.0.2:10003","name":"bob","bytes":3,"text":"hi\\u{7}"}"#,
+            "<bob> hi\\u{7}",
+        ),
+        (
+            r#"{"event":"member_left","name":"bob","from":"10.77.0.2:10003"}"#,
+            "* bob left",
+        ),
+        (
+            r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1}"#,
+            "* left; sent 1, received 1, ignored 1 foreign datagrams",
+        ),
     ];
+
+    fn event(i: usize) -> Event {
+        serde_json::from_str(LINES[i].0).unwrap_or_else(|e| panic!("{}: {e}", LINES[i].0))
+    }
 
     #[test]
     fn every_line_reads_back_into_the_enum_and_prints_the_same() {
-        for line in LINES {
-            let event: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        for (i, (line, human)) in LINES.iter().enumerate() {
+            let event = event(i);
             let again: Value = serde_json::to_value(&event).unwrap();
             let orig: Value = serde_json::from_str(line).unwrap();
             assert_eq!(again, orig, "{line}");
+            assert_eq!(event.human().as_deref(), Some(*human), "{line}");
         }
     }
 
     #[test]
     fn shared_names_are_told_apart_by_their_fields() {
-        let shape = |i: usize| serde_json::from_str::<Event>(LINES[i]).unwrap();
-        assert!(RecvSummary::try_from(shape(8)).is_ok());
-        assert!(SendSummary::try_from(shape(3)).is_ok());
-        assert!(ProbeSendSummary::try_from(shape(10)).is_ok());
-        assert!(ProbeRecvSummary::try_from(shape(13)).is_ok());
-        assert!(ChatSummary::try_from(shape(18)).is_ok());
-        assert!(RecvJoined::try_from(shape(4)).is_ok());
-        assert!(ProbeJoined::try_from(shape(11)).is_ok());
-        assert!(ChatJoined::try_from(shape(14)).is_ok());
-        assert!(RecvMessage::try_from(shape(6)).is_ok());
-        assert!(ChatMessage::try_from(shape(16)).is_ok());
-        assert!(ProbeReport::try_from(shape(12)).is_ok());
-        assert!(ProbeStart::try_from(shape(9)).is_ok());
-        assert!(RecvSummary::try_from(shape(0)).is_err());
-    }
-
-    #[test]
-    fn human_sentences() {
-        let human = |i: usize| {
-            serde_json::from_str::<Event>(LINES[i])
-                .unwrap()
-                .human()
-                .unwrap()
-        };
-        assert_eq!(human(0), "sent 19 bytes to 224.3.29.71:10000 (ttl 1)");
-        assert_eq!(human(2), "ack from 10.77.0.2:10000");
-        assert_eq!(
-            human(3),
-            "summary: sent 1, acks 2, responders 2: 10.77.0.2:10000, 10.77.0.3:10000"
-        );
-        assert_eq!(human(4), "joined 224.3.29.71:10000");
-        assert_eq!(human(5), "joined 232.1.2.3:10000 for source 10.77.0.1");
-        assert_eq!(human(6), "from 10.77.0.1:41234 (2 bytes): hi");
-        assert_eq!(human(8), "summary: received 3, acked 3");
-        assert_eq!(
-            human(9),
-            "probing 224.3.29.72:10002: 1000 datagrams of 1400 bytes at 100/s"
-        );
-        assert_eq!(
-            human(10),
-            "summary: sent 1000 in 9.990s (100/s, 1.1 Mbit/s payload), send errors 0"
-        );
-        assert_eq!(human(11), "joined ff15::72:10002, waiting for probes");
-        assert_eq!(
-            human(12),
-            "report from 10.77.0.1:5000: sent ?, received 2, lost 3 (60.000%), duplicates 0, reordered 0, latency p50 7us p99 9us max 9us"
-        );
-        assert_eq!(
-            human(13),
-            "summary: streams 1, finished 1, foreign datagrams 2"
-        );
-        assert_eq!(
-            human(14),
-            "* joined 224.3.29.73:10003 as ann (type lines, Ctrl-D or Ctrl-C to leave)"
-        );
-        assert_eq!(human(15), "* bob joined (10.77.0.2:10003)");
-        assert_eq!(human(16), "<bob> hi\\u{7}");
-        assert_eq!(human(17), "* bob left");
-        assert_eq!(
-            human(18),
-            "* left; sent 1, received 1, ignored 1 foreign datagrams"
-        );
+        assert!(RecvSummary::try_from(event(8)).is_ok());
+        assert!(SendSummary::try_from(event(3)).is_ok());
+        assert!(ProbeSendSummary::try_from(event(10)).is_ok());
+        assert!(ProbeRecvSummary::try_from(event(13)).is_ok());
+        assert!(ChatSummary::try_from(event(18)).is_ok());
+        assert!(RecvJoined::try_from(event(4)).is_ok());
+        assert!(ProbeJoined::try_from(event(11)).is_ok());
+        assert!(ChatJoined::try_from(event(14)).is_ok());
+        assert!(RecvMessage::try_from(event(6)).is_ok());
+        assert!(ChatMessage::try_from(event(16)).is_ok());
+        assert!(ProbeReport::try_from(event(12)).is_ok());
+        assert!(ProbeStart::try_from(event(9)).is_ok());
+        assert!(RecvSummary::try_from(event(0)).is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! - [`probe`]: `mcast probe send|recv` — paced numbered datagrams; loss, duplicates,
 //!   reordering and one-way latency ([`probe::packet`], [`probe::stats`]).
 //! - [`chat`]: `mcast chat` — group chat with join/leave notices ([`chat::packet`]).
+//! - [`preamble`]: the magic, version and kind bytes that open probe and chat datagrams.
 //! - [`events`]: every event the program prints, one serde enum ([`events::Event`])
 //!   with its `--json` line and its human sentence; tests read it back.
 //! - [`duration`]: `200ms` / `1.5s` style durations.
@@ -32,6 +33,7 @@ pub mod duration;
 pub mod escape;
 pub mod events;
 pub mod idle;
+pub mod preamble;
 pub mod probe;
 pub mod recv;
 pub mod send;
