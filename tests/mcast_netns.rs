@@ -2,7 +2,7 @@
 //! other over the bridge, rate limits are installed, and everything is gone
 //! after drop, even when a test panics. Needs root (skips otherwise).
 
-use lanswarm::mcast_lab::lab_with;
+use lanswarm::mcast_lab::{lab_with, IPV6};
 use lanswarm::netns::{skip_unless_root, LanOptions, Netns};
 use std::time::Duration;
 
@@ -34,11 +34,13 @@ fn namespaces() -> String {
 
 #[test]
 fn lan_hosts_reach_each_other_and_vanish_on_drop() {
-    let opts = LanOptions {
-        rate_mbit: Some(50),
-        ipv6: true,
-    };
-    let Some(lan) = lab_with(3, opts) else {
+    let Some(lan) = lab_with(
+        3,
+        LanOptions {
+            rate_mbit: Some(50),
+            ..IPV6
+        },
+    ) else {
         return;
     };
     let names: Vec<String> = lan.hosts().iter().map(|h| h.name().to_owned()).collect();

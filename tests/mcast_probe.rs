@@ -39,7 +39,7 @@ fn probe_reports_a_clean_link_and_ignores_foreign_datagrams() {
 fn probe_detects_loss_on_a_rate_limited_link() {
     let limited = LanOptions {
         rate_mbit: Some(5),
-        ipv6: false,
+        ..LanOptions::default()
     };
     let Some(lan) = lab_with(2, limited) else {
         return;

@@ -218,26 +218,27 @@ fn receivers_share_a_port_and_each_gets_only_its_own_group() {
     expect_texts(&mut c, &[&["for group 2".to_string()][..], &more].concat());
 }
 
+/// The source-specific group (232.0.0.0/8) of the SSM tests.
+const SSM_GROUP: [&str; 4] = ["--group", "232.1.2.3", "--port", "10000"];
+
+/// `mcast recv ARGS…` on `rx`, joined to [`SSM_GROUP`] for `source` only.
+fn ssm_receiver(rx: &Host, name: &str, source: &Host, args: &[&str]) -> Proc {
+    let src = source.ipv4().to_string();
+    let join = [&["recv", "--source", &src][..], &SSM_GROUP, args].concat();
+    start(rx, name, &join)
+}
+
 #[test]
 fn ssm_receivers_sharing_a_group_and_port_each_get_only_their_source() {
     let Some(lan) = lab(3) else {
         return;
     };
     let (s0, s2, rx) = (lan.host(0), lan.host(2), lan.host(1));
-    let group = ["--group", "232.1.2.3", "--port", "10000"];
-    let recv_from = |name: &str, src: &Host| {
-        let src = src.ipv4().to_string();
-        start(
-            rx,
-            name,
-            &[&["recv", "--no-ack", "--source", &src][..], &group].concat(),
-        )
-    };
-    let mut x = recv_from("x", s0);
-    let mut y = recv_from("y", s2);
+    let mut x = ssm_receiver(rx, "x", s0, &["--no-ack"]);
+    let mut y = ssm_receiver(rx, "y", s2, &["--no-ack"]);
 
-    let from0 = send_fresh_flows(s0, "from host 0", &group);
-    let from2 = send_fresh_flows(s2, "from host 2", &group);
+    let from0 = send_fresh_flows(s0, "from host 0", &SSM_GROUP);
+    let from2 = send_fresh_flows(s2, "from host 2", &SSM_GROUP);
     expect_texts(&mut x, &from0);
     expect_texts(&mut y, &from2);
 }
@@ -248,13 +249,8 @@ fn ssm_join_receives_only_from_the_chosen_source() {
         return;
     };
     let (good, bad, rx) = (lan.host(0), lan.host(1), lan.host(2));
-    let group = ["--group", "232.1.2.3", "--port", "10000"];
-    let src = good.ipv4().to_string();
-    let mut ssm = start(
-        rx,
-        "ssm",
-        &[&["recv", "--source", &src][..], &group].concat(),
-    );
+    let group = SSM_GROUP;
+    let mut ssm = ssm_receiver(rx, "ssm", good, &[]);
     // Any-source control on another port shows the other source's datagram does arrive.
     let asm_group = ["--group", "232.1.2.3", "--port", "10009", "--no-ack"];
     let mut asm = start(rx, "asm", &[&["recv"][..], &asm_group].concat());

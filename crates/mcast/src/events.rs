@@ -427,18 +427,14 @@ mod tests {
 
     #[test]
     fn shared_names_are_told_apart_by_their_fields() {
-        assert!(RecvSummary::try_from(event(8)).is_ok());
-        assert!(SendSummary::try_from(event(3)).is_ok());
-        assert!(ProbeSendSummary::try_from(event(10)).is_ok());
-        assert!(ProbeRecvSummary::try_from(event(13)).is_ok());
-        assert!(ChatSummary::try_from(event(18)).is_ok());
-        assert!(RecvJoined::try_from(event(4)).is_ok());
-        assert!(ProbeJoined::try_from(event(11)).is_ok());
-        assert!(ChatJoined::try_from(event(14)).is_ok());
-        assert!(RecvMessage::try_from(event(6)).is_ok());
-        assert!(ChatMessage::try_from(event(16)).is_ok());
-        assert!(ProbeReport::try_from(event(12)).is_ok());
-        assert!(ProbeStart::try_from(event(9)).is_ok());
+        fn is<T: TryFrom<Event>>(line: usize) -> bool {
+            T::try_from(event(line)).is_ok()
+        }
+        assert!(is::<SendSummary>(3) && is::<RecvSummary>(8) && is::<ProbeSendSummary>(10));
+        assert!(is::<ProbeRecvSummary>(13) && is::<ChatSummary>(18));
+        assert!(is::<RecvJoined>(4) && is::<ProbeJoined>(11) && is::<ChatJoined>(14));
+        assert!(is::<RecvMessage>(6) && is::<ChatMessage>(16));
+        assert!(is::<ProbeStart>(9) && is::<ProbeReport>(12));
         assert!(RecvSummary::try_from(event(0)).is_err());
     }
 }
