@@ -78,7 +78,8 @@ fn main() {
     std::fs::create_dir_all(&seed_dir).unwrap();
     std::fs::hard_link(&data, seed_dir.join("demo.bin")).unwrap();
     let (_seed, seed_ev) = start_peer("seeder", peer_command(&torrent, &seed_dir));
-    tracker.proc.expect_line("join", STEP);
+    let seed_id = seed_ev["peer_id"].as_str().expect("started has a peer_id");
+    tracker.expect_join(seed_id, STEP);
     println!(
         "seeder    {} verified {} pieces",
         seed_ev["listen"].as_str().unwrap_or("?"),
@@ -107,10 +108,7 @@ fn main() {
     // Follow every leecher's JSON events until all are done.
     let mut dones: Vec<Option<Value>> = vec![None; LEECHERS];
     let mut names = std::collections::HashMap::new();
-    names.insert(
-        seed_ev["peer_id"].as_str().unwrap_or_default().to_string(),
-        "seeder".to_string(),
-    );
+    names.insert(seed_id.to_string(), "seeder".to_string());
     while dones.iter().any(Option::is_none) {
         for (i, (proc, bar, _)) in leechers.iter_mut().enumerate() {
             if dones[i].is_some() {

@@ -2,7 +2,10 @@
 //! benchmarks (`examples/`). Not part of the shipped toolkit.
 //!
 //! - [`process`]: finding the built binaries, spawning them, waiting on their output lines.
-//! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
+//! - [`fixture`]: trackers (started and awaited through their typed events), peers,
+//!   torrents and fake wire peers for swarm tests and demos.
+//! - [`tracker_client`]: a raw, blocking client of the tracker protocol, frame by
+//!   frame, for tests of the tracker itself.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
@@ -10,3 +13,4 @@ pub mod fixture;
 pub mod netns;
 pub mod process;
 pub mod testbed;
+pub mod tracker_client;
