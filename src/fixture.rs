@@ -251,5 +251,5 @@ pub fn read_frame(stream: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> 
 
 /// One blocking announce on a fresh connection, as a fake peer would send it.
 pub fn announce(tracker: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
-    Client::connect_within(tracker, STEP).request(req.to_json())
+    Client::connect_within(tracker, STEP).request(&req.to_json())
 }

@@ -64,7 +64,7 @@ impl Client {
     }
 
     /// Sends a request body and parses the reply as an announce response.
-    pub fn request(&mut self, body: impl AsRef<[u8]>) -> AnnounceResponse {
+    pub fn request(&mut self, body: &(impl AsRef<[u8]> + ?Sized)) -> AnnounceResponse {
         let reply = self.request_raw(body.as_ref());
         AnnounceResponse::parse(&reply).unwrap_or_else(|e| {
             panic!(
@@ -130,7 +130,11 @@ impl Client {
 /// A well-behaved client on a fresh connection gets a proper answer.
 pub fn assert_serves(addr: SocketAddr) {
     let mut c = Client::connect(addr);
-    let r = c.request(announce_body(6001, "well-behaved", r#","event":"started""#));
+    let r = c.request(&announce_body(
+        6001,
+        "well-behaved",
+        r#","event":"started""#,
+    ));
     assert_eq!(r.error_code, 0, "{r:?}");
     assert_eq!(r.message, "started ACK");
     assert!(r.interval.is_some());
