@@ -92,8 +92,8 @@ fn swarm(src: &Path, torrent: &Path, dst: &Path) -> (f64, u64) {
     let mut tracker = start_tracker(&[]);
     let mut cmd = peer_command(torrent, src);
     cmd.args(["--tracker", &tracker.addr.to_string()]);
-    let (_seed, _) = start_peer("seed", cmd);
-    tracker.proc.expect_line("join", STEP);
+    let (_seed, seed_ev) = start_peer("seed", cmd);
+    tracker.expect_join(&seed_ev.peer_id, STEP);
     let t = Instant::now();
     let mut cmd = peer_command(torrent, dst);
     cmd.args(["--exit-when-done", "--tracker", &tracker.addr.to_string()]);
@@ -123,7 +123,12 @@ fn main() {
     let total = files * (kib << 10);
     let torrent = tmp.path().join("tree.torrent");
     let t = Instant::now();
-    create_torrent(&src.join("tree"), "127.0.0.1:6666".parse().unwrap(), None, &torrent);
+    create_torrent(
+        &src.join("tree"),
+        "127.0.0.1:6666".parse().unwrap(),
+        None,
+        &torrent,
+    );
     let create = t.elapsed().as_secs_f64();
     let expected = read_tree(&src.join("tree"));
     println!(
@@ -131,7 +136,10 @@ fn main() {
         total as f64 / 1048576.0,
         bin_path("peer").parent().unwrap().display()
     );
-    println!("peer create: {create:.2} s ({:.0} MB/s)", total as f64 / 1e6 / create);
+    println!(
+        "peer create: {create:.2} s ({:.0} MB/s)",
+        total as f64 / 1e6 / create
+    );
     let socat = have("socat");
     if !socat {
         println!("(socat not found: `apt-get install socat` for the tar | socat baseline)");
@@ -150,9 +158,16 @@ fn main() {
         let (secs, peak) = swarm(&src, &torrent, &dst);
         ours.push(secs);
         rss.push(peak);
-        assert!(read_tree(&dst.join("tree")) == expected, "peer copy differs");
+        assert!(
+            read_tree(&dst.join("tree")) == expected,
+            "peer copy differs"
+        );
         std::fs::remove_dir_all(&dst).unwrap();
-        eprintln!("round {}: tar|socat {:?} s, peer {secs:.2} s", round + 1, base.last());
+        eprintln!(
+            "round {}: tar|socat {:?} s, peer {secs:.2} s",
+            round + 1,
+            base.last()
+        );
     }
     let mb = |s: f64| total as f64 / 1e6 / s;
     println!("| transfer (median of {rounds}) | seconds | MB/s | ratio (speed, to tar pipe) | peak RSS |");
@@ -160,7 +175,10 @@ fn main() {
     let ours_m = median(ours);
     if socat {
         let b = median(base);
-        println!("| tar c DIR \\| socat → socat \\| tar x | {b:.2} | {:.0} | 1.00 | – |", mb(b));
+        println!(
+            "| tar c DIR \\| socat → socat \\| tar x | {b:.2} | {:.0} | 1.00 | – |",
+            mb(b)
+        );
         println!(
             "| 1 seeder → 1 leecher (peer, verified) | {ours_m:.2} | {:.0} | {:.2} | {:.1} MiB |",
             mb(ours_m),

@@ -47,7 +47,7 @@ impl TreeScenario {
         let dir = self.path(name);
         copy_tree(&self.path("src/tree"), &dir.join("tree"));
         let started = start_peer(name, peer_command(&self.torrent, &dir));
-        self.tracker.proc.expect_line("join", STEP);
+        self.tracker.expect_join(&started.1.peer_id, STEP);
         started
     }
 }
@@ -229,14 +229,14 @@ fn a_killed_tree_download_resumes_without_refetching() {
     }
     let (_half, ev) = start_peer("half", peer_command(&s.torrent, &half));
     assert_eq!(u64::from(ev.have), pieces / 2);
-    s.tracker.proc.expect_line("join", STEP);
+    s.tracker.expect_join(&ev.peer_id, STEP);
 
-    let (mut leech, _) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
+    let (mut leech, leech_ev) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
     expect_event!(leech, STEP,
         Event::Progress(Progress::Swarm { have, .. }) if u64::from(have) == pieces / 2);
     leech.signal(libc::SIGKILL);
     leech.wait_exit(STEP).unwrap();
-    s.tracker.proc.expect_line("join", STEP);
+    s.tracker.expect_join(&leech_ev.peer_id, STEP);
 
     let (_seed, _) = s.start_seeder("seed");
     let mut cmd = peer_command(&s.torrent, &s.path("leech"));
@@ -285,7 +285,7 @@ fn twenty_thousand_files_with_a_descriptor_limit_of_256() {
     limit(&mut seed_cmd);
     let (_seed, ev) = start_peer("seed", seed_cmd);
     assert_eq!(ev.have, ev.pieces);
-    s.tracker.proc.expect_line("join", STEP);
+    s.tracker.expect_join(&ev.peer_id, STEP);
     let mut cmd = peer_command(&s.torrent, &s.path("leech"));
     cmd.arg("--exit-when-done");
     limit(&mut cmd);
