@@ -15,6 +15,7 @@
 //! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
 //! | [`layout`] | where a piece's bytes lie among a torrent's files |
 //! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
+//! | [`discovery`] | LAN peer discovery (BEP 14 `BT-SEARCH` datagrams) and its sans-IO state machine |
 //! | [`connection`] | the per-connection choke/interest state machine |
 //!
 //! Nothing in this crate panics on input from the network: every decoder
@@ -24,6 +25,7 @@
 pub mod bitfield;
 pub mod codec;
 pub mod connection;
+pub mod discovery;
 pub mod frame;
 pub mod ids;
 pub mod layout;

@@ -1280,3 +1280,49 @@ fn sixteen_exbibyte_claim_is_refused_without_allocating() {
         assert_eq!(buf.capacity(), capacity);
     }
 }
+
+// ---------------------------------------------------------------------------
+// LAN discovery datagrams (BEP 14)
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn discovery_parse_takes_anything(bytes in prop::collection::vec(any::<u8>(), 0..1600)) {
+        let _ = wire::discovery::Announce::parse(&bytes);
+    }
+
+    #[test]
+    fn discovery_parse_takes_near_misses(
+        port in "[0-9]{0,7}",
+        hashes in prop::collection::vec("[0-9a-fA-F]{0,42}", 0..40),
+        cookie in text(80),
+        junk in text(40),
+    ) {
+        let mut s = format!("BT-SEARCH * HTTP/1.1\r\nPort: {port}\r\n{junk}\r\n");
+        for h in &hashes {
+            s.push_str(&format!("Infohash: {h}\r\n"));
+        }
+        s.push_str(&format!("cookie: {cookie}\r\n\r\n"));
+        if let Ok(a) = wire::discovery::Announce::parse(s.as_bytes()) {
+            prop_assert!(a.port > 0);
+            prop_assert!(!a.info_hashes.is_empty() && a.info_hashes.len() <= wire::discovery::MAX_HASHES);
+        }
+    }
+
+    #[test]
+    fn discovery_round_trips(
+        port in 1u16..,
+        hashes in prop::collection::vec(any::<[u8; 20]>(), 1..=wire::discovery::MAX_HASHES),
+        cookie in prop::option::of("[A-Za-z0-9]{1,32}"),
+    ) {
+        let mut info_hashes: Vec<InfoHash> = hashes.into_iter().map(InfoHash).collect();
+        info_hashes.dedup();
+        let a = wire::discovery::Announce { port, info_hashes, cookie };
+        let bytes = a.encode("239.192.152.143:6771");
+        if bytes.len() <= wire::discovery::MAX_DATAGRAM {
+            prop_assert_eq!(wire::discovery::Announce::parse(&bytes)?, a);
+        }
+    }
+}
