@@ -14,6 +14,7 @@
 //! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
 //! | [`tracker_client`] | announces to the tracker |
+//! | [`discover`] | LAN discovery: BEP 14 announces over the kit's multicast sockets |
 //! | [`events`] | the `--json` event enum, shared by every subcommand |
 //! | [`output`] | events through the kit's non-blocking writer, progress bar, human summary |
 //! | [`zerocopy`] | `sendfile` from the page cache to a socket |
@@ -25,6 +26,7 @@ pub mod beneath;
 pub mod choker;
 pub mod cli;
 pub mod create;
+pub mod discover;
 pub mod events;
 pub mod fetch;
 pub mod hashing;
