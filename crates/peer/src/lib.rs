@@ -6,10 +6,12 @@
 //! | [`create`] | `peer create`: hashing a file into a torrent |
 //! | [`hashing`] | streaming SHA-1 of a file's pieces |
 //! | [`storage`] | the preallocated data file and its resume file |
-//! | [`session`] | one swarm session: start-up, accept/tracker/choke/progress tasks, shutdown |
-//! | [`swarm`] | the state shared by a swarm's connections: pieces, picker, peers, bans, counters |
-//! | [`peer_conn`] | one peer connection: handshake, reader loop, writer task |
-//! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
+//! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
+//! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
+//! | [`writer`] | a connection's writer task: messages, and zero-copy piece uploads |
+//! | [`verifier`] | a connection's verifier task: hashing and storing received pieces |
+//! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
+//! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
 //! | [`tracker_client`] | announces to the tracker |
 //! | [`output`] | JSON event lines, progress bar, human summary |
@@ -31,6 +33,8 @@ pub mod session;
 pub mod storage;
 pub mod swarm;
 pub mod tracker_client;
+pub mod verifier;
+pub mod writer;
 pub mod zerocopy;
 
 use std::process::ExitCode;
