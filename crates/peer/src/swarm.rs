@@ -756,3 +756,175 @@ impl Swarm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wire::{ConnEvent, Info, Message, Role};
+
+    use super::*;
+    use crate::hashing;
+
+    const PIECE: u64 = 4;
+
+    /// A leeching swarm for a file of `pieces` pieces of 4 bytes, none held.
+    fn leecher(pieces: u32) -> (tempfile::TempDir, Swarm) {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..pieces as u64 * PIECE).map(|i| i as u8).collect();
+        let info = Info {
+            piece_length: PIECE,
+            piece_hash: data.chunks(PIECE as usize).map(hashing::sha1).collect(),
+            file_name: "data.bin".into(),
+            file_length: data.len() as u64,
+        };
+        let torrent = Torrent {
+            announce: "127.0.0.1".into(),
+            port: 6666,
+            comment: String::new(),
+            info,
+        };
+        let (storage, have, _) =
+            Storage::open(dir.path(), &torrent.info, torrent.info_hash(), |_| {}).unwrap();
+        let out = Output::new(false, data.len() as u64);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        (dir, Swarm::new(torrent, storage, have, out, addr, 4, false))
+    }
+
+    /// A registered, open connection to a seed that has unchoked us.
+    fn seed_conn(swarm: &Swarm, n: u8) -> (Connection, Registration) {
+        let now = Instant::now();
+        let peer_id = PeerId([n; 20]);
+        let mut conn = Connection::new(swarm.conn_config(), Role::Incoming, now);
+        conn.handle(
+            Message::Handshake {
+                info_hash: swarm.info_hash,
+                peer_id,
+            },
+            now,
+        );
+        let addr = SocketAddr::from(([127, 0, 0, n], 1000));
+        let reg = swarm.register(addr, Some(peer_id), false).unwrap();
+        conn.handle(Message::Bitfield(Bitfield::full(swarm.piece_count())), now);
+        conn.handle(Message::Unchoke, now);
+        while let Some(ev) = conn.poll_event() {
+            if let ConnEvent::Bitfield { previous } = ev {
+                swarm.peer_bitfield(&mut conn, &previous);
+            }
+        }
+        assert!(conn.am_interested());
+        (conn, reg)
+    }
+
+    fn requested(swarm: &Swarm, index: u32) -> u8 {
+        swarm.lock().picker.in_flight(index)
+    }
+
+    fn arrive(swarm: &Swarm, conn: &mut Connection, index: u32) -> Arrival {
+        conn.handle(
+            Message::Piece {
+                index,
+                data: bytes::Bytes::new(),
+            },
+            Instant::now(),
+        );
+        match conn.poll_event() {
+            Some(ConnEvent::Piece {
+                index, requested, ..
+            }) => swarm.piece_arrived(index, requested),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn commands(reg: &mut Registration) -> Vec<Command> {
+        std::iter::from_fn(|| reg.commands.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_piece_stays_requested_while_it_is_verified() {
+        let (_dir, swarm) = leecher(3);
+        let (mut a, mut reg_a) = seed_conn(&swarm, 1);
+        let (mut b, _reg_b) = seed_conn(&swarm, 2);
+        swarm.request_pieces(&mut a, 1, Instant::now());
+        let p = a.in_flight()[0];
+        let arrival = arrive(&swarm, &mut a, p);
+        assert!(a.in_flight().is_empty());
+        assert_eq!(
+            requested(&swarm, p),
+            1,
+            "verifying still counts as requested"
+        );
+        // Another peer is not asked for it meanwhile.
+        swarm.request_pieces(&mut b, 2, Instant::now());
+        assert!(!b.in_flight().contains(&p), "{:?}", b.in_flight());
+        swarm.piece_verified(arrival, &reg_a.conn.counters);
+        assert_eq!(requested(&swarm, p), 0);
+        assert!(swarm.has_piece(p));
+        assert_eq!(commands(&mut reg_a), vec![Command::Have(p)]);
+    }
+
+    #[test]
+    fn a_failed_piece_is_wanted_again_and_the_second_bans() {
+        let (_dir, swarm) = leecher(3);
+        let (mut a, mut reg_a) = seed_conn(&swarm, 1);
+        for strike in 1..=2 {
+            swarm.request_pieces(&mut a, 1, Instant::now());
+            let p = a.in_flight()[0];
+            let arrival = arrive(&swarm, &mut a, p);
+            let banned = swarm.piece_failed(arrival, &reg_a.conn);
+            assert_eq!(requested(&swarm, p), 0, "piece {p} is wanted again");
+            assert!(!swarm.has_piece(p));
+            assert_eq!(banned, strike == 2);
+            let expected = if banned {
+                Command::Close(Disconnect::Banned(BanReason::BadPieces(2)))
+            } else {
+                Command::Refill
+            };
+            assert_eq!(commands(&mut reg_a), vec![expected]);
+        }
+        assert_eq!(
+            swarm
+                .register(reg_a.conn.addr, Some(PeerId([1; 20])), false)
+                .err(),
+            Some(Disconnect::BannedPeer)
+        );
+    }
+
+    #[test]
+    fn withdrawn_requests_and_closed_connections_free_their_pieces() {
+        let (_dir, swarm) = leecher(4);
+        let (mut a, reg_a) = seed_conn(&swarm, 1);
+        let (mut b, mut reg_b) = seed_conn(&swarm, 2);
+        swarm.request_pieces(&mut a, 2, Instant::now());
+        assert_eq!(a.in_flight().len(), 2);
+        // Choked: both requests are void.
+        a.handle(Message::Choke, Instant::now());
+        let Some(ConnEvent::Choked { dropped }) = a.poll_event() else {
+            panic!("no Choked event");
+        };
+        swarm.requests_withdrawn(&dropped);
+        assert!(dropped.iter().all(|&i| requested(&swarm, i) == 0));
+        // A late piece after the choke holds no request: failing it frees nothing.
+        swarm.request_pieces(&mut b, 1, Instant::now());
+        let q = b.in_flight()[0];
+        if dropped.contains(&q) {
+            let late = arrive(&swarm, &mut a, q);
+            swarm.piece_failed(late, &reg_a.conn);
+            assert_eq!(requested(&swarm, q), 1, "b's request still counts");
+        }
+        // B closes with its request in flight: the piece is free, and the
+        // others are told to request again.
+        let in_flight = b.take_in_flight();
+        swarm.connection_closed(reg_b.conn.id, b.remote(), &in_flight);
+        assert_eq!(requested(&swarm, q), 0);
+        assert!(commands(&mut reg_b).is_empty());
+        assert_eq!(swarm.progress().peers, 1);
+    }
+
+    #[test]
+    fn the_second_connection_to_a_peer_is_refused_by_the_shared_rule() {
+        let (_dir, swarm) = leecher(2);
+        let (_a, _reg) = seed_conn(&swarm, 1);
+        // We accepted the first; an incoming duplicate is refused.
+        let again = swarm.register("127.0.0.1:9".parse().unwrap(), Some(PeerId([1; 20])), false);
+        assert_eq!(again.err(), Some(Disconnect::Duplicate));
+    }
+}
