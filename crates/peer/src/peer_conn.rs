@@ -232,8 +232,8 @@ impl Link {
                 }
                 self.on_event(event).await;
             }
-            if self.flush().await.is_err() {
-                self.conn.close(Disconnect::WriteFailed);
+            if let Err(reason) = self.flush().await {
+                self.conn.close(reason);
                 continue;
             }
             let queued = self.conn.uploads_queued();
@@ -263,10 +263,13 @@ impl Link {
     }
 
     /// Hands queued messages to the writer task.
-    async fn flush(&mut self) -> Result<(), ()> {
+    async fn flush(&mut self) -> Result<(), Disconnect> {
         let now = Instant::now();
         while let Some(msg) = self.conn.poll_transmit(now) {
-            self.out.send(Outgoing::Msg(msg)).await.map_err(|_| ())?;
+            self.out
+                .send(Outgoing::Msg(msg))
+                .await
+                .map_err(|_| Disconnect::WriteFailed)?;
         }
         Ok(())
     }

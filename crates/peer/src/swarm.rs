@@ -2,7 +2,7 @@
 //! have, the piece picker, the choker, the connected peers with their
 //! counters, strikes and bans, and the operations on them.
 //!
-//! The state is private. Connection drivers ([`crate::peer_conn`]) own their
+//! The state is private. Connection drivers (`peer_conn`) own their
 //! sockets and their [`wire::Connection`], and tell the swarm what happened
 //! through methods named for it: a peer's bitfield or Have, a piece arrived,
 //! verified or failed, a connection closed. The swarm answers through the
