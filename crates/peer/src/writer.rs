@@ -4,8 +4,8 @@
 //! It runs apart from the connection's driver so that two peers sending each
 //! other large pieces never deadlock on full TCP buffers. A Piece's 17 header
 //! bytes go out with `MSG_MORE`, its body with `sendfile`, so uploads cost no
-//! copies in user space. The driver hands it at most [`UPLOADS_AHEAD`] pieces
-//! at a time (each holds an upload slot until sent); the rest wait in the
+//! copies in user space. The driver hands it a few pieces at a time
+//! ([`uploads_ahead`]; each holds an upload slot until sent); the rest wait in the
 //! [`wire::Connection`]'s upload queue, where a Cancel can still reach them.
 
 use std::sync::Arc;
@@ -25,9 +25,21 @@ use crate::zerocopy;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Control messages queued for the writer.
 const OUTBOX: usize = 64;
-/// Pieces handed to the writer before it has sent them: one on the wire,
-/// one ready, so the writer never waits for the driver.
-pub const UPLOADS_AHEAD: usize = 2;
+/// Bytes of pieces handed to the writer before it has sent them: enough
+/// that a busy machine's scheduling delays never leave the writer waiting
+/// for the driver (they cost no memory: pieces go from the page cache with
+/// `sendfile`), few enough that a Cancel usually finds its piece still in the
+/// connection's queue.
+const UPLOADS_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
+/// Bounds on the pieces handed to the writer ahead.
+const UPLOADS_AHEAD_MIN: usize = 2;
+const UPLOADS_AHEAD_MAX: usize = 64;
+
+/// How many pieces of `piece_length` the writer may hold before sending them.
+pub fn uploads_ahead(piece_length: u64) -> usize {
+    ((UPLOADS_AHEAD_BYTES / piece_length.max(1)) as usize)
+        .clamp(UPLOADS_AHEAD_MIN, UPLOADS_AHEAD_MAX)
+}
 
 pub type Writer = FramedWrite<OwnedWriteHalf, PeerCodec>;
 
@@ -51,13 +63,12 @@ pub struct WriterHandle {
 
 /// Starts the writer task for a registered connection.
 pub fn spawn(swarm: Arc<Swarm>, writer: Writer, counters: Arc<Counters>) -> WriterHandle {
+    let slots = Arc::new(Semaphore::new(uploads_ahead(
+        swarm.torrent.info.piece_length,
+    )));
     let (out, rx) = mpsc::channel(OUTBOX);
     let task = tokio::spawn(write_loop(swarm, writer, rx, counters));
-    WriterHandle {
-        out,
-        slots: Arc::new(Semaphore::new(UPLOADS_AHEAD)),
-        task,
-    }
+    WriterHandle { out, slots, task }
 }
 
 async fn write_loop(
@@ -140,6 +151,14 @@ fn piece_header(index: u32, len: u64) -> [u8; 8 + wire::message::PIECE_HEADER_LE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_ahead_follow_the_piece_size() {
+        assert_eq!(uploads_ahead(1 << 20), 8);
+        assert_eq!(uploads_ahead(16 << 20), UPLOADS_AHEAD_MIN);
+        assert_eq!(uploads_ahead(64 << 10), UPLOADS_AHEAD_MAX);
+        assert_eq!(uploads_ahead(0), UPLOADS_AHEAD_MAX);
+    }
 
     #[test]
     fn piece_header_matches_the_codec() {
