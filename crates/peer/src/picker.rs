@@ -196,7 +196,7 @@ impl Picker {
 }
 
 /// How many requests to keep queued at one peer: enough for about
-/// [`Pipeline::QUEUE_TIME`] of data at the rate the peer has been
+/// `Pipeline::QUEUE_TIME` (50 ms) of data at the rate the peer has been
 /// delivering, so a fast peer (loopback) is kept saturated while a slow one
 /// (a rate-limited LAN link) is not handed seconds of work that other peers
 /// could have shared. Without a measurement yet, a small queue.

@@ -1,5 +1,5 @@
 //! A peer connection's verifier task: hashes and stores the pieces the
-//! connection received, off the reader's path and up to [`VERIFY_PARALLEL`]
+//! connection received, off the reader's path and up to `VERIFY_PARALLEL` (2)
 //! at a time, so hashing (the costliest step) uses every core.
 //!
 //! Each piece travels as an [`Arrival`], which the swarm settles: verified
