@@ -1,6 +1,7 @@
 //! A peer's session in one swarm: start-up (torrent, listener, storage,
-//! signal handlers), the background tasks (accepting peers, tracker
-//! announces, choking rounds, progress reports) and the orderly shutdown.
+//! signal handlers), the background tasks (accepting and dialing peers,
+//! tracker announces, choking rounds, progress reports) and the orderly
+//! shutdown.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wire::tracker::Event;
-use wire::{Bitfield, InfoHash, Torrent};
+use wire::tracker::{Event, PeerEntry};
+use wire::{Bitfield, Disconnect, InfoHash, Torrent};
 
 use crate::cli::SwarmArgs;
 use crate::output::Output;
@@ -146,7 +147,7 @@ impl Signals {
 /// Close peers, tell the tracker, flush the resume file.
 async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
     swarm.shutdown.cancel();
-    swarm.close_all("shutting down");
+    swarm.close_all(Disconnect::ShuttingDown);
     swarm.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
@@ -182,6 +183,18 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
     }
 }
 
+/// Dials a peer from the tracker's list, if the swarm wants it.
+fn dial(swarm: &Arc<Swarm>, entry: &PeerEntry) {
+    let Some((addr, legacy)) = swarm.dial_target(entry) else {
+        return;
+    };
+    let swarm = swarm.clone();
+    swarm.tasks.clone().spawn(async move {
+        peer_conn::dial(swarm.clone(), addr, legacy).await;
+        swarm.dial_ended(addr);
+    });
+}
+
 async fn tracker_loop(
     swarm: Arc<Swarm>,
     tracker: String,
@@ -203,7 +216,7 @@ async fn tracker_loop(
                 interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
                 tracing::debug!("tracker: {} peers", resp.peers.len());
                 for entry in &resp.peers {
-                    swarm.dial(entry);
+                    dial(&swarm, entry);
                 }
                 if event == Some(Event::Completed) {
                     completed_sent = true;
