@@ -49,8 +49,6 @@ use std::process::ExitCode;
 
 use cli::{Cli, Command};
 
-pub use lanio::BadInput;
-
 /// Runs the command line, returning the process exit code (see
 /// [`lanio::exit`]: 0 success or a clean stop, 1 runtime failure, 2 bad input).
 pub fn run(cli: Cli) -> ExitCode {

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use serde_json::json;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::{ConnEvent, Connection, Disconnect, PeerCodec, PeerId, Role};
 
+use crate::events::Event;
 use crate::picker::Pipeline;
 use crate::swarm::{Command, ConnInfo, Swarm};
 use crate::verifier::{self, Received};
@@ -72,10 +72,10 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
         Ok(opened) => opened,
         Err(reason) => {
             tracing::info!("{addr}: refused: {reason}");
-            swarm.out.event(
-                "peer_refused",
-                json!({"addr": addr.to_string(), "reason": reason.to_string()}),
-            );
+            swarm.out.emit(&Event::PeerRefused {
+                addr: addr.to_string(),
+                reason: reason.to_string(),
+            });
             return;
         }
     };
@@ -96,11 +96,12 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
             "proto 1"
         }
     );
-    swarm.out.event(
-        "peer_connected",
-        json!({"addr": addr.to_string(), "peer_id": peer_id.map(|p| p.to_hex()), "legacy": legacy,
-               "outgoing": outgoing}),
-    );
+    swarm.out.emit(&Event::PeerConnected {
+        addr: addr.to_string(),
+        peer_id: peer_id.map(|p| p.to_hex()),
+        legacy,
+        outgoing,
+    });
 
     let writer = writer::spawn(swarm.clone(), writer, reg.conn.counters.clone());
     let (verify, verifier_task) = verifier::spawn(swarm.clone(), reg.conn.clone());
@@ -133,10 +134,10 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
     })
     .await;
     tracing::info!("{addr}: disconnected: {reason}");
-    swarm.out.event(
-        "peer_disconnected",
-        json!({"addr": addr.to_string(), "reason": reason.to_string()}),
-    );
+    swarm.out.emit(&Event::PeerDisconnected {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    });
 }
 
 /// Runs the opening until the connection is established (returning the

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +28,7 @@ use wire::{
 };
 
 use crate::choker::{Candidate, Choker};
+use crate::events::{Done, Event as PeerEvent, PeerSummary, SwarmDone};
 use crate::output::{human_bytes, Output};
 use crate::picker::Picker;
 use crate::storage::Storage;
@@ -438,14 +438,16 @@ impl Swarm {
         };
         let addr = conn.addr.to_string();
         tracing::warn!("{addr}: piece {index} failed its hash check");
-        self.out
-            .event("piece_failed", json!({"addr": addr, "piece": index}));
+        self.out.emit(&PeerEvent::PieceFailed {
+            addr: addr.clone(),
+            piece: index,
+        });
         match banned {
             Some(reason) => {
-                self.out.event(
-                    "peer_banned",
-                    json!({"addr": addr, "reason": reason.to_string()}),
-                );
+                self.out.emit(&PeerEvent::PeerBanned {
+                    addr,
+                    reason: reason.to_string(),
+                });
                 self.command(conn.id, Command::Close(Disconnect::Banned(reason)));
                 true
             }
@@ -510,10 +512,11 @@ impl Swarm {
         };
         let seconds = self.start.elapsed().as_secs_f64();
         let bytes = self.lock().downloaded;
-        self.out.event(
-            "done",
-            json!({"seconds": seconds, "bytes": bytes, "peers": summary}),
-        );
+        self.out.emit(&PeerEvent::Done(Done::Swarm(SwarmDone {
+            seconds,
+            bytes,
+            peers: summary,
+        })));
         self.out.finish();
         if let Err(e) = self.storage.save_resume(&self.have_snapshot()) {
             tracing::warn!("cannot write resume file: {e}");
@@ -530,18 +533,16 @@ impl Swarm {
         self.completed.notify_one();
     }
 
-    fn peer_summary(&self, st: &State) -> Vec<serde_json::Value> {
+    fn peer_summary(&self, st: &State) -> Vec<PeerSummary> {
         let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
         peers.sort_by_key(|p| p.addr);
         peers
             .iter()
-            .map(|p| {
-                json!({
-                    "addr": p.addr.to_string(),
-                    "peer_id": p.peer_id.map(|id| id.to_hex()),
-                    "downloaded": p.counters.downloaded.load(Ordering::Relaxed),
-                    "uploaded": p.counters.uploaded.load(Ordering::Relaxed),
-                })
+            .map(|p| PeerSummary {
+                addr: p.addr.to_string(),
+                peer_id: p.peer_id.map(|id| id.to_hex()),
+                downloaded: p.counters.downloaded.load(Ordering::Relaxed),
+                uploaded: p.counters.uploaded.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -715,7 +716,7 @@ impl Swarm {
     }
 
     /// The final report: bytes downloaded this session and per-peer figures.
-    pub fn summary(&self) -> (u64, Vec<serde_json::Value>) {
+    pub fn summary(&self) -> (u64, Vec<PeerSummary>) {
         let st = self.lock();
         (st.downloaded, self.peer_summary(&st))
     }
