@@ -211,55 +211,60 @@ fn hex_v6(s: &str) -> Option<Ipv6Addr> {
     u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from)
 }
 
-/// Parses `/proc/net/igmp6`.
-pub fn parse_igmp6(text: &str) -> Result<Vec<Igmp6Entry>, ProcError> {
-    const FILE: &str = "/proc/net/igmp6";
+/// Parses each body line of `file` into its whitespace-separated fields
+/// and hands them to `parse` with a way to name what is wrong.
+fn each_line<T>(
+    file: &'static str,
+    text: &str,
+    parse: impl Fn(&[&str], &dyn Fn(&'static str) -> ProcError) -> Result<T, ProcError>,
+) -> Result<Vec<T>, ProcError> {
     body(text)
         .map(|(n, line)| {
-            let bad = |reason| err(FILE, n, reason, line);
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let [index, name, group, users, flags, ..] = f[..] else {
-                return Err(bad("fewer than 5 fields"));
-            };
-            Ok(Igmp6Entry {
-                index: index.parse().map_err(|_| bad("index is not a number"))?,
-                name: name.to_string(),
-                group: hex_v6(group).ok_or_else(|| bad("group is not 32 hex digits"))?,
-                users: users.parse().map_err(|_| bad("users is not a number"))?,
-                flags: u32::from_str_radix(flags, 16).map_err(|_| bad("flags are not hex"))?,
-            })
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            parse(&fields, &|reason| err(file, n, reason, line))
         })
         .collect()
+}
+
+/// Parses `/proc/net/igmp6`.
+pub fn parse_igmp6(text: &str) -> Result<Vec<Igmp6Entry>, ProcError> {
+    each_line("/proc/net/igmp6", text, |f, bad| {
+        let [index, name, group, users, flags, ..] = f[..] else {
+            return Err(bad("fewer than 5 fields"));
+        };
+        Ok(Igmp6Entry {
+            index: index.parse().map_err(|_| bad("index is not a number"))?,
+            name: name.to_string(),
+            group: hex_v6(group).ok_or_else(|| bad("group is not 32 hex digits"))?,
+            users: users.parse().map_err(|_| bad("users is not a number"))?,
+            flags: u32::from_str_radix(flags, 16).map_err(|_| bad("flags are not hex"))?,
+        })
+    })
 }
 
 /// Parses `/proc/net/mcfilter` (IPv4) or `/proc/net/mcfilter6` (IPv6), as
 /// the addresses' form tells.
 pub fn parse_mcfilter(text: &str) -> Result<Vec<FilterEntry>, ProcError> {
-    const FILE: &str = "/proc/net/mcfilter";
-    body(text)
-        .map(|(n, line)| {
-            let bad = |reason| err(FILE, n, reason, line);
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let [index, _name, group, source, include, exclude] = f[..] else {
-                return Err(bad("not 6 fields"));
-            };
-            let addr = |s: &str| -> Option<IpAddr> {
-                match s.strip_prefix("0x") {
-                    Some(hex) => u32::from_str_radix(hex, 16)
-                        .ok()
-                        .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
-                    None => hex_v6(s).map(IpAddr::V6),
-                }
-            };
-            Ok(FilterEntry {
-                index: index.parse().map_err(|_| bad("index is not a number"))?,
-                group: addr(group).ok_or_else(|| bad("bad group"))?,
-                source: addr(source).ok_or_else(|| bad("bad source"))?,
-                include: include.parse().map_err(|_| bad("INC is not a number"))?,
-                exclude: exclude.parse().map_err(|_| bad("EXC is not a number"))?,
-            })
+    let addr = |s: &str| -> Option<IpAddr> {
+        match s.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16)
+                .ok()
+                .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+            None => hex_v6(s).map(IpAddr::V6),
+        }
+    };
+    each_line("/proc/net/mcfilter", text, |f, bad| {
+        let [index, _name, group, source, include, exclude] = f[..] else {
+            return Err(bad("not 6 fields"));
+        };
+        Ok(FilterEntry {
+            index: index.parse().map_err(|_| bad("index is not a number"))?,
+            group: addr(group).ok_or_else(|| bad("bad group"))?,
+            source: addr(source).ok_or_else(|| bad("bad source"))?,
+            include: include.parse().map_err(|_| bad("INC is not a number"))?,
+            exclude: exclude.parse().map_err(|_| bad("EXC is not a number"))?,
         })
-        .collect()
+    })
 }
 
 /// Joins the four files into one entry per interface (ordered by index).
