@@ -69,27 +69,34 @@ mod tests {
     use std::net::IpAddr;
     use wire::procnet::FilterMode;
 
-    // Captured in a namespace whose eth0 had an SSM join of 232.1.1.1 from
-    // 10.77.0.1 and an any-source join of 224.3.29.71 (see wire::procnet
-    // for the formats).
+    // Captured on Linux 6.18 in a namespace whose eth0 (10.77.0.2) had an
+    // any-source join of 224.3.29.71 and an SSM join of 232.1.1.1 from
+    // 10.77.0.1, both made by `mcast recv` (see wire::procnet for the formats).
     fn texts() -> ProcTexts {
         ProcTexts {
             igmp: "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter
 1\tlo        :     1      V3
 \t\t\t\t010000E0     1 0:00000000\t\t0
 2\teth0      :     3      V3
-\t\t\t\t471D03E0     1 0:00000000\t\t0
 \t\t\t\t010101E8     1 0:00000000\t\t0
+\t\t\t\t471D03E0     1 0:00000000\t\t0
 \t\t\t\t010000E0     1 0:00000000\t\t0
 "
             .into(),
-            igmp6: "2    eth0            ff020000000000000000000000000001     1 0000000C 0\n"
-                .into(),
+            igmp6: "\
+1    lo              ff020000000000000000000000000001     1 0000000C 0
+1    lo              ff010000000000000000000000000001     1 00000008 0
+2    eth0            ff0200000000000000000001ffbc3b3b     1 00000004 0
+2    eth0            ff020000000000000000000000000001     1 0000000C 0
+2    eth0            ff010000000000000000000000000001     1 00000008 0
+"
+            .into(),
             mcfilter: "Idx Device        MCA        SRC    INC    EXC
   2   eth0 0xe8010101 0x0a4d0001      1      0
 "
             .into(),
-            mcfilter6: String::new(),
+            mcfilter6: "Idx Device                Multicast Address                   Source Address    INC    EXC\n"
+                .into(),
         }
     }
 
@@ -106,7 +113,14 @@ mod tests {
             .unwrap();
         assert_eq!(ssm.mode, FilterMode::Include);
         assert_eq!(ssm.sources, ["10.77.0.1".parse::<IpAddr>().unwrap()]);
-        assert_eq!(eth0.groups.len(), 4, "three IPv4 groups and ff02::1");
+        assert_eq!(
+            eth0.groups.len(),
+            6,
+            "three IPv4 groups and three IPv6 ones"
+        );
+        let any = &eth0.groups[1];
+        assert_eq!(any.group, "224.3.29.71".parse::<IpAddr>().unwrap());
+        assert_eq!((any.mode, any.sources.len()), (FilterMode::Exclude, 0));
         assert_eq!(texts().groups(None).unwrap().len(), 2);
         assert!(texts().groups(Some("eth9")).unwrap().is_empty());
     }
