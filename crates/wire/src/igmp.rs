@@ -278,7 +278,9 @@ mod tests {
                 group: Ipv4Addr::new(239, 1, 2, 3)
             }
         );
-        let leave = with_checksum(vec![0x17, 0, 0, 0, 239, 1, 2, 3]);
+        // As in the README.
+        let leave = [0x17, 0, 0xf7, 0xfa, 239, 1, 2, 3];
+        assert!(checksum_ok(&leave));
         assert_eq!(
             decode(&leave).unwrap().to_string(),
             "IGMPv2 leave 239.1.2.3"
