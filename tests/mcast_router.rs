@@ -31,35 +31,43 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tracker::events::Event as TrackerEvent;
 
-/// The lab and its daemon, or `None` (after saying why) when the test must skip.
-fn lab_with(test: &str, daemon: Daemon, a: usize, b: usize) -> Option<(RouterLab, RunningDaemon)> {
-    lab_with_routes(test, daemon, a, b, &[])
+/// The running test's name (the harness names each test's thread after it).
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string()
 }
 
-fn lab_with_routes(
-    test: &str,
+/// The lab and its daemon, or `None` (after saying why) when the test must skip.
+fn lab_with(
     daemon: Daemon,
     a: usize,
     b: usize,
     routes: &[StaticRoute],
 ) -> Option<(RouterLab, RunningDaemon)> {
-    if skip_unless_daemon(test, daemon) {
+    let test = test_name();
+    if skip_unless_daemon(&test, daemon) {
         return None;
     }
     let lab = RouterLab::new(a, b).expect("building the router lab");
     let started = match daemon {
         Daemon::Smcroute => lab.start_smcroute(routes),
-        Daemon::Pimd => lab.start_pimd(PimdOptions {
-            igmp_query_interval: Some(PIMD_QUERY_INTERVAL),
-        }),
+        Daemon::Pimd => lab.start_pimd(PIMD),
     };
-    let running = started_or_skip(test, started)?;
+    let running = started_or_skip(&test, started)?;
     eprintln!(
         "{test}: {} ready after {:.1} s",
         daemon.program(),
         running.ready_after.as_secs_f64()
     );
     Some((lab, running))
+}
+
+/// Two hosts on segment A, `b` on B, and smcroute forwarding `group` from A to B.
+fn smcroute_a_to_b(group: &str, b: usize) -> Option<(RouterLab, RunningDaemon)> {
+    let route = StaticRoute::any_source(Side::A, group.parse().unwrap(), Side::B);
+    lab_with(Daemon::Smcroute, 2, b, &[route])
 }
 
 /// `mcast recv --no-ack` on `host`, joined.
@@ -101,14 +109,7 @@ fn from(host: &Host) -> IpAddr {
 #[test]
 fn ttl_1_stays_on_its_segment_ttl_2_crosses_the_router_one_lower() {
     const G: &str = "239.77.1.1";
-    let route = StaticRoute::any_source(Side::A, G.parse().unwrap(), Side::B);
-    let Some((lab, _smcroute)) = lab_with_routes(
-        "ttl_1_stays_on_its_segment_ttl_2_crosses_the_router_one_lower",
-        Daemon::Smcroute,
-        2,
-        1,
-        &[route],
-    ) else {
+    let Some((lab, _smcroute)) = smcroute_a_to_b(G, 1) else {
         return;
     };
     let (sender, near_host) = (lab.host(Side::A, 0), lab.host(Side::A, 1));
@@ -135,14 +136,7 @@ fn ttl_1_stays_on_its_segment_ttl_2_crosses_the_router_one_lower() {
 #[test]
 fn ssm_join_across_smcroute_receives_only_its_source() {
     const S: &str = "232.77.1.1";
-    let route = StaticRoute::any_source(Side::A, S.parse().unwrap(), Side::B);
-    let Some((lab, _smcroute)) = lab_with_routes(
-        "ssm_join_across_smcroute_receives_only_its_source",
-        Daemon::Smcroute,
-        2,
-        2,
-        &[route],
-    ) else {
+    let Some((lab, _smcroute)) = smcroute_a_to_b(S, 2) else {
         return;
     };
     let (wanted, other) = (lab.host(Side::A, 0), lab.host(Side::A, 1));
@@ -187,9 +181,11 @@ enum Sniffed {
     Udp { dst: IpAddr, text: String },
 }
 
-/// pimd's IGMP query interval in the lab: its group membership interval is
+/// pimd with a 2 s IGMP query interval: its group membership interval is
 /// then 3 × 2 + 10 = 16 s.
-const PIMD_QUERY_INTERVAL: u32 = 2;
+const PIMD: PimdOptions = PimdOptions {
+    igmp_query_interval: Some(2),
+};
 /// pimd's last member query time after an IGMPv2 leave (RFC 2236 defaults,
 /// compiled into pimd): 2 group-specific queries 1 s apart.
 const LAST_MEMBER_QUERY_TIME: Duration = Duration::from_secs(2);
@@ -198,11 +194,10 @@ const SLACK: Duration = Duration::from_secs(5);
 
 #[test]
 fn pimd_forwards_to_members_only_and_stops_after_they_leave() {
-    const TEST: &str = "pimd_forwards_to_members_only_and_stops_after_they_leave";
     const G2: &str = "239.77.2.2"; // joined with IGMPv2
     const G3: &str = "239.77.2.3"; // joined with IGMPv3
     const S: &str = "232.77.2.1"; // source-specific
-    let Some((lab, mut pimd)) = lab_with(TEST, Daemon::Pimd, 2, 3) else {
+    let Some((lab, mut pimd)) = lab_with(Daemon::Pimd, 2, 3, &[]) else {
         return;
     };
     let (a0, a1) = (lab.host(Side::A, 0), lab.host(Side::A, 1));
@@ -268,14 +263,11 @@ fn pimd_forwards_to_members_only_and_stops_after_they_leave() {
     let v2_stop = left.elapsed();
     // IGMPv3 leave (a TO_IN({}) record): pimd 2.3.2 ignores it, so the group
     // lasts until its membership interval runs out after the last report.
-    let gmi = PimdOptions {
-        igmp_query_interval: Some(PIMD_QUERY_INTERVAL),
-    }
-    .group_membership_interval();
-    pimd.expect_log(&[&off_b(G3)], gmi + SLACK);
+    pimd.expect_log(&[&off_b(G3)], PIMD.group_membership_interval() + SLACK);
     let v3_stop = left.elapsed();
     eprintln!(
-        "{TEST}: forwarding stopped {:.1} s after an IGMPv2 leave, {:.1} s after an IGMPv3 leave",
+        "{}: forwarding stopped {:.1} s after an IGMPv2 leave, {:.1} s after an IGMPv3 leave",
+        test_name(),
         v2_stop.as_secs_f64(),
         v3_stop.as_secs_f64()
     );
@@ -316,7 +308,7 @@ fn peer_on(host: &Host, torrent: &Path, dir: &Path) -> Command {
 
 #[test]
 fn swarm_with_peers_on_both_segments_works_across_the_router() {
-    if skip_unless_root("swarm_with_peers_on_both_segments_works_across_the_router") {
+    if skip_unless_root(&test_name()) {
         return;
     }
     let lab = RouterLab::new(2, 2).expect("building the router lab");
