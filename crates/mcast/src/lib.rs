@@ -72,7 +72,8 @@ pub type Out = lanio::EventWriter<events::Event>;
 /// Runs one parsed command to completion.
 ///
 /// The signal handlers are installed before the subcommand starts, so before
-/// it says it is ready (`joined`, `start`, `sent`): a script may signal as
+/// it says it is ready (`joined`, `start`, `sent`, `listening`,
+/// `querier_started`): a script may signal as
 /// soon as it reads that line and still gets the summary and exit 0. Every
 /// event is written out (for at most [`FLUSH_TIMEOUT`]) before this returns.
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
