@@ -73,7 +73,7 @@ pub struct SwarmArgs {
 
     /// Do not look for peers on the LAN. By default the peer also announces
     /// its swarm on the LAN (BEP 14 local discovery: multicast
-    /// 239.192.152.143:6771 and [ff15::efc0:988f]:6771) and connects to the
+    /// 239.192.152.143:6771 and `[ff15::efc0:988f]:6771`) and connects to the
     /// peers of the same swarm that it hears there; a torrent without a
     /// tracker swarms by discovery alone.
     #[arg(long)]

@@ -14,7 +14,7 @@
 //! \r\n
 //! ```
 //!
-//! to 239.192.152.143:6771 (and [ff15::efc0:988f]:6771 over IPv6). `Port`
+//! to 239.192.152.143:6771 (and `[ff15::efc0:988f]:6771` over IPv6). `Port`
 //! is the sender's peer port; its address is the datagram's source. Header
 //! names are case-insensitive, unknown headers are ignored, and the
 //! `cookie` lets a peer recognise (and ignore) its own datagrams.
