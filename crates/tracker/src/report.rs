@@ -65,7 +65,7 @@ impl Reporter {
                 info!(%swarm, %addr, peer_id, "leave");
                 Event::Leave(peer())
             }
-            Change::Refreshed | Change::Absent => return,
+            Change::Refreshed | Change::Absent | Change::NameTaken => return,
         };
         self.out.emit(&event);
     }
