@@ -312,6 +312,13 @@ impl Registry {
         }
     }
 
+    /// The address and `proto` of every peer of `swarm`.
+    pub fn addrs(&self, swarm: InfoHash) -> Vec<(SocketAddr, Option<u32>)> {
+        self.swarms.get(&swarm).map_or_else(Vec::new, |s| {
+            s.peers.iter().map(|p| (p.addr, p.proto)).collect()
+        })
+    }
+
     /// Drops every peer not heard from within the TTL before `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<Departed> {
         let ttl = self.ttl;
@@ -633,11 +640,16 @@ mod tests {
         ));
         reg.expire(t0 + TTL * 2);
         assert!(matches!(
-            reg.announce(&named(5, "anna"), t0 + TTL * 2, &mut rng).change,
+            reg.announce(&named(5, "anna"), t0 + TTL * 2, &mut rng)
+                .change,
             Change::Joined { .. }
         ));
         let status = reg.status(t0 + TTL * 2);
-        let names: Vec<_> = status.swarms[0].peers.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<_> = status.swarms[0]
+            .peers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
         assert_eq!(names, [Some("anna".to_string())]);
     }
 }

@@ -79,6 +79,16 @@ impl Reporter {
         }));
     }
 
+    /// A datagram of the seed's directory that was dropped.
+    pub fn seed_dropped(&self, d: &crate::seed::directory::Dropped, total: u64) {
+        info!(from = %d.from, "seed: dropped a datagram: {} ({total} so far)", d.reason);
+        self.out.emit(&Event::SeedDropped {
+            from: d.from,
+            reason: d.reason.clone(),
+            dropped: total,
+        });
+    }
+
     pub fn shutdown(&self, open_connections: usize) {
         info!("shutting down: finishing {open_connections} open connection(s)");
         self.out.emit(&Event::Shutdown { open_connections });

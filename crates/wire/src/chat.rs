@@ -227,7 +227,10 @@ mod tests {
         ];
         for (msg, expected) in cases {
             let body = msg.encode();
-            assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap(), expected);
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                expected
+            );
             assert_eq!(ChatMessage::decode(&body).unwrap(), msg);
         }
     }
@@ -249,14 +252,12 @@ mod tests {
         let long = "x".repeat(MAX_TEXT + 1);
         let cases: Vec<(Vec<u8>, fn(&ChatError) -> bool)> = vec![
             (b"{nope".to_vec(), |e| matches!(e, ChatError::Malformed(_))),
-            (
-                br#"{"type":"shout","text":"x"}"#.to_vec(),
-                |e| matches!(e, ChatError::Malformed(_)),
-            ),
-            (
-                br#"{"type":"say","text":"x"}"#.to_vec(),
-                |e| matches!(e, ChatError::Malformed(_)),
-            ),
+            (br#"{"type":"shout","text":"x"}"#.to_vec(), |e| {
+                matches!(e, ChatError::Malformed(_))
+            }),
+            (br#"{"type":"say","text":"x"}"#.to_vec(), |e| {
+                matches!(e, ChatError::Malformed(_))
+            }),
             (
                 br#"{"type":"hello","name":"","room":"lobby"}"#.to_vec(),
                 |e| *e == ChatError::Name(NameError::Empty),
@@ -269,10 +270,9 @@ mod tests {
                 format!(r#"{{"type":"say","seq":1,"text":"{long}"}}"#).into_bytes(),
                 |e| *e == ChatError::TextTooLong(MAX_TEXT + 1),
             ),
-            (
-                br#"{"type":"bye","from":"\n"}"#.to_vec(),
-                |e| *e == ChatError::Name(NameError::Control(0)),
-            ),
+            (br#"{"type":"bye","from":"\n"}"#.to_vec(), |e| {
+                *e == ChatError::Name(NameError::Control(0))
+            }),
             (vec![b' '; MAX_CHAT_FRAME + 1], |e| {
                 *e == ChatError::TooLarge(MAX_CHAT_FRAME + 1)
             }),
@@ -297,7 +297,8 @@ mod tests {
 
     #[test]
     fn claimed_names() {
-        let say = ChatMessage::decode(br#"{"type":"say","seq":1,"text":"x","from":"bob"}"#).unwrap();
+        let say =
+            ChatMessage::decode(br#"{"type":"say","seq":1,"text":"x","from":"bob"}"#).unwrap();
         assert_eq!(say.claimed_name(), Some("bob"));
         assert_eq!(ChatMessage::Ack { seq: 1 }.claimed_name(), None);
     }

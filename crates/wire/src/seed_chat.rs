@@ -171,7 +171,10 @@ impl ServerMessage {
         if let Some(tuple) = text.strip_prefix(INSERT).and_then(|t| t.strip_prefix(' ')) {
             return Ok(ServerMessage::Insert(parse_tuple(tuple)?));
         }
-        if let Some(tuple) = text.strip_prefix(QUIT_DATA).and_then(|t| t.strip_prefix(' ')) {
+        if let Some(tuple) = text
+            .strip_prefix(QUIT_DATA)
+            .and_then(|t| t.strip_prefix(' '))
+        {
             return Ok(ServerMessage::Quit(parse_tuple(tuple)?));
         }
         let head: String = text.chars().take(40).collect();
@@ -243,7 +246,11 @@ mod tests {
             ServerMessage::Quit(addr("10.0.0.9:5")),
         ] {
             let text = msg.render();
-            assert_eq!(ServerMessage::parse(text.as_bytes(), 100), Ok(msg), "{text}");
+            assert_eq!(
+                ServerMessage::parse(text.as_bytes(), 100),
+                Ok(msg),
+                "{text}"
+            );
         }
         assert_eq!(
             ServerMessage::Insert(addr("127.0.0.1:4242")).render(),
@@ -260,7 +267,8 @@ mod tests {
 
     #[test]
     fn bad_lines_are_counted_and_lists_bounded() {
-        let text = "RESPONSE_CLIENTS_DATA\n('1.2.3.4', 5)\nos.system('x')\n('1.2.3.5', 6)\n('1.2.3.6', 7)";
+        let text =
+            "RESPONSE_CLIENTS_DATA\n('1.2.3.4', 5)\nos.system('x')\n('1.2.3.5', 6)\n('1.2.3.6', 7)";
         let Ok(ServerMessage::Response(list)) = ServerMessage::parse(text.as_bytes(), 2) else {
             panic!()
         };
@@ -274,8 +282,14 @@ mod tests {
     #[test]
     fn client_requests() {
         assert_eq!(ClientRequest::parse(b"READY"), Some(ClientRequest::Ready));
-        assert_eq!(ClientRequest::parse(b"RETURN\n"), Some(ClientRequest::Return));
-        assert_eq!(ClientRequest::parse(b"QUIT_CLIENT"), Some(ClientRequest::Quit));
+        assert_eq!(
+            ClientRequest::parse(b"RETURN\n"),
+            Some(ClientRequest::Return)
+        );
+        assert_eq!(
+            ClientRequest::parse(b"QUIT_CLIENT"),
+            Some(ClientRequest::Quit)
+        );
         assert_eq!(ClientRequest::parse(b"hello"), None);
     }
 

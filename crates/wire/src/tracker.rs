@@ -152,7 +152,10 @@ impl TrackerRequest {
             Some(other) => return Err(RequestError::UnknownRequest(other.to_string())),
         }
         let announce = AnnounceRequest::from_object(&obj)?;
-        Ok((TrackerRequest::Announce(announce), AnnounceExtras::from_object(&obj)?))
+        Ok((
+            TrackerRequest::Announce(announce),
+            AnnounceExtras::from_object(&obj)?,
+        ))
     }
 
     /// The JSON body of this request.
@@ -475,7 +478,8 @@ mod tests {
         let (_, extras) =
             TrackerRequest::parse_with_extras(br#"{"port":1,"peer_id":"x","name":"ann"}"#).unwrap();
         assert_eq!(extras.name.as_deref(), Some("ann"));
-        let (req, none) = TrackerRequest::parse_with_extras(br#"{"port":1,"peer_id":"x"}"#).unwrap();
+        let (req, none) =
+            TrackerRequest::parse_with_extras(br#"{"port":1,"peer_id":"x"}"#).unwrap();
         assert_eq!(none, AnnounceExtras::default());
         let TrackerRequest::Announce(req) = req else {
             panic!()

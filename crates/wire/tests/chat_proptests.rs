@@ -51,10 +51,16 @@ fn message() -> impl Strategy<Value = ChatMessage> {
     let from = prop::option::of(name());
     prop_oneof![
         (name(), name()).prop_map(|(name, room)| ChatMessage::Hello { name, room }),
-        (any::<u64>(), text(), from.clone())
-            .prop_map(|(seq, text, from)| ChatMessage::Say { seq, text, from }),
-        (any::<u64>(), text(), from.clone())
-            .prop_map(|(seq, text, from)| ChatMessage::Whisper { seq, text, from }),
+        (any::<u64>(), text(), from.clone()).prop_map(|(seq, text, from)| ChatMessage::Say {
+            seq,
+            text,
+            from
+        }),
+        (any::<u64>(), text(), from.clone()).prop_map(|(seq, text, from)| ChatMessage::Whisper {
+            seq,
+            text,
+            from
+        }),
         any::<u64>().prop_map(|seq| ChatMessage::Ack { seq }),
         from.prop_map(|from| ChatMessage::Bye { from }),
     ]
