@@ -15,7 +15,9 @@
 //! handles typed lines, connections, datagrams, a refresh of the list every
 //! half interval (dialling members it lost, when its name sorts first, so
 //! two members never dial each other at once) and a tick for the room's
-//! timers. Leaving sends `bye` to everyone and `stopped` to the trackers.
+//! timers. Leaving (end of input, `/quit`) waits a little for the lines
+//! sent to be acknowledged, then sends `bye` to everyone and `stopped` to
+//! the trackers; Ctrl-C leaves at once.
 
 pub mod conn;
 pub mod directory;
@@ -51,7 +53,8 @@ const MAX_SEED_CLIENTS: usize = 1024;
 /// Refreshes of the list: half the tracker's interval, within these bounds.
 const REFRESH_MIN: Duration = Duration::from_secs(1);
 const REFRESH_MAX: Duration = Duration::from_secs(15);
-/// How long leaving may take (goodbyes written, trackers told).
+/// How long leaving may take: lines sent waiting for acknowledgements,
+/// then goodbyes written and trackers told.
 const LEAVE_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs `peer chat` until the person leaves (or `--send` is done).
@@ -216,7 +219,9 @@ impl Chat {
         let join_deadline = tokio::time::Instant::now() + JOIN_WAIT;
         self.finish_joining_if_done();
         let mut stdin = Lines::new(tokio::io::stdin());
-        let stdin_open = send.is_none();
+        let mut stdin_open = send.is_none();
+        // After the end of input or /quit: until lines sent are acknowledged.
+        let mut leaving: Option<tokio::time::Instant> = None;
         let mut goal: Option<(u64, tokio::time::Instant)> = None;
         let mut next_refresh = tokio::time::Instant::now() + refresh_every;
         // Refreshes run beside the loop: a tracker that does not answer
@@ -237,6 +242,9 @@ impl Chat {
                     return Ok(());
                 }
             }
+            if leaving.is_some() && !self.room.awaiting_online() {
+                return Ok(());
+            }
             let goal_deadline = goal.map(|(_, at)| at);
             tokio::select! {
                 _ = signals.recv() => return Ok(()),
@@ -252,17 +260,24 @@ impl Chat {
                     Ok((len, from)) => self.datagram(&datagram[..len.min(MAX_TEXT)], from),
                     Err(e) => tracing::debug!("UDP: {e}"),
                 },
-                line = stdin.next(), if stdin_open && self.joining.is_none() => match line {
-                    None => return Ok(()),
-                    Some(line) => {
-                        if line.cut {
-                            self.notice(format!("that line was cut to {} bytes", ui::MAX_LINE));
+                line = stdin.next(), if stdin_open && self.joining.is_none() => {
+                    let quit = match line {
+                        None => true,
+                        Some(line) => {
+                            if line.cut {
+                                self.notice(format!("that line was cut to {} bytes", ui::MAX_LINE));
+                            }
+                            self.command(ui::parse_command(&line.text))
                         }
-                        if self.command(ui::parse_command(&line.text)) {
-                            return Ok(());
-                        }
+                    };
+                    if quit {
+                        stdin_open = false;
+                        leaving = Some(tokio::time::Instant::now() + LEAVE_WAIT);
                     }
-                },
+                }
+                _ = tokio::time::sleep_until(leaving.unwrap_or(join_deadline)), if leaving.is_some() => {
+                    return Ok(());
+                }
                 _ = tokio::time::sleep_until(join_deadline), if self.joining.is_some() => {
                     self.finish_joining();
                 }

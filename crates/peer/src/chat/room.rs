@@ -427,6 +427,11 @@ impl Room {
             .unwrap_or_default()
     }
 
+    /// Whether a line waits for a member that was online when it was sent.
+    pub fn awaiting_online(&self) -> bool {
+        self.kept.values().any(|k| !k.online.is_empty())
+    }
+
     /// Forgets members away for longer than [`GRACE`].
     pub fn tick(&mut self, now: Instant) -> Vec<Output> {
         let expired: Vec<String> = self

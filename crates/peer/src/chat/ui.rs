@@ -193,7 +193,7 @@ pub fn line(who: &str, text: &str) -> String {
 
 /// A note from the program itself (`*` as the sender).
 pub fn note(text: &str) -> String {
-    line("*", text)
+    format!("[{}] * {text}", clock())
 }
 
 fn names(list: &[String]) -> String {
@@ -228,12 +228,7 @@ pub fn human(event: &Event) -> Option<String> {
             text,
             private: true,
         } => line(&format!("{from} (private)"), text),
-        Event::Delivered {
-            seq,
-            to,
-            acked,
-            of,
-        } => note(&format!("delivered {acked}/{of} (#{seq} to {to})")),
+        Event::Delivered { to, acked, of, .. } => note(&format!("delivered {acked}/{of} ({to})")),
         Event::QueueDropped {
             to,
             messages,
@@ -321,7 +316,7 @@ mod tests {
             reason: "left".into(),
         })
         .unwrap();
-        assert!(left.ends_with("] *: bob left (left)"), "{left}");
+        assert!(left.ends_with("] * bob left (left)"), "{left}");
         assert!(human(&Event::TrackerError { error: "x".into() }).is_none());
     }
 
