@@ -250,7 +250,8 @@ mod tests {
     #[test]
     fn bad_messages_have_their_errors() {
         let long = "x".repeat(MAX_TEXT + 1);
-        let cases: Vec<(Vec<u8>, fn(&ChatError) -> bool)> = vec![
+        type Check = fn(&ChatError) -> bool;
+        let cases: Vec<(Vec<u8>, Check)> = vec![
             (b"{nope".to_vec(), |e| matches!(e, ChatError::Malformed(_))),
             (br#"{"type":"shout","text":"x"}"#.to_vec(), |e| {
                 matches!(e, ChatError::Malformed(_))
