@@ -17,10 +17,12 @@ use lanswarm::process::{bin_path, Proc};
 use tracker::Event as TrackerEvent;
 use wire::seed_chat::{parse_list, SEED_GROUP};
 
-/// `tracker --json ARGS…` on `host`, once it listens.
-fn tracker_on(host: &Host, name: &str, args: &[&str]) -> Proc {
+/// `tracker --json --listen LISTEN --interval 1 --seed-udp SEED_PORT` on
+/// `host` (the seed group is the default, 228.0.0.1:9999), once it listens.
+fn tracker_on(host: &Host, name: &str, listen: &str, seed_port: &str) -> Proc {
     let mut cmd = host.command(bin_path("tracker"));
-    cmd.arg("--json").args(args);
+    cmd.args(["--json", "--listen", listen, "--interval", "1"])
+        .args(["--seed-udp", seed_port]);
     let mut proc = Proc::spawn(name, cmd);
     expect_event!(proc, T, TrackerEvent::Listening { .. });
     proc
@@ -87,18 +89,7 @@ fn a_seed_client_registers_shows_up_and_talks_both_ways() {
         return;
     };
     let host = lan.host(0);
-    let mut tracker = tracker_on(
-        host,
-        "tracker",
-        &[
-            "--listen",
-            "127.0.0.1:6666",
-            "--interval",
-            "1",
-            "--seed-udp",
-            "8000",
-        ],
-    );
+    let mut tracker = tracker_on(host, "tracker", "127.0.0.1:6666", "8000");
     let mut cmd = host.command(bin_path("peer"));
     cmd.args([
         "chat",
@@ -156,31 +147,8 @@ fn two_trackers_on_one_host_share_their_lists_over_the_group() {
         return;
     };
     let host = lan.host(0);
-    // Both on the default group, 228.0.0.1:9999.
-    let mut a = tracker_on(
-        host,
-        "tracker-a",
-        &[
-            "--listen",
-            "127.0.0.1:6666",
-            "--interval",
-            "1",
-            "--seed-udp",
-            "8000",
-        ],
-    );
-    let mut b = tracker_on(
-        host,
-        "tracker-b",
-        &[
-            "--listen",
-            "127.0.0.1:6667",
-            "--interval",
-            "1",
-            "--seed-udp",
-            "8001",
-        ],
-    );
+    let mut a = tracker_on(host, "tracker-a", "127.0.0.1:6666", "8000");
+    let mut b = tracker_on(host, "tracker-b", "127.0.0.1:6667", "8001");
 
     // X registers with A: B hears of it over the group.
     let x = SeedClient::new(host);

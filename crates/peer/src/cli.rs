@@ -37,6 +37,7 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Chat: a room found through the tracker, messages sent directly to
     /// its members over TCP (and to the seed's UDP clients as datagrams).
+    #[command(long_about = CHAT_ABOUT)]
     Chat(ChatArgs),
 }
 
@@ -162,7 +163,6 @@ pub struct FetchArgs {
 
 /// `peer chat`.
 #[derive(Debug, Args)]
-#[command(long_about = CHAT_ABOUT)]
 pub struct ChatArgs {
     /// Your name in the room: 1-64 bytes, no control characters or spaces.
     /// The tracker refuses a name another member online holds.
