@@ -157,19 +157,6 @@ impl Proc {
             .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"))
     }
 
-    /// Waits for a JSON line on stdout whose `"event"` is `event`.
-    pub fn expect_event(&mut self, event: &str, timeout: Duration) -> serde_json::Value {
-        let line = self
-            .wait_for(timeout, |s, l| {
-                s == Stream::Stdout
-                    && serde_json::from_str::<serde_json::Value>(l)
-                        .map(|v| v["event"] == event)
-                        .unwrap_or(false)
-            })
-            .unwrap_or_else(|e| panic!("waiting for event {event:?}: {e}"));
-        serde_json::from_str(&line).expect("matched line is JSON")
-    }
-
     /// Waits for the next event on stdout, deserialized into the program's
     /// own event enum `E`, for which `pick` returns `Some`; panics with the
     /// output on timeout (see [`Proc::try_event`]).
