@@ -4,6 +4,9 @@
 //! data transformations. The binaries (`tracker`, `peer`) own the sockets and
 //! the clock, and drive these types from one tokio task per connection: time
 //! comes in as an `Instant` parameter, never from a clock read here.
+//! The multicast group management formats `mcast` reads and writes (IGMP,
+//! MLD, the kernel's membership tables, the querier election) are here too,
+//! equally sans-IO.
 //!
 //! | module | holds |
 //! |---|---|
@@ -23,10 +26,17 @@
 //! | [`upload`] | the queue of pieces a peer asked us for, with their cancels |
 //! | [`timers`] | a connection's time limits (handshake, piece, idle, keep-alive), as data |
 //! | [`disconnect`] | [`Disconnect`]: why a connection ended, one typed variant per cause |
+//! | [`membership`] | what IGMPv3 and MLDv2 share: queries, group records, code fields, the Internet checksum |
+//! | [`igmp`] | IGMP v1/v2/v3 messages (RFC 1112, 2236, 3376): decode, encode, checksum |
+//! | [`mld`] | MLD v1/v2 messages (RFC 2710, 3810): decode, encode, checksum with the pseudo-header |
+//! | [`inet`] | the IPv4/IPv6 header around a captured IGMP or MLD message |
+//! | [`procnet`] | `/proc/net/igmp`, `igmp6`, `mcfilter`, `mcfilter6`: this host's memberships |
+//! | [`querier`] | the IGMP querier election state machine, driven by hand-fed time |
 //!
 //! Nothing in this crate panics on input from the network: every decoder
 //! returns a typed error instead, and no decoder allocates more than the
-//! configured frame limit, whatever a length field claims.
+//! configured frame limit, whatever a length field claims (nor, for IGMP and
+//! MLD, more than the datagram holds, whatever a count field claims).
 
 pub mod bitfield;
 pub mod chat;
@@ -36,9 +46,15 @@ pub mod disconnect;
 pub mod discovery;
 pub mod frame;
 pub mod ids;
+pub mod igmp;
+pub mod inet;
 pub mod layout;
+pub mod membership;
 pub mod message;
+pub mod mld;
+pub mod procnet;
 pub mod pyrepr;
+pub mod querier;
 pub mod seed_chat;
 pub mod timers;
 pub mod torrent;
