@@ -6,7 +6,8 @@
 //! and namespaces left behind by processes that died are removed by
 //! [`cleanup_stale`], which [`Netns::new`] runs once per process.
 //!
-//! - [`Netns`]: one namespace with `lo` up; run commands inside it.
+//! - [`Netns`]: one namespace with `lo` up; run commands inside it, or make
+//!   sockets there from the test itself ([`Netns::run_inside`]).
 //! - [`Lan`]: N hosts, each in its own namespace with `eth0`, connected by veth
 //!   pairs to a Linux bridge that lives in a dedicated namespace. Hosts get
 //!   `10.77.0.<i+1>/24` (and `fd77::<i+1>/64` with [`LanOptions::ipv6`]; on
@@ -158,6 +159,27 @@ impl Netns {
         let mut cmd = self.command(program);
         cmd.args(args);
         run(cmd)
+    }
+
+    /// Runs `f` on a thread that entered the namespace, and returns what it
+    /// returns: sockets made there stay in the namespace wherever they are
+    /// used afterwards (a test's own clients).
+    pub fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path)?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    use std::os::fd::AsRawFd as _;
+                    // SAFETY: setns on an open namespace file; it changes only this thread.
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| io::Error::other("the thread inside the namespace panicked"))?
+        })
     }
 
     /// Sets a sysctl inside the namespace, e.g. `("net.ipv6.conf.all.accept_dad", "0")`.

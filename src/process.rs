@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -56,9 +56,21 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdout and stderr piped (stdin closed).
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null());
+        Proc::start(name, cmd)
+    }
+
+    /// Spawns `cmd` with stdin, stdout and stderr piped; the test types on
+    /// the returned stdin (dropping it is the end of input).
+    pub fn spawn_with_stdin(name: &str, mut cmd: Command) -> (Proc, ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut proc = Proc::start(name, cmd);
+        let stdin = proc.child.stdin.take().expect("piped stdin");
+        (proc, stdin)
+    }
+
+    fn start(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));

@@ -35,6 +35,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Client/server mode: receive one file from a `peer serve` server.
     Fetch(FetchArgs),
+    /// Chat: a room found through the tracker, messages sent directly to
+    /// its members over TCP (and to the seed's UDP clients as datagrams).
+    #[command(long_about = CHAT_ABOUT)]
+    Chat(ChatArgs),
 }
 
 /// Describing a torrent.
@@ -178,3 +182,62 @@ pub struct FetchArgs {
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub stall_timeout: f64,
 }
+
+/// `peer chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Your name in the room: 1-64 bytes, no control characters or spaces.
+    /// The tracker refuses a name another member online holds.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// The room (a swarm of the tracker named by SHA-1 of `lanswarm-chat/ROOM`).
+    #[arg(long, value_name = "ROOM", default_value = wire::chat::DEFAULT_ROOM)]
+    pub room: String,
+
+    /// A tracker to register with; repeat it for several (the room is
+    /// everyone any of them lists).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
+    pub tracker: Vec<String>,
+
+    /// Address to accept members on (TCP) and the seed's clients' datagrams
+    /// on (UDP, the same port); port 0 picks a free one.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Print one JSON object per line (events: joined, member_joined,
+    /// member_left, message, sent, delivered, queue_dropped, who, notice,
+    /// peer_refused, tracker_error, left) instead of lines for a person.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Send this one line to the room, wait until every member online has
+    /// acknowledged it, leave and exit 0 (1 if not all did within --timeout).
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+
+    /// Seconds --send waits for acknowledgements.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+const CHAT_ABOUT: &str = "Chat with the members of a room.
+
+The tracker is the directory: `peer chat` registers there under --name and
+learns who else is in the room; messages then go directly to each member over
+TCP, never through the tracker. On start it shows who is online, then who
+joins and leaves. A typed line goes to the whole room; /msg NAME TEXT to one
+member; /who lists the room; /quit, Ctrl-D or Ctrl-C leaves. Standard input
+may be a pipe.
+
+Every message is acknowledged by each member, and you see \"delivered n/N\".
+One sender's messages arrive in order. A member that drops and comes back
+within 2 minutes gets what was sent meanwhile (at most 256 lines are kept;
+dropping one is said).
+
+The seed project's UDP chat clients, registered through `tracker --seed-udp`,
+are in the room `lobby` as ip:port; lines to them go as UDP datagrams, and a
+datagram from one is shown as a line from ip:port.
+
+Exit codes: 0 left the room (or --send delivered to all), 1 runtime failure
+(no tracker, name taken, --send not acknowledged in time), 2 bad usage.";

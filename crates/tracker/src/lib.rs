@@ -11,12 +11,13 @@
 //! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`]) |
 //! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
 //! | [`report`] | info-level log lines, and the events through a non-blocking [`lanio::EventWriter`] |
+//! | [`seed`] | `--seed-udp`: the seed's chat directory over UDP text and its servers' multicast exchange ([`seed::directory`] is its sans-IO core) |
 //! | [`status`] | the `tracker status` client: fetch, table and JSON output |
 //! | [`cli`] | command-line parsing and dispatch on [`lanio::harness`] (logging, exit codes) |
 //!
 //! The arrows run one way: `cli` → `status`, `server`; `server` → `report`
-//! → `events`; `server` → `handler` → `registry`. Everything → `lanio`,
-//! `wire`.
+//! → `events`; `server` → `handler` → `registry`; `server` → `seed` →
+//! `handler`, `registry`, `report`. Everything → `lanio`, `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
 //! address) at info level on stderr and, with `--json`, prints
@@ -42,6 +43,7 @@ pub mod events;
 pub mod handler;
 pub mod registry;
 pub mod report;
+pub mod seed;
 pub mod server;
 pub mod status;
 

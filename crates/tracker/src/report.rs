@@ -65,7 +65,7 @@ impl Reporter {
                 info!(%swarm, %addr, peer_id, "leave");
                 Event::Leave(peer())
             }
-            Change::Refreshed | Change::Absent => return,
+            Change::Refreshed | Change::Absent | Change::NameTaken => return,
         };
         self.out.emit(&event);
     }
@@ -77,6 +77,16 @@ impl Reporter {
             peer_id: d.peer_id.to_string(),
             addr: d.addr,
         }));
+    }
+
+    /// A datagram of the seed's directory that was dropped.
+    pub fn seed_dropped(&self, d: &crate::seed::directory::Dropped, total: u64) {
+        info!(from = %d.from, "seed: dropped a datagram: {} ({total} so far)", d.reason);
+        self.out.emit(&Event::SeedDropped {
+            from: d.from,
+            reason: d.reason.clone(),
+            dropped: total,
+        });
     }
 
     pub fn shutdown(&self, open_connections: usize) {

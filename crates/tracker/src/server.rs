@@ -67,6 +67,8 @@ pub struct Config {
     /// Swarms from torrent files. The first is the default swarm; without any,
     /// the default swarm is the all-zero info hash.
     pub swarms: Vec<SwarmConfig>,
+    /// `--seed-udp`: the seed's chat directory, its sockets already bound.
+    pub seed: Option<Arc<crate::seed::Bound>>,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             trust_ip_field: false,
             json: false,
             swarms: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -167,6 +170,10 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let seed = config.seed.clone().map(|bound| {
+        let task = crate::seed::run(bound, tracker.clone(), reporter.clone(), config.interval);
+        tokio::spawn(task)
+    });
     let sweeper = tokio::spawn(sweep(tracker, reporter.clone(), config.interval));
     reporter.listening(addr);
 
@@ -204,6 +211,9 @@ pub async fn serve(
 
     drop(listener);
     sweeper.abort();
+    if let Some(seed) = seed {
+        seed.abort();
+    }
     reporter.shutdown(config.max_connections - limit.available_permits());
     let _ = stop_tx.send(true);
     drop(done_tx);

@@ -99,7 +99,8 @@ pub fn render_json(status: &StatusResponse) -> String {
     serde_json::to_string(status).expect("status always serialises")
 }
 
-/// The human form: one block per swarm, one row per peer.
+/// The human form: one block per swarm, one row per peer; a chat room's
+/// peers (those that announced a `name`) show it in a last column.
 pub fn render_table(status: &StatusResponse) -> String {
     let mut out = String::new();
     if status.swarms.is_empty() {
@@ -125,10 +126,15 @@ pub fn render_table(status: &StatusResponse) -> String {
             out.push_str("  (no peers)\n");
             continue;
         }
+        let names = swarm.peers.iter().any(|p| p.name.is_some());
         let _ = writeln!(
             out,
-            "  {:<24} {:<24} {:<5} {:>9}",
-            "ADDRESS", "PEER ID", "ROLE", "LAST SEEN"
+            "  {:<24} {:<24} {:<5} {:>9}{}",
+            "ADDRESS",
+            "PEER ID",
+            "ROLE",
+            "LAST SEEN",
+            if names { "  NAME" } else { "" }
         );
         for p in &swarm.peers {
             let e = &p.entry;
@@ -141,7 +147,11 @@ pub fn render_table(status: &StatusResponse) -> String {
             let id = e.peer_id.escape_debug().to_string();
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
-            let _ = writeln!(out, "  {addr:<24} {id:<24} {role:<5} {seen:>9}");
+            let name = match &p.name {
+                Some(name) => format!("  {}", name.escape_debug()),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "  {addr:<24} {id:<24} {role:<5} {seen:>9}{name}");
         }
     }
     out
@@ -167,6 +177,7 @@ mod tests {
                         },
                         seed: true,
                         last_seen_secs: 3.4,
+                        name: None,
                     }],
                 },
                 SwarmStatus {
@@ -204,6 +215,16 @@ mod tests {
         assert_eq!(peer["peer-port"], 6881);
         assert_eq!(peer["seed"], true);
         assert_eq!(peer["last_seen_secs"], 3.4);
+    }
+
+    #[test]
+    fn chat_members_show_their_names() {
+        let mut s = sample();
+        assert!(!render_table(&s).contains("NAME"));
+        s.swarms[0].peers[0].name = Some("ann".into());
+        let table = render_table(&s);
+        assert!(table.contains("NAME"), "{table}");
+        assert!(table.contains("3s ago  ann"), "{table}");
     }
 
     #[test]

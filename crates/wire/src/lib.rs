@@ -16,6 +16,8 @@
 //! | [`bitfield`] | the set of pieces a peer has |
 //! | [`ids`] | [`InfoHash`] and [`PeerId`], 20-byte identifiers with hex forms |
 //! | [`tracker`] | tracker requests and responses (JSON in one frame) with typed validation |
+//! | [`chat`] | `peer chat`: room hashes, names, the members' messages (JSON in one frame) |
+//! | [`seed_chat`] | the seed's chat directory over UDP text: client requests, server exchange, address tuples |
 //! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
 //! | [`layout`] | where a piece's bytes lie among a torrent's files |
 //! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
@@ -37,6 +39,7 @@
 //! MLD, more than the datagram holds, whatever a count field claims).
 
 pub mod bitfield;
+pub mod chat;
 pub mod codec;
 pub mod connection;
 pub mod disconnect;
@@ -52,6 +55,7 @@ pub mod mld;
 pub mod procnet;
 pub mod pyrepr;
 pub mod querier;
+pub mod seed_chat;
 pub mod timers;
 pub mod torrent;
 pub mod tracker;

@@ -204,9 +204,10 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
         any::<bool>(),
         0u64..1_000_000_000_000,
         prop::option::of(any::<u32>()),
+        prop::option::of(text(20)),
     )
         .prop_map(
-            |(peer_id, peer_ip, peer_port, seed, millis, proto)| StatusPeer {
+            |(peer_id, peer_ip, peer_port, seed, millis, proto, name)| StatusPeer {
                 entry: PeerEntry {
                     peer_id,
                     peer_ip,
@@ -215,6 +216,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
                 },
                 seed,
                 last_seen_secs: millis as f64 / 1000.0,
+                name,
             },
         );
     let swarm = (
