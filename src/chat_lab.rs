@@ -16,12 +16,13 @@ use crate::process::{command, Proc};
 /// Upper bound for any one expected event on a loaded 2-core machine.
 pub const T: Duration = Duration::from_secs(20);
 
-/// `peer chat --json --name NAME --tracker TRACKER ARGS…`, on
-/// `--listen 127.0.0.1:0` unless ARGS names another.
+/// `peer chat --json --name NAME --tracker TRACKER --no-discover ARGS…`, on
+/// `--listen 127.0.0.1:0` unless ARGS names another. (LAN discovery is off:
+/// tests on this host must not multicast on its real interfaces.)
 pub fn chat_command(name: &str, tracker: SocketAddr, args: &[&str]) -> Command {
     let mut cmd = command("peer");
     cmd.args(["chat", "--json", "--name", name])
-        .args(["--tracker", &tracker.to_string()])
+        .args(["--tracker", &tracker.to_string(), "--no-discover"])
         .args(args);
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);

@@ -203,3 +203,31 @@ fn a_flood_of_junk_and_forged_announces_does_not_stop_the_swarm() {
         &dir.join("data.bin")
     ));
 }
+
+#[test]
+fn a_chat_room_forms_with_no_tracker() {
+    use lanswarm::chat_lab::Member;
+    let Some(lan) = lan(3) else { return };
+    let member = |i: usize, name: &str| {
+        let mut cmd = lan.host(i).command(bin_path("peer"));
+        cmd.args(["chat", "--json", "--name", name, "--room", "lan-only"]);
+        Member::spawn(name, cmd)
+    };
+    let mut ann = member(0, "ann");
+    let mut bob = member(1, "bob");
+    ann.expect_joined("bob");
+    bob.expect_joined("ann");
+    let mut cid = member(2, "cid");
+    ann.expect_joined("cid");
+    bob.expect_joined("cid");
+    let (seq, to) = cid.say("hello, LAN");
+    assert_eq!(to.len(), 2, "{to:?}");
+    cid.expect_delivered(seq, 2);
+    for m in [&mut ann, &mut bob] {
+        let (from, text, private) = m.expect_message();
+        assert_eq!(
+            (from.as_str(), text.as_str(), private),
+            ("cid", "hello, LAN", false)
+        );
+    }
+}

@@ -196,9 +196,22 @@ pub struct ChatArgs {
     pub room: String,
 
     /// A tracker to register with; repeat it for several (the room is
-    /// everyone any of them lists).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
+    /// everyone any of them lists). Without one, the room forms on the LAN
+    /// by discovery (BEP 14 announces of the room's id).
+    #[arg(long, value_name = "HOST:PORT")]
     pub tracker: Vec<String>,
+
+    /// Do not look for members on the LAN (then --tracker is needed).
+    #[arg(long)]
+    pub no_discover: bool,
+
+    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub discover_ttl: u32,
+
+    /// Discover on this interface only (name or address).
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
 
     /// Address to accept members on (TCP) and the seed's clients' datagrams
     /// on (UDP, the same port); port 0 picks a free one.

@@ -38,6 +38,7 @@ use wire::chat::{validate_name, ChatMessage, MAX_TEXT};
 use wire::tracker::Event as Announce;
 
 use crate::cli::ChatArgs;
+use crate::discover;
 use crate::events::Event;
 use conn::{Inbound, Me, OUTBOX};
 use directory::{Directory, Listing};
@@ -66,8 +67,15 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("cannot install signal handlers")?;
     let out = EventWriter::<Event>::stdout(args.json);
     let directory = Directory::new(args.tracker.clone(), &args.name, &args.room, local.port());
-    let listing = register(&directory, &out).await?;
+    let listing = if args.tracker.is_empty() {
+        Listing::default()
+    } else {
+        register(&directory, &out).await?
+    };
     let mut chat = Chat::new(&args, out.clone(), udp, local);
+    if !args.no_discover {
+        chat.discovered = discover_room(&args, local.port(), &out).await;
+    }
     let result = chat
         .session(
             &listener,
@@ -88,8 +96,10 @@ fn check_args(args: &ChatArgs) -> Result<(), BadInput> {
         return Err(BadInput("--name may not hold spaces (/msg NAME …)".into()));
     }
     validate_name(&args.room).map_err(|e| BadInput(format!("--room {e}")))?;
-    if args.tracker.is_empty() {
-        return Err(BadInput("give at least one --tracker".into()));
+    if args.tracker.is_empty() && args.no_discover {
+        return Err(BadInput(
+            "give a --tracker, or leave out --no-discover to find the room on the LAN".into(),
+        ));
     }
     if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return Err(BadInput(
@@ -150,6 +160,69 @@ async fn register(directory: &Directory, out: &EventWriter<Event>) -> anyhow::Re
     Ok(listing)
 }
 
+/// Starts LAN discovery of the room: its id announced, members heard
+/// handed over. `None` (with a warning) when it cannot run here.
+async fn discover_room(
+    args: &ChatArgs,
+    port: u16,
+    out: &EventWriter<Event>,
+) -> Option<mpsc::Receiver<discover::Found>> {
+    let iface = match args
+        .iface
+        .as_deref()
+        .map(lanio::iface::Iface::resolve)
+        .transpose()
+    {
+        Ok(i) => i,
+        Err(e) => {
+            out.emit(&Event::Notice {
+                text: format!("LAN discovery is off: {e:#}"),
+            });
+            return None;
+        }
+    };
+    let opts = match discover::Options::new(iface, args.discover_ttl) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("LAN discovery is off: {e:#}");
+            return None;
+        }
+    };
+    let mut disc = wire::discovery::Discovery::new(
+        port,
+        discover::new_cookie(),
+        wire::discovery::DiscoveryConfig::default(),
+    );
+    disc.add_swarm(wire::chat::room_hash(&args.room), Instant::now());
+    let (tx, rx) = mpsc::channel(64);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(async move {
+        if let Err(e) = discover::run(disc, opts, tx, stop).await {
+            tracing::warn!("LAN discovery stopped: {e:#}");
+        }
+    });
+    Some(rx)
+}
+
+async fn recv_found(rx: &mut Option<mpsc::Receiver<discover::Found>>) -> Option<discover::Found> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The address this host uses to reach `peer` (no packet is sent).
+fn local_towards(peer: SocketAddr) -> Option<std::net::IpAddr> {
+    let wildcard: SocketAddr = if peer.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(wildcard).ok()?;
+    sock.connect(peer).ok()?;
+    sock.local_addr().ok().map(|a| a.ip())
+}
+
 /// The µs since the Unix epoch: the first seq, so a restarted member's
 /// seqs stay above its earlier ones.
 fn first_seq() -> u64 {
@@ -179,6 +252,10 @@ struct Chat {
     /// While joining: the dials not yet answered; member_joined is not shown.
     joining: Option<HashSet<ConnId>>,
     send_timeout: Duration,
+    /// Members found on the LAN (when discovery runs).
+    discovered: Option<mpsc::Receiver<discover::Found>>,
+    /// Addresses already dialled because discovery found them.
+    dialed_found: HashSet<SocketAddr>,
 }
 
 impl Chat {
@@ -203,6 +280,8 @@ impl Chat {
             listed: BTreeMap::new(),
             joining: Some(HashSet::new()),
             send_timeout: Duration::from_secs_f64(args.timeout),
+            discovered: None,
+            dialed_found: HashSet::new(),
         }
     }
 
@@ -305,6 +384,7 @@ impl Chat {
                     let outputs = self.room.tick(Instant::now());
                     self.apply(outputs);
                 }
+                Some(found) = recv_found(&mut self.discovered) => self.found(found),
             }
         }
     }
@@ -358,6 +438,32 @@ impl Chat {
         self.listed = listing.members;
         let interval = listing.interval.unwrap_or(REFRESH_MAX * 2);
         (interval / 2).clamp(REFRESH_MIN, REFRESH_MAX)
+    }
+
+    /// A member heard on the LAN. Of two members that hear each other, the
+    /// one with the lower address (as each sees itself towards the other)
+    /// dials, so they never dial each other at once.
+    fn found(&mut self, found: discover::Found) {
+        self.out.emit(&Event::PeerDiscovered {
+            addr: found.addr.to_string(),
+            info_hash: found.info_hash.to_hex(),
+            via: found.via.to_string(),
+        });
+        let me = local_towards(found.addr).map(|ip| SocketAddr::new(ip, self.local.port()));
+        let we_dial =
+            me.is_some_and(|me| (me.ip(), me.port()) < (found.addr.ip(), found.addr.port()));
+        if !we_dial
+            || self.dialed_found.len() >= MAX_CONNECTIONS
+            || !self.dialed_found.insert(found.addr)
+        {
+            return;
+        }
+        // The name is not known until the hello; the address stands in.
+        if let Some(conn) = self.dial(found.addr.to_string(), found.addr) {
+            if let Some(joining) = &mut self.joining {
+                joining.insert(conn);
+            }
+        }
     }
 
     fn new_conn(&mut self) -> Option<(ConnId, mpsc::Receiver<ChatMessage>)> {
