@@ -5,16 +5,18 @@
 //! announced port; the `ip` key only with `--trust-ip-field`), applies it to
 //! the [`Registry`] and renders the reply. Bad input becomes an
 //! `error_code: 1` reply naming the problem; it never ends the connection.
+//! Announces and bad requests are counted in the tracker's [`Counters`].
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use wire::tracker::{AnnounceResponse, Event, TrackerRequest};
+use wire::tracker::{AnnounceResponse, Event, StatusResponse, TrackerRequest};
 use wire::InfoHash;
 
 use crate::registry::{Announce, Change, Departed, Registry};
+use crate::stats::{Count, Counters};
 
 /// A registry change worth reporting (join, leave, seed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,7 @@ pub struct Handled {
 /// The tracker's shared state: the registry plus the reply policy.
 pub struct Tracker {
     registry: Mutex<Registry>,
+    counters: Arc<Counters>,
     interval_secs: u64,
     trust_ip_field: bool,
 }
@@ -46,6 +49,7 @@ impl Tracker {
     pub fn new(registry_default: InfoHash, interval: Duration, trust_ip_field: bool) -> Self {
         Tracker {
             registry: Mutex::new(Registry::new(registry_default, interval * 2)),
+            counters: Arc::default(),
             interval_secs: interval.as_secs().max(1),
             trust_ip_field,
         }
@@ -55,6 +59,20 @@ impl Tracker {
     /// it half-done).
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters this tracker keeps.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Every swarm with its peers, and the counters. The registry is locked
+    /// only to copy the peers; sorting and rendering happen after.
+    pub fn status(&self, now: Instant) -> StatusResponse {
+        let snapshot = self.registry().snapshot(now);
+        let mut status = snapshot.into_status();
+        status.stats = Some(self.counters.snapshot());
+        status
     }
 
     /// Drops expired peers.
@@ -67,15 +85,16 @@ impl Tracker {
         let request = match TrackerRequest::parse(body) {
             Ok(r) => r,
             Err(e) => {
+                self.counters.add(Count::BadRequest);
                 return Handled {
                     reply: AnnounceResponse::error(e.to_string()).to_json(),
                     note: None,
-                }
+                };
             }
         };
         let a = match request {
             TrackerRequest::Status => {
-                let status = self.registry().status(now);
+                let status = self.status(now);
                 return Handled {
                     reply: serde_json::to_vec(&status).expect("status always serialises"),
                     note: None,
@@ -94,7 +113,10 @@ impl Tracker {
             event: a.event,
             numwant: a.numwant,
             proto: a.proto,
+            left: a.left,
+            downloaded: a.downloaded,
         };
+        self.counters.add(Count::Announce);
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
         let message = match a.event {
             Some(Event::Stopped) => "disconnect ACK",
@@ -229,6 +251,24 @@ mod tests {
         let status: StatusResponse = serde_json::from_slice(&h.reply).unwrap();
         assert_eq!(status.swarms.len(), 1);
         assert_eq!(status.swarms[0].peers[0].entry.peer_port, 7001);
+    }
+
+    #[test]
+    fn announces_and_bad_requests_are_counted_and_listed() {
+        let t = tracker(false);
+        ask(
+            &t,
+            r#"{"port":7001,"peer_id":"a","left":5,"downloaded":7}"#,
+            1,
+        );
+        ask(&t, r#"{"port":7001,"peer_id":"a"}"#, 1);
+        ask(&t, "{oops", 1);
+        ask(&t, r#"{"port":0,"peer_id":"a"}"#, 1);
+        let status = t.status(Instant::now());
+        let stats = status.stats.expect("the tracker lists its counters");
+        assert_eq!((stats.announces, stats.bad_requests), (2, 2));
+        let peer = &status.swarms[0].peers[0];
+        assert_eq!((peer.left, peer.downloaded), (Some(5), Some(7)));
     }
 
     #[test]

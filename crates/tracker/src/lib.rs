@@ -36,6 +36,7 @@ pub mod handler;
 pub mod registry;
 pub mod report;
 pub mod server;
+pub mod stats;
 pub mod status;
 
 pub use server::{serve, Config, SwarmConfig, TrackerCodec};

@@ -149,6 +149,8 @@ mod tests {
                         },
                         seed: true,
                         last_seen_secs: 3.4,
+                        left: None,
+                        downloaded: None,
                     }],
                 },
                 SwarmStatus {
@@ -157,6 +159,9 @@ mod tests {
                     peers: vec![],
                 },
             ],
+            rooms: vec![],
+            replicas: vec![],
+            stats: None,
         }
     }
 
