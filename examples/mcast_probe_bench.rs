@@ -15,9 +15,10 @@
 //!
 //! `MCAST_BENCH_SECS` sets the seconds per step (default 1).
 
+use lanswarm::mcast_lab::mcast;
 use lanswarm::netns::{is_root, Host, Lan, LanOptions};
-use lanswarm::process::{bin_path, Proc};
-use serde_json::Value;
+use lanswarm::process::{bin_path, Proc, Stream};
+use mcast::events::{Event, ProbeJoined, ProbeReport, ProbeSendSummary};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -68,21 +69,13 @@ impl Step {
     }
 }
 
-fn mcast(host: &Host, args: &[&str]) -> std::process::Command {
-    let mut cmd = host.command(bin_path("mcast"));
-    cmd.args(args);
-    cmd
-}
-
 /// Runs one probe of `secs` seconds at `pps` from `tx` to `rx`.
 fn probe(tx: &Host, rx: &Host, pps: u64, secs: f64) -> Result<Step, String> {
     let count = ((pps as f64 * secs) as u64).max(500).to_string();
     let group = ["--group", GROUP, "--port", "10002"];
     let recv_args = [&["probe", "recv", "--json", "--timeout", "3s"][..], &group].concat();
     let mut receiver = Proc::spawn("probe-recv", mcast(rx, &recv_args));
-    receiver
-        .wait_for(WAIT, |_, l| l.contains("\"joined\""))
-        .map_err(|e| e.to_string())?;
+    event::<ProbeJoined>(&mut receiver)?;
     let rate = pps.to_string();
     let size = SIZE.to_string();
     let send_args = [
@@ -93,24 +86,30 @@ fn probe(tx: &Host, rx: &Host, pps: u64, secs: f64) -> Result<Step, String> {
     ]
     .concat();
     let mut sender = Proc::spawn("probe-send", mcast(tx, &send_args));
-    let summary = event(&mut sender, "summary")?;
-    let report = event(&mut receiver, "report")?;
-    let num = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let summary: ProbeSendSummary = event(&mut sender)?;
+    let report = event::<ProbeReport>(&mut receiver)?.figures;
     Ok(Step {
         target_pps: pps,
-        sent_pps: summary["rate_pps"].as_f64().unwrap_or(0.0),
-        sent: num(&summary, "sent"),
-        received: num(&report, "received"),
-        lost: num(&report, "lost"),
-        p50_us: num(&report, "latency_p50_us"),
-        p99_us: num(&report, "latency_p99_us"),
+        sent_pps: summary.rate_pps,
+        sent: summary.sent,
+        received: report.received,
+        lost: report.lost,
+        p50_us: report.latency_p50_us.unwrap_or(0),
+        p99_us: report.latency_p99_us.unwrap_or(0),
     })
 }
 
-fn event(p: &mut Proc, name: &str) -> Result<Value, String> {
-    let needle = format!("\"event\":\"{name}\"");
-    let line = p.wait_for(WAIT, |_, l| l.contains(&needle))?;
-    serde_json::from_str(&line).map_err(|e| e.to_string())
+/// Waits for the next event of shape `E` (e.g. `ProbeReport`) on stdout.
+fn event<E: TryFrom<Event>>(p: &mut Proc) -> Result<E, String> {
+    let mut found = None;
+    p.wait_for(WAIT, |stream, line| {
+        found = (stream == Stream::Stdout)
+            .then(|| serde_json::from_str::<Event>(line).ok())
+            .flatten()
+            .and_then(|e| E::try_from(e).ok());
+        found.is_some()
+    })?;
+    found.ok_or_else(|| "no event".into())
 }
 
 fn row(s: &Step) {

@@ -6,10 +6,12 @@
 //! - [`transfer`]: `peer serve` / `peer fetch` processes for the client/server tests.
 //! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
+//! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
 pub mod files;
 pub mod fixture;
+pub mod mcast_lab;
 pub mod netns;
 pub mod process;
 pub mod testbed;

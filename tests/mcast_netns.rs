@@ -2,7 +2,8 @@
 //! other over the bridge, rate limits are installed, and everything is gone
 //! after drop, even when a test panics. Needs root (skips otherwise).
 
-use lanswarm::netns::{skip_unless_root, Lan, LanOptions, Netns};
+use lanswarm::mcast_lab::{lab_with, IPV6};
+use lanswarm::netns::{skip_unless_root, LanOptions, Netns};
 use std::time::Duration;
 
 const SERVER: &str = r#"
@@ -33,17 +34,15 @@ fn namespaces() -> String {
 
 #[test]
 fn lan_hosts_reach_each_other_and_vanish_on_drop() {
-    if skip_unless_root("lan_hosts_reach_each_other_and_vanish_on_drop") {
-        return;
-    }
-    let lan = Lan::new(
+    let Some(lan) = lab_with(
         3,
         LanOptions {
             rate_mbit: Some(50),
-            ipv6: true,
+            ..IPV6
         },
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     let names: Vec<String> = lan.hosts().iter().map(|h| h.name().to_owned()).collect();
     assert_eq!(lan.clients().len(), 2);
     // A TCP server on the server host, reached by every client over v4 and v6.

@@ -64,6 +64,23 @@ pub enum Command {
     Chat(ChatArgs),
 }
 
+impl Command {
+    /// The options every subcommand has.
+    pub fn common(&self) -> &Common {
+        match self {
+            Command::Send(a) => &a.common,
+            Command::Recv(a) => &a.common,
+            Command::Probe(ProbeArgs {
+                role: ProbeRole::Send(a),
+            }) => &a.common,
+            Command::Probe(ProbeArgs {
+                role: ProbeRole::Recv(a),
+            }) => &a.common,
+            Command::Chat(a) => &a.common,
+        }
+    }
+}
+
 /// Options shared by all subcommands.
 #[derive(Debug, Args, Clone)]
 pub struct Common {

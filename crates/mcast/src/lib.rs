@@ -7,16 +7,22 @@
 //! - [`probe`]: `mcast probe send|recv` — paced numbered datagrams; loss, duplicates,
 //!   reordering and one-way latency ([`probe::packet`], [`probe::stats`]).
 //! - [`chat`]: `mcast chat` — group chat with join/leave notices ([`chat::packet`]).
-//! - [`sock`]: socket2 socket building: reuse, join/SSM join, TTL, loop, interface,
-//!   `IP_MULTICAST_ALL` off, `recvmsg` with the arrival TTL.
-//! - [`iface`]: `--iface NAME|ADDR` resolution (`if_nametoindex`, `getifaddrs`).
-//! - [`group`]: group validation and datagram size limits.
+//! - [`preamble`]: the magic, version and kind bytes that open probe and chat datagrams.
+//! - [`events`]: every event the program prints, one serde enum ([`events::Event`])
+//!   with its `--json` line and its human sentence; tests read it back.
 //! - [`duration`]: `200ms` / `1.5s` style durations.
 //! - [`escape`]: escaping control characters in untrusted text.
 //! - [`idle`]: idle timeouts restarted on activity.
-//! - [`output`]: human lines or `--json` event lines.
-//! - [`signal`]: Ctrl-C / SIGTERM for a clean stop.
-//! - [`error`]: usage errors and exit codes (0 ok, 1 runtime failure, 2 bad input).
+//!
+//! The I/O the three lanswarm programs share comes from the kit, [`lanio`]:
+//! [`lanio::multicast`] builds the sockets (reuse, any-source and
+//! source-specific joins, TTL, loop, interface, `IP_MULTICAST_ALL` off,
+//! `recvmsg` with the arrival TTL), [`lanio::iface`] resolves `--iface`,
+//! [`lanio::group`] checks groups and datagram sizes, [`lanio::harness`]
+//! runs `main` (`RUST_LOG`, exit codes 0 ok, 1 runtime failure, 2 bad input
+//! from [`lanio::BadInput`]), [`lanio::Signals`] turns Ctrl-C and SIGTERM
+//! into a clean stop, and [`lanio::EventWriter`] prints the events without
+//! ever blocking the sockets.
 //!
 //! Raw mode: `send` and `recv` put nothing but the message into a datagram and
 //! answer with the three bytes `ack`, so scripts in any language interoperate.
@@ -24,60 +30,55 @@
 pub mod chat;
 pub mod cli;
 pub mod duration;
-pub mod error;
 pub mod escape;
+pub mod events;
 pub mod idle;
-pub mod output;
+pub mod preamble;
 pub mod probe;
 pub mod recv;
 pub mod send;
-pub mod signal;
 
 use clap::Parser as _;
+use lanio::harness::{Flavor, Program};
+use lanio::Signals;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How `mcast` starts: one thread (on exit a thread still parked in a read
+/// of stdin, chat's after Ctrl-C, is abandoned), warnings unless `RUST_LOG`
+/// says otherwise.
+pub const PROGRAM: Program = Program::new("mcast").flavor(Flavor::CurrentThread);
+
+/// How long the last lines may take to reach a stalled stdout before exit.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where a subcommand prints its events.
+pub type Out = lanio::EventWriter<events::Event>;
 
 /// Runs one parsed command to completion.
+///
+/// The signal handlers are installed before the subcommand starts, so before
+/// it says it is ready (`joined`, `start`, `sent`): a script may signal as
+/// soon as it reads that line and still gets the summary and exit 0. Every
+/// event is written out (for at most [`FLUSH_TIMEOUT`]) before this returns.
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    match cli.command {
-        cli::Command::Send(args) => send::run(args).await,
-        cli::Command::Recv(args) => recv::run(args).await,
+    let mut signals = Signals::install()?;
+    let out = Out::stdout(cli.command.common().json);
+    let result = match cli.command {
+        cli::Command::Send(args) => send::run(args, &out, &mut signals).await,
+        cli::Command::Recv(args) => recv::run(args, &out, &mut signals).await,
         cli::Command::Probe(args) => match args.role {
-            cli::ProbeRole::Send(a) => probe::run_send(a).await,
-            cli::ProbeRole::Recv(a) => probe::run_recv(a).await,
+            cli::ProbeRole::Send(a) => probe::run_send(a, &out, &mut signals).await,
+            cli::ProbeRole::Recv(a) => probe::run_recv(a, &out, &mut signals).await,
         },
-        cli::Command::Chat(args) => chat::run(args).await,
-    }
+        cli::Command::Chat(args) => chat::run(args, &out, &mut signals).await,
+    };
+    out.finish(FLUSH_TIMEOUT);
+    result
 }
 
 /// The whole program: parse arguments, run, map errors to exit codes.
 pub fn main_entry() -> ExitCode {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MCAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcast: error: starting the runtime: {e}");
-            return ExitCode::from(error::EXIT_FAILURE);
-        }
-    };
-    let result = runtime.block_on(run(cli));
-    // Do not wait for the blocking thread that may still sit in a stdin read
-    // (chat after Ctrl-C): the summary is printed, the process may end.
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcast: error: {e:#}");
-            error::exit_code(&e)
-        }
-    }
+    lanio::harness::run(&PROGRAM, || run(cli))
 }

@@ -2,52 +2,45 @@
 
 use crate::cli::RecvArgs;
 use crate::escape::escape_bytes;
+use crate::events::{Event, Joined, Message, RecvJoined, RecvMessage, RecvSummary, Summary};
 use crate::idle::IdleTimeout;
-use crate::output::Output;
 use crate::send::ACK;
+use crate::Out;
 use anyhow::Context as _;
 use lanio::multicast::{bind_receiver, into_tokio, recv_with_ttl};
-use serde_json::json;
+use lanio::Signals;
 use tokio::time::sleep_until;
 
-/// Runs `mcast recv`.
-pub async fn run(args: RecvArgs) -> anyhow::Result<()> {
-    let out = Output::new(args.common.json);
+/// Runs `mcast recv`: its events go to `out`; a signal stops it cleanly.
+pub async fn run(args: RecvArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
     let iface = args.common.resolve_iface()?;
     let sock = bind_receiver(args.group, args.port, iface.as_ref(), args.source)?;
     let sock = into_tokio(sock)?;
-    let iface_name = iface.as_ref().map(|i| i.name.clone());
-    out.event(
-        "joined",
-        json!({"group": args.group.to_string(), "port": args.port,
-               "source": args.source.map(|s| s.to_string()), "iface": iface_name}),
-        || match args.source {
-            Some(s) => format!("joined {}:{} for source {s}", args.group, args.port),
-            None => format!("joined {}:{}", args.group, args.port),
-        },
-    );
+    out.emit(&Event::Joined(Joined::Recv(RecvJoined {
+        group: args.group,
+        port: args.port,
+        source: args.source,
+        iface: iface.map(|i| i.name),
+    })));
 
     // One byte more than the largest datagram, so nothing is ever cut silently.
     let mut buf = vec![0u8; 65_536];
     let (mut received, mut acked) = (0u64, 0u64);
     let idle = IdleTimeout::new(args.timeout);
     let mut deadline = idle.deadline_from_now();
-    let shutdown = crate::signal::shutdown();
-    tokio::pin!(shutdown);
     while !matches!(args.count, Some(n) if received >= n) {
         tokio::select! {
             r = recv_with_ttl(&sock, &mut buf) => {
                 let r = r.context("receiving datagrams")?;
                 deadline = idle.deadline_from_now();
                 received += 1;
-                let payload = &buf[..r.len];
-                let text = escape_bytes(payload);
-                out.event(
-                    "message",
-                    json!({"from": r.from.to_string(), "bytes": r.len, "text": text,
-                           "ttl": r.ttl, "truncated": r.truncated}),
-                    || format!("from {} ({} bytes): {text}", r.from, r.len),
-                );
+                out.emit(&Event::Message(Message::Recv(RecvMessage {
+                    from: r.from,
+                    bytes: r.len,
+                    text: escape_bytes(&buf[..r.len]),
+                    ttl: r.ttl,
+                    truncated: r.truncated,
+                })));
                 if !args.no_ack {
                     // A failing ack (e.g. unreachable sender) must not stop the receiver.
                     match sock.send_to(ACK, r.from).await {
@@ -57,13 +50,12 @@ pub async fn run(args: RecvArgs) -> anyhow::Result<()> {
                 }
             }
             _ = sleep_until(deadline) => break,
-            _ = &mut shutdown => break,
+            _ = signals.recv() => break,
         }
     }
-    out.event(
-        "summary",
-        json!({"received": received, "acked": acked}),
-        || format!("summary: received {received}, acked {acked}"),
-    );
+    out.emit(&Event::Summary(Summary::Recv(RecvSummary {
+        received,
+        acked,
+    })));
     Ok(())
 }

@@ -2,11 +2,12 @@
 
 use crate::cli::SendArgs;
 use crate::escape::escape_bytes;
-use crate::output::Output;
+use crate::events::{Event, SendSummary, Summary};
+use crate::Out;
 use anyhow::Context as _;
 use lanio::group::{check_payload_len, destination, max_payload};
 use lanio::multicast::{bind_sender, into_tokio, recv_with_ttl, SendOptions};
-use serde_json::json;
+use lanio::Signals;
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -61,9 +62,8 @@ fn read_message(arg: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Runs `mcast send`.
-pub async fn run(args: SendArgs) -> anyhow::Result<()> {
-    let out = Output::new(args.common.json);
+/// Runs `mcast send`: its events go to `out`; a signal stops it cleanly.
+pub async fn run(args: SendArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
     let group = args.group;
     let message = read_message(&args.message, max_payload(group))?;
     check_payload_len(group, message.len())?;
@@ -79,19 +79,18 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     let mut tally = AckTally::default();
     let mut sent = 0u64;
     let mut buf = vec![0u8; 2048];
-    let shutdown = crate::signal::shutdown();
-    tokio::pin!(shutdown);
-    'sending: for i in 0..args.count {
+    'sending: for seq in 0..args.count {
         sock.send_to(&message, dest)
             .await
             .with_context(|| format!("sending to {dest}"))?;
         sent += 1;
-        out.event(
-            "sent",
-            json!({"seq": i, "to": dest.to_string(), "bytes": message.len(), "ttl": args.ttl}),
-            || format!("sent {} bytes to {dest} (ttl {})", message.len(), args.ttl),
-        );
-        let last = i + 1 == args.count;
+        out.emit(&Event::Sent {
+            seq,
+            to: dest,
+            bytes: message.len(),
+            ttl: args.ttl,
+        });
+        let last = seq + 1 == args.count;
         // Between repeats, collect until the next send is due; after the last
         // one, until `wait` passes without a new ack.
         let mut deadline = Instant::now() + if last { args.wait } else { args.interval };
@@ -101,7 +100,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                     let r = r.context("receiving acks")?;
                     let payload = &buf[..r.len];
                     if tally.record(r.from, payload) {
-                        out.event("ack", json!({"from": r.from.to_string()}), || format!("ack from {}", r.from));
+                        out.emit(&Event::Ack { from: r.from });
                         if last {
                             deadline = Instant::now() + args.wait;
                         }
@@ -110,24 +109,16 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                     }
                 }
                 _ = sleep_until(deadline) => break,
-                _ = &mut shutdown => break 'sending,
+                _ = signals.recv() => break 'sending,
             }
         }
     }
-    let responders: Vec<String> = tally.responders.iter().map(|a| a.to_string()).collect();
-    out.event(
-        "summary",
-        json!({"sent": sent, "acks": tally.acks, "responders": responders, "ignored": tally.ignored}),
-        || {
-            format!(
-                "summary: sent {sent}, acks {}, responders {}{}{}",
-                tally.acks,
-                responders.len(),
-                if responders.is_empty() { "" } else { ": " },
-                responders.join(", ")
-            )
-        },
-    );
+    out.emit(&Event::Summary(Summary::Send(SendSummary {
+        sent,
+        acks: tally.acks,
+        responders: tally.responders.into_iter().collect(),
+        ignored: tally.ignored,
+    })));
     Ok(())
 }
 

@@ -12,30 +12,51 @@ fn mcast(args: &[&str]) -> Output {
         .expect("running mcast")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// Asserts that `mcast ARGS…` prints help (exit 0) that mentions every word.
+fn help_mentions(args: &[&str], words: &[&str]) {
+    let out = mcast(args);
+    assert!(out.status.success(), "{args:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<_> = words.iter().filter(|w| !text.contains(**w)).collect();
+    assert!(missing.is_empty(), "{args:?} lacks {missing:?}:\n{text}");
+}
+
+/// Asserts that a run was refused as bad input: exit 2, nothing on stdout
+/// (nothing was sent), and an `error:` on stderr that says every one of `says`.
+fn refused(out: &Output, says: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be sent: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("mcast: error") || err.contains("error:"),
+        "{err}"
+    );
+    for word in says {
+        assert!(err.contains(word), "stderr lacks {word:?}: {err}");
+    }
 }
 
 #[test]
 fn help_explains_commands_and_exit_codes() {
-    let out = mcast(&["--help"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["send", "recv", "probe", "chat", "Exit codes", "--json"] {
-        assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
-    }
-    let out = mcast(&["send", "--help"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    for word in [
-        "--ttl",
-        "--no-loop",
-        "--iface",
-        "--wait",
-        "224.3.29.71",
-        "10000",
-    ] {
-        assert!(text.contains(word), "send --help lacks {word:?}:\n{text}");
-    }
+    help_mentions(
+        &["--help"],
+        &["send", "recv", "probe", "chat", "Exit codes", "--json"],
+    );
+    help_mentions(
+        &["send", "--help"],
+        &[
+            "--ttl",
+            "--no-loop",
+            "--iface",
+            "--wait",
+            "224.3.29.71",
+            "10000",
+        ],
+    );
 }
 
 #[test]
@@ -45,13 +66,7 @@ fn non_multicast_group_is_a_usage_error() {
         if cmd == "chat" {
             args.extend(["--name", "x"]);
         }
-        let out = mcast(&args);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("not a multicast group"),
-            "{}",
-            stderr(&out)
-        );
+        refused(&mcast(&args), &["not a multicast group"]);
     }
 }
 
@@ -71,28 +86,15 @@ fn oversize_message_from_stdin_is_rejected_before_sending() {
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("at most 65507 bytes"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing may be sent: {:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    refused(&out, &["at most 65507 bytes"]);
 }
 
 #[test]
 fn oversize_ipv6_message_argument_is_rejected() {
     let big = "y".repeat(65_528);
-    let out = mcast(&["send", &big, "--group", "ff15::1234"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("at most 65527 bytes"),
-        "{}",
-        stderr(&out)
+    refused(
+        &mcast(&["send", &big, "--group", "ff15::1234"]),
+        &["at most 65527 bytes"],
     );
 }
 
@@ -103,28 +105,17 @@ fn unknown_interface_is_rejected_before_sending() {
         &["recv", "--iface", "nosuchif9"][..],
         &["probe", "send", "--iface", "192.0.2.77"][..],
     ] {
-        let out = mcast(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
-        let err = stderr(&out);
-        assert!(err.contains("interface") && err.contains("error"), "{err}");
+        refused(&mcast(args), &["interface"]);
     }
 }
 
 #[test]
 fn bad_durations_and_sizes_are_usage_errors() {
-    let out = mcast(&["send", "--wait", "soon"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("invalid duration"),
-        "{}",
-        stderr(&out)
+    refused(&mcast(&["send", "--wait", "soon"]), &["invalid duration"]);
+    refused(
+        &mcast(&["probe", "send", "--size", "10"]),
+        &["probe header"],
     );
-    let out = mcast(&["probe", "send", "--size", "10"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("probe header"), "{}", stderr(&out));
-    let out = mcast(&["chat", "--name", ""]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = mcast(&["send", "--ttl", "300"]);
-    assert_eq!(out.status.code(), Some(2));
+    refused(&mcast(&["chat", "--name", ""]), &["--name"]);
+    refused(&mcast(&["send", "--ttl", "300"]), &["--ttl"]);
 }

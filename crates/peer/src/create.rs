@@ -92,6 +92,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
             piece_hash,
             file_name: file_name.clone(),
             file_length,
+            files: None,
         },
     };
     torrent

@@ -1,4 +1,4 @@
-//! Streaming SHA-1 of a file's pieces.
+//! Streaming SHA-1 of a file's pieces, or of several files' concatenation.
 //!
 //! The file is read in large sequential chunks on one thread while another
 //! hashes, so hashing runs at the speed of SHA-1 rather than of SHA-1 plus
@@ -21,11 +21,12 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
     Sha1::digest(data).into()
 }
 
-/// Hashes `file` (read from its current position to EOF) in pieces of
-/// `piece_length` bytes. `progress` is called with the number of bytes hashed
-/// so far after every chunk. Returns one digest per piece.
-pub fn hash_pieces(
-    file: File,
+/// Hashes `file` (read from its current position to EOF; a [`File`] or a
+/// [`Concat`]) in pieces of `piece_length` bytes. `progress` is called with
+/// the number of bytes hashed so far after every chunk. Returns one digest
+/// per piece.
+pub fn hash_pieces<R: Read + Send + 'static>(
+    file: R,
     piece_length: u64,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Vec<[u8; 20]>> {
@@ -84,10 +85,99 @@ pub fn hash_pieces(
     Ok(digests)
 }
 
+/// Opens file `i` of a [`Concat`]; `None` when it does not exist.
+pub type Opener = Box<dyn FnMut(usize) -> io::Result<Option<File>> + Send>;
+
+/// Several files read as one stream, each exactly its expected length:
+/// a missing or short file reads as zeros, a longer one is cut. Files are
+/// opened one at a time, as the stream reaches them.
+pub struct Concat {
+    lengths: Vec<u64>,
+    open: Opener,
+    /// The file being read, its index, and bytes of it already read.
+    current: Option<(Option<File>, usize, u64)>,
+    next: usize,
+}
+
+impl Concat {
+    /// A stream over files of these `lengths`, opened by `open`.
+    pub fn new(lengths: Vec<u64>, open: Opener) -> Concat {
+        Concat {
+            lengths,
+            open,
+            current: None,
+            next: 0,
+        }
+    }
+}
+
+impl Read for Concat {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.current.is_none() {
+                if self.next >= self.lengths.len() {
+                    return Ok(0);
+                }
+                let file = (self.open)(self.next)?;
+                self.current = Some((file, self.next, 0));
+                self.next += 1;
+            }
+            let (file, i, done) = self.current.as_mut().expect("set above");
+            let left = self.lengths[*i] - *done;
+            if left == 0 || buf.is_empty() {
+                self.current = None;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                continue;
+            }
+            let want = left.min(buf.len() as u64) as usize;
+            let n = match file {
+                Some(f) => match f.read(&mut buf[..want])? {
+                    0 => {
+                        // Short file: the rest reads as zeros.
+                        *file = None;
+                        continue;
+                    }
+                    n => n,
+                },
+                None => {
+                    buf[..want].fill(0);
+                    want
+                }
+            };
+            *done += n as u64;
+            return Ok(n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn concat_pads_short_and_missing_files_and_cuts_long_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["a", "b", "c", "d"];
+        std::fs::write(dir.path().join("a"), b"abc").unwrap();
+        std::fs::write(dir.path().join("b"), b"x").unwrap(); // short: 3 expected
+                                                             // c is missing
+        std::fs::write(dir.path().join("d"), b"toolong").unwrap(); // cut to 2
+        let root = dir.path().to_path_buf();
+        let mut c = Concat::new(
+            vec![3, 3, 2, 2],
+            Box::new(move |i| match File::open(root.join(names[i])) {
+                Ok(f) => Ok(Some(f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }),
+        );
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abcx\0\0\0\0to");
+    }
 
     #[test]
     fn pieces_match_direct_hashes() {

@@ -5,7 +5,8 @@
 //! | [`cli`] | command-line arguments |
 //! | [`create`] | `peer create`: hashing a file into a torrent |
 //! | [`hashing`] | streaming SHA-1 of a file's pieces |
-//! | [`storage`] | the preallocated data file and its resume file |
+//! | [`storage`] | the preallocated data files (one, or a directory's), an LRU of open descriptors, the resume file |
+//! | [`beneath`] | opening files below the download directory without following links |
 //! | [`session`] | one swarm session: start-up, accept/tracker/choke/progress tasks, shutdown |
 //! | [`swarm`] | the state shared by a swarm's connections: pieces, picker, peers, bans, counters |
 //! | [`peer_conn`] | one peer connection: handshake, reader loop, writer task |
@@ -19,6 +20,7 @@
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
 
+pub mod beneath;
 pub mod choker;
 pub mod cli;
 pub mod create;

@@ -557,18 +557,18 @@ async fn write_loop(
                     let len = info.piece_size(index);
                     let header = piece_header(index, len);
                     let stream = writer.get_ref().as_ref();
-                    let file = swarm.storage.file();
+                    let segments = swarm
+                        .storage
+                        .piece_segments(index)
+                        .map_err(|e| format!("opening piece {index}: {e}"))?;
                     let send = async {
                         zerocopy::send_more(stream, &header).await?;
-                        let mut sent = 0;
-                        zerocopy::sendfile_all(
-                            stream,
-                            file,
-                            info.piece_offset(index),
-                            len,
-                            &mut sent,
-                        )
-                        .await
+                        for (file, offset, seg_len) in &segments {
+                            let mut sent = 0;
+                            zerocopy::sendfile_all(stream, file, *offset, *seg_len, &mut sent)
+                                .await?;
+                        }
+                        Ok::<(), std::io::Error>(())
                     };
                     tokio::time::timeout(WRITE_TIMEOUT, send)
                         .await

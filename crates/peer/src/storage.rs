@@ -1,37 +1,51 @@
-//! The data file on disk, and its resume file.
+//! The data on disk, and its resume file.
 //!
-//! Pieces are written at their offsets in a preallocated file with
-//! positional I/O (`pwrite`/`pread`), so any number of connection tasks can
-//! read and write concurrently through a shared `&Storage` and memory never
-//! holds more than the pieces in transit.
+//! A torrent's data is one file, `DIR/file_name`, or for a directory torrent
+//! the files `DIR/name/…` that its pieces run over in list order
+//! ([`wire::Layout`]). Pieces are written at their offsets in preallocated
+//! files with positional I/O (`pwrite`/`pread`), a piece that spans files
+//! piece by piece of each, so any number of connection tasks can read and
+//! write concurrently through a shared `&Storage`, and memory never holds
+//! more than the pieces in transit.
 //!
-//! The resume file (`<file_name>.lsresume` beside the data) records the
-//! verified pieces together with the data file's size and mtime. On start,
-//! a resume file that matches lets the peer skip re-hashing; one that does not
-//! (e.g. after a crash, when the file changed after the last flush) makes it
-//! re-hash the file, so only verified data is ever trusted.
+//! Every file is opened below DIR without following links
+//! ([`crate::beneath`]). At most [`MAX_OPEN_FILES`] stay open at a time (the
+//! least recently used is closed), so a torrent of 100,000 files works
+//! within the default descriptor limit.
+//!
+//! The resume file (`<name>.lsresume` beside the data) records the verified
+//! pieces together with the data's total size and newest mtime. On start, a
+//! resume file that matches lets the peer skip re-hashing; one that does not
+//! (e.g. after a crash, when a file changed after the last flush) makes it
+//! re-hash the data, so only verified data is ever trusted.
 
-use std::fs::{File, OpenOptions};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use wire::{Bitfield, Info, InfoHash};
+use wire::{Bitfield, Info, InfoHash, Layout};
 
+use crate::beneath::{self, Create};
 use crate::hashing;
 
-/// How a data file was found on start.
+/// Most data files held open at once.
+pub const MAX_OPEN_FILES: usize = 64;
+
+/// How the data was found on start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartState {
-    /// There was no data file; an empty one was created.
+    /// There was no data; empty files were created.
     Created,
     /// The resume file matched; its bitfield was used without hashing.
     Resumed,
-    /// The existing file was hashed piece by piece.
+    /// The existing data was hashed piece by piece.
     Verified,
 }
 
@@ -39,20 +53,37 @@ pub enum StartState {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct ResumeRecord {
     info_hash: String,
+    /// Total bytes of the data.
     file_length: u64,
+    /// The newest modification time among the data files.
     mtime_ns: u128,
     /// One character per piece, '1' for verified.
     have: String,
 }
 
-/// A torrent's data file.
+/// The open data files: a small cache, least recently used closed first.
+#[derive(Debug, Default)]
+struct Handles {
+    open: HashMap<usize, (Arc<File>, u64)>,
+    clock: u64,
+    /// Files written since the last resume save.
+    dirty: HashSet<usize>,
+}
+
+/// A torrent's data files.
 #[derive(Debug)]
 pub struct Storage {
-    file: File,
+    root: PathBuf,
+    /// Each file's path below `root` and its length, in piece order.
+    files: Vec<(Vec<String>, u64)>,
+    layout: Layout,
     info: Info,
     info_hash: InfoHash,
     data_path: PathBuf,
     resume_path: PathBuf,
+    handles: Mutex<Handles>,
+    /// The newest mtime seen among the files, for the resume record.
+    newest_mtime: Mutex<u128>,
 }
 
 fn mtime_ns(file: &File) -> io::Result<u128> {
@@ -64,9 +95,9 @@ fn mtime_ns(file: &File) -> io::Result<u128> {
 }
 
 impl Storage {
-    /// Opens (or creates and preallocates) `dir/file_name` and works out which
-    /// pieces it already holds. `verify_progress` is called with bytes hashed
-    /// when the file has to be re-hashed.
+    /// Opens (or creates and preallocates) the torrent's files below `dir`
+    /// and works out which pieces they already hold. `verify_progress` is
+    /// called with bytes hashed when the data has to be re-hashed.
     pub fn open(
         dir: &Path,
         info: &Info,
@@ -74,26 +105,26 @@ impl Storage {
         verify_progress: impl FnMut(u64),
     ) -> anyhow::Result<(Storage, Bitfield, StartState)> {
         // The torrent parser already refuses unsafe names; check again at the
-        // point where the name becomes a path.
-        wire::torrent::validate_file_name(&info.file_name)?;
+        // point where names become paths.
+        info.validate()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let data_path = dir.join(&info.file_name);
-        let resume_path = dir.join(format!("{}.lsresume", info.file_name));
-        let existed = data_path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&data_path)
-            .with_context(|| format!("opening {}", data_path.display()))?;
+        let files: Vec<(Vec<String>, u64)> = info
+            .file_list()
+            .into_iter()
+            .map(|(path, len)| (path.into_iter().map(str::to_owned).collect(), len))
+            .collect();
         let storage = Storage {
-            file,
+            root: dir.to_path_buf(),
+            layout: Layout::new(info),
+            files,
             info: info.clone(),
             info_hash,
-            data_path,
-            resume_path,
+            data_path: dir.join(&info.file_name),
+            resume_path: dir.join(format!("{}.lsresume", info.file_name)),
+            handles: Mutex::new(Handles::default()),
+            newest_mtime: Mutex::new(0),
         };
+        let existed = storage.prepare_files()?;
         let (have, state) = if !existed {
             (Bitfield::new(info.piece_count()), StartState::Created)
         } else if let Some(have) = storage.load_resume() {
@@ -101,11 +132,10 @@ impl Storage {
         } else {
             (storage.verify(verify_progress)?, StartState::Verified)
         };
-        storage.preallocate()?;
         Ok((storage, have, state))
     }
 
-    /// Path of the data file.
+    /// The data: the file, or the top directory of a directory torrent.
     pub fn data_path(&self) -> &Path {
         &self.data_path
     }
@@ -115,73 +145,130 @@ impl Storage {
         &self.resume_path
     }
 
-    fn preallocate(&self) -> anyhow::Result<()> {
-        let len = self.info.file_length;
-        if self.file.metadata()?.len() != len {
-            self.file
-                .set_len(len)
-                .with_context(|| format!("sizing {}", self.data_path.display()))?;
-        }
-        if len > 0 {
-            // Reserve the blocks so a full disk shows now, not mid-download.
-            // SAFETY: plain syscall on a file descriptor we own.
-            let rc = unsafe {
-                libc::posix_fallocate(
-                    std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                    0,
-                    len as libc::off_t,
-                )
-            };
-            if rc != 0 && rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
-                return Err(io::Error::from_raw_os_error(rc))
-                    .with_context(|| format!("preallocating {}", self.data_path.display()));
-            }
-        }
-        Ok(())
+    fn rel(&self, file: usize) -> Vec<&str> {
+        self.files[file].0.iter().map(String::as_str).collect()
     }
 
-    /// Hashes the existing file and returns the pieces that match.
+    fn shown(&self, file: usize) -> String {
+        self.root
+            .join(self.files[file].0.join("/"))
+            .display()
+            .to_string()
+    }
+
+    /// Creates every file that is missing, sizes and preallocates each, and
+    /// notes the newest mtime of those that were there. Returns whether any
+    /// file existed before.
+    fn prepare_files(&self) -> anyhow::Result<bool> {
+        let mut any_existed = false;
+        let mut newest = 0;
+        for (i, (_, len)) in self.files.iter().enumerate() {
+            let (file, existed) = beneath::open_file(&self.root, &self.rel(i), Create::Yes)?
+                .expect("Create::Yes always gives a file");
+            // A file already of the right size is left alone: reserving its
+            // blocks again would move its mtime and void the resume file.
+            if !existed || file.metadata()?.len() != *len {
+                preallocate(&file, *len).with_context(|| format!("sizing {}", self.shown(i)))?;
+            }
+            if existed {
+                any_existed = true;
+                newest = newest.max(mtime_ns(&file)?);
+            }
+        }
+        *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner()) = newest;
+        Ok(any_existed)
+    }
+
+    /// An open handle on file `i`, from the cache or freshly opened.
+    fn handle(&self, i: usize) -> io::Result<Arc<File>> {
+        let mut h = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        h.clock += 1;
+        let now = h.clock;
+        if let Some((file, used)) = h.open.get_mut(&i) {
+            *used = now;
+            return Ok(file.clone());
+        }
+        if h.open.len() >= MAX_OPEN_FILES {
+            if let Some(&oldest) = h
+                .open
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k)
+            {
+                h.open.remove(&oldest);
+            }
+        }
+        let (file, _) =
+            beneath::open_file(&self.root, &self.rel(i), Create::No)?.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} has disappeared", self.shown(i)),
+                )
+            })?;
+        let file = Arc::new(file);
+        h.open.insert(i, (file.clone(), now));
+        Ok(file)
+    }
+
+    /// Hashes the existing data and returns the pieces that match.
     fn verify(&self, progress: impl FnMut(u64)) -> anyhow::Result<Bitfield> {
-        let file = File::open(&self.data_path)?;
-        let digests = hashing::hash_pieces(file, self.info.piece_length, progress)
+        let reader = self.reader();
+        let digests = hashing::hash_pieces(reader, self.info.piece_length, progress)
             .with_context(|| format!("hashing {}", self.data_path.display()))?;
         let mut have = Bitfield::new(self.info.piece_count());
         for (i, expected) in self.info.piece_hash.iter().enumerate() {
-            let i = i as u32;
-            // A short file's last digest covers a partial piece: compare only
-            // pieces whose full length is present.
-            let full = self.info.piece_offset(i) + self.info.piece_size(i);
-            if digests.get(i as usize) == Some(expected) && full <= self.file.metadata()?.len() {
-                have.set(i, true);
+            if digests.get(i) == Some(expected) {
+                have.set(i as u32, true);
             }
         }
         Ok(have)
     }
 
+    /// All the data as one stream, in piece order.
+    fn reader(&self) -> hashing::Concat {
+        let root = self.root.clone();
+        let files = self.files.clone();
+        hashing::Concat::new(
+            files.iter().map(|(_, len)| *len).collect(),
+            Box::new(move |i| {
+                let rel: Vec<&str> = files[i].0.iter().map(String::as_str).collect();
+                Ok(beneath::open_file(&root, &rel, Create::No)?.map(|(f, _)| f))
+            }),
+        )
+    }
+
     fn load_resume(&self) -> Option<Bitfield> {
         let bytes = std::fs::read(&self.resume_path).ok()?;
         let rec: ResumeRecord = serde_json::from_slice(&bytes).ok()?;
-        let meta = self.file.metadata().ok()?;
+        let newest = *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner());
         let matches = rec.info_hash == self.info_hash.to_hex()
             && rec.file_length == self.info.file_length
-            && meta.len() == self.info.file_length
-            && rec.mtime_ns == mtime_ns(&self.file).ok()?
+            && rec.mtime_ns == newest
             && rec.have.len() == self.info.piece_count() as usize;
         if !matches {
-            tracing::info!("resume file does not match the data file; re-hashing");
+            tracing::info!("resume file does not match the data; re-hashing");
             return None;
         }
         let bits = rec.have.bytes().map(|c| c == b'1').collect();
         Some(Bitfield::from_bools(bits))
     }
 
-    /// Records `have` (a snapshot taken before this call) with the file's
-    /// current mtime. Written to a temporary file and renamed into place.
+    /// Records `have` (a snapshot taken before this call) with the data's
+    /// newest mtime. Written to a temporary file and renamed into place.
     pub fn save_resume(&self, have: &Bitfield) -> io::Result<()> {
+        let dirty: Vec<usize> = {
+            let mut h = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+            h.dirty.drain().collect()
+        };
+        let mut newest = *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner());
+        for i in dirty {
+            newest = newest.max(mtime_ns(&*self.handle(i)?)?);
+        }
+        *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner()) = newest;
         let rec = ResumeRecord {
             info_hash: self.info_hash.to_hex(),
             file_length: self.info.file_length,
-            mtime_ns: mtime_ns(&self.file)?,
+            mtime_ns: newest,
             have: have
                 .as_bools()
                 .iter()
@@ -193,25 +280,65 @@ impl Storage {
         std::fs::rename(&tmp, &self.resume_path)
     }
 
-    /// The open data file (for zero-copy sends).
-    pub fn file(&self) -> &File {
-        &self.file
+    /// Where piece `index` lies: open files, offsets and lengths, in order
+    /// (for zero-copy sends).
+    pub fn piece_segments(&self, index: u32) -> io::Result<Vec<(Arc<File>, u64, u64)>> {
+        self.layout
+            .piece_spans(index)
+            .into_iter()
+            .map(|s| Ok((self.handle(s.file)?, s.offset, s.len)))
+            .collect()
     }
 
     /// Reads piece `index`.
     pub fn read_piece(&self, index: u32) -> io::Result<Bytes> {
         let len = self.info.piece_size(index) as usize;
         let mut buf = BytesMut::zeroed(len);
-        self.file
-            .read_exact_at(&mut buf, self.info.piece_offset(index))?;
+        let mut at = 0;
+        for s in self.layout.piece_spans(index) {
+            let end = at + s.len as usize;
+            self.handle(s.file)?
+                .read_exact_at(&mut buf[at..end], s.offset)?;
+            at = end;
+        }
         Ok(buf.freeze())
     }
 
     /// Writes piece `index`, whose length the caller has checked.
     pub fn write_piece(&self, index: u32, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(data.len() as u64, self.info.piece_size(index));
-        self.file.write_all_at(data, self.info.piece_offset(index))
+        let mut at = 0;
+        for s in self.layout.piece_spans(index) {
+            let end = at + s.len as usize;
+            self.handle(s.file)?
+                .write_all_at(&data[at..end], s.offset)?;
+            self.handles
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .dirty
+                .insert(s.file);
+            at = end;
+        }
+        Ok(())
     }
+}
+
+/// Sizes `file` to `len` bytes and reserves its blocks, so that a full disk
+/// shows now, not mid-download.
+fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    if file.metadata()?.len() != len {
+        file.set_len(len)?;
+    }
+    if len > 0 {
+        // SAFETY: plain syscall on a file descriptor we own.
+        let rc = unsafe {
+            libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(file), 0, len as libc::off_t)
+        };
+        if rc != 0 && rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -227,6 +354,7 @@ mod tests {
                 .collect(),
             file_name: "data.bin".into(),
             file_length: data.len() as u64,
+            files: None,
         }
     }
 
@@ -257,7 +385,7 @@ mod tests {
         // After a change to the data file the resume file no longer matches: re-hash.
         st.write_piece(5, &data[5120..6144]).unwrap();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        st.file.set_modified(later).unwrap();
+        st.handle(0).unwrap().set_modified(later).unwrap();
         drop(st);
         let (_, have3, state) = Storage::open(dir.path(), &info, ih, |_| {}).unwrap();
         assert_eq!(state, StartState::Verified);

@@ -12,7 +12,8 @@
 //! | [`bitfield`] | the set of pieces a peer has |
 //! | [`ids`] | [`InfoHash`] and [`PeerId`], 20-byte identifiers with hex forms |
 //! | [`tracker`] | tracker requests and responses (JSON in one frame) with typed validation |
-//! | [`torrent`] | torrent metadata: JSON read/write, validation, info hash |
+//! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
+//! | [`layout`] | where a piece's bytes lie among a torrent's files |
 //! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
 //! | [`connection`] | the per-connection choke/interest state machine |
 //!
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod connection;
 pub mod frame;
 pub mod ids;
+pub mod layout;
 pub mod message;
 pub mod pyrepr;
 pub mod torrent;
@@ -35,5 +37,6 @@ pub use codec::{PeerCodec, WireError};
 pub use connection::{ConnEvent, Connection, ProtocolError};
 pub use frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
 pub use ids::{InfoHash, PeerId};
+pub use layout::{Layout, Span};
 pub use message::{Message, MessageError};
-pub use torrent::{Info, Torrent, TorrentError, MAX_PIECE_LENGTH};
+pub use torrent::{FileEntry, Info, Torrent, TorrentError, MAX_PIECE_LENGTH};

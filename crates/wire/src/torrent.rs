@@ -1,10 +1,16 @@
-//! Torrent metadata: a JSON file describing one shared file.
+//! Torrent metadata: a JSON file describing one shared file or a directory.
 //!
 //! ```json
 //! { "announce": "127.0.0.1", "port": 6666, "comment": "…",
 //!   "info": { "piece_length": 262144, "piece_hash": ["<40 hex>", …],
 //!             "file_name": "data.bin", "file_length": 1048576 } }
 //! ```
+//!
+//! A directory torrent holds `name` (the top directory) and `files`, a list
+//! of `{"path": [components…], "length": N}`, instead of `file_name` and
+//! `file_length`. Pieces run over the files concatenated in list order, as
+//! in BitTorrent (BEP 3): a piece may span several files
+//! ([`crate::layout`] maps pieces to files).
 //!
 //! We write piece hashes as lowercase hex; on read we also accept the seed
 //! tool's Python bytes reprs (see [`crate::pyrepr`]). The [`InfoHash`] is the
@@ -20,13 +26,40 @@ use crate::ids::{parse_hex20, to_hex, InfoHash};
 /// Largest piece length we accept: 16 MiB.
 pub const MAX_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
 
+/// Most files a directory torrent may list.
+pub const MAX_FILES: usize = 1_000_000;
+/// Longest path component, in bytes (the usual file-system limit).
+pub const MAX_COMPONENT: usize = 255;
+/// Longest path of a file inside the torrent, `name/a/b/…`, in bytes.
+pub const MAX_PATH: usize = 4096;
+
 /// What is being shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub piece_length: u64,
     pub piece_hash: Vec<[u8; 20]>,
+    /// The file's name; for a directory torrent, the top directory's name.
     pub file_name: String,
+    /// The file's length; for a directory torrent, the sum of its files'.
     pub file_length: u64,
+    /// For a directory torrent, its files in piece order; `None` for a
+    /// single-file torrent.
+    pub files: Option<Vec<FileEntry>>,
+}
+
+/// One file of a directory torrent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileEntry {
+    /// Path components below the top directory.
+    pub path: Vec<String>,
+    pub length: u64,
+}
+
+impl FileEntry {
+    /// The path joined with `/`, for messages.
+    pub fn display_path(&self) -> String {
+        self.path.join("/")
+    }
 }
 
 /// A torrent file.
@@ -65,11 +98,21 @@ pub enum TorrentError {
     },
     #[error("unsafe file_name {name:?}: {reason}")]
     FileName { name: String, reason: &'static str },
+    #[error("unsafe path {path:?} in files: {reason}")]
+    FilePath { path: String, reason: &'static str },
+    #[error("a directory torrent lists {0} files; at most {MAX_FILES} are allowed")]
+    TooManyFiles(usize),
+    #[error("the files' lengths add up to more than 2^64 bytes")]
+    TotalLength,
+    #[error("two entries share the path {0:?}")]
+    DuplicatePath(String),
+    #[error("{file:?} is a file but also the directory of {child:?}")]
+    FileIsDirectory { file: String, child: String },
 }
 
-/// Checks that `name` is a plain file name that cannot escape a directory.
-pub fn validate_file_name(name: &str) -> Result<(), TorrentError> {
-    let reason = if name.is_empty() {
+/// Why a path component is not a plain name, if it is not.
+fn component_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
         Some("it is empty")
     } else if name == "." || name == ".." {
         Some("it names a directory")
@@ -77,11 +120,29 @@ pub fn validate_file_name(name: &str) -> Result<(), TorrentError> {
         Some("it contains a path separator")
     } else if name.contains('\0') {
         Some("it contains a NUL byte")
-    } else if name.len() >= 2 && name.as_bytes()[1] == b':' {
-        Some("it looks like an absolute Windows path")
+    } else if name.chars().any(is_unprintable) {
+        Some("it contains a control character")
+    } else if name.len() > MAX_COMPONENT {
+        Some("it is longer than 255 bytes")
     } else {
         None
-    };
+    }
+}
+
+/// Control characters (C0, DEL, C1) and the bidirectional-text controls that
+/// can make a name display as something else.
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks that `name` is a plain file name that cannot escape a directory
+/// and holds no control characters.
+pub fn validate_file_name(name: &str) -> Result<(), TorrentError> {
+    let reason = component_problem(name).or_else(|| {
+        (name.len() >= 2 && name.as_bytes()[1] == b':')
+            .then_some("it looks like an absolute Windows path")
+    });
     match reason {
         Some(reason) => Err(TorrentError::FileName {
             name: name.chars().take(100).collect(),
@@ -89,6 +150,51 @@ pub fn validate_file_name(name: &str) -> Result<(), TorrentError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Checks a directory torrent's file list: plain components, bounded
+/// lengths, no two entries on one path, no file that is also a directory.
+/// Returns the total length.
+pub fn validate_files(name: &str, files: &[FileEntry]) -> Result<u64, TorrentError> {
+    if files.len() > MAX_FILES {
+        return Err(TorrentError::TooManyFiles(files.len()));
+    }
+    let mut total: u64 = 0;
+    let mut paths = std::collections::HashSet::with_capacity(files.len());
+    for f in files {
+        let shown = || f.display_path().chars().take(200).collect::<String>();
+        let bad = |reason| TorrentError::FilePath {
+            path: shown(),
+            reason,
+        };
+        if f.path.is_empty() {
+            return Err(bad("it has no components"));
+        }
+        if let Some(reason) = f.path.iter().find_map(|c| component_problem(c)) {
+            return Err(bad(reason));
+        }
+        let len = name.len() + f.path.iter().map(|c| c.len() + 1).sum::<usize>();
+        if len > MAX_PATH {
+            return Err(bad("the whole path is longer than 4096 bytes"));
+        }
+        if !paths.insert(f.path.as_slice()) {
+            return Err(TorrentError::DuplicatePath(shown()));
+        }
+        total = total
+            .checked_add(f.length)
+            .ok_or(TorrentError::TotalLength)?;
+    }
+    for f in files {
+        for depth in 1..f.path.len() {
+            if paths.contains(&f.path[..depth]) {
+                return Err(TorrentError::FileIsDirectory {
+                    file: f.path[..depth].join("/"),
+                    child: f.display_path(),
+                });
+            }
+        }
+    }
+    Ok(total)
 }
 
 fn need<'a>(obj: &'a Map<String, Value>, key: &'static str) -> Result<&'a Value, TorrentError> {
@@ -125,7 +231,66 @@ fn parse_piece_hash(index: usize, v: &Value) -> Result<[u8; 20], TorrentError> {
     bytes.try_into().map_err(|_| bad)
 }
 
+fn parse_files(v: &Value) -> Result<Vec<FileEntry>, TorrentError> {
+    let list = v.as_array().ok_or(TorrentError::WrongType {
+        key: "files",
+        expected: "a list",
+    })?;
+    if list.len() > MAX_FILES {
+        return Err(TorrentError::TooManyFiles(list.len()));
+    }
+    list.iter()
+        .map(|entry| {
+            let obj = entry.as_object().ok_or(TorrentError::WrongType {
+                key: "files",
+                expected: "a list of objects",
+            })?;
+            let path = need(obj, "path")?
+                .as_array()
+                .ok_or(TorrentError::WrongType {
+                    key: "path",
+                    expected: "a list of strings",
+                })?
+                .iter()
+                .map(|c| as_str(c, "path").map(str::to_owned))
+                .collect::<Result<_, _>>()?;
+            Ok(FileEntry {
+                path,
+                length: as_u64(need(obj, "length")?, "length")?,
+            })
+        })
+        .collect()
+}
+
+fn files_json(files: &[FileEntry]) -> Value {
+    files
+        .iter()
+        .map(|f| json!({"length": f.length, "path": f.path}))
+        .collect()
+}
+
 impl Info {
+    /// Whether this is a directory torrent.
+    pub fn is_directory(&self) -> bool {
+        self.files.is_some()
+    }
+
+    /// The files as (path below the download directory, length): the one
+    /// file, or every file of the directory under its top name.
+    pub fn file_list(&self) -> Vec<(Vec<&str>, u64)> {
+        match &self.files {
+            None => vec![(vec![self.file_name.as_str()], self.file_length)],
+            Some(files) => files
+                .iter()
+                .map(|f| {
+                    let mut path = vec![self.file_name.as_str()];
+                    path.extend(f.path.iter().map(String::as_str));
+                    (path, f.length)
+                })
+                .collect(),
+        }
+    }
+
     /// Number of pieces.
     pub fn piece_count(&self) -> u32 {
         self.piece_hash.len() as u32
@@ -159,20 +324,42 @@ impl Info {
 
     /// The canonical encoding hashed into the info hash: compact JSON with
     /// keys in fixed (alphabetical) order and hex piece hashes.
+    ///
+    /// A single-file torrent encodes `file_length`, `file_name`,
+    /// `piece_hash`, `piece_length`; a directory torrent `files` (each
+    /// `length`, `path`), `name`, `piece_hash`, `piece_length`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let hashes: Vec<String> = self.piece_hash.iter().map(|h| to_hex(h)).collect();
         // serde_json's default map keeps keys sorted, which fixes the order.
-        let v = json!({
-            "file_length": self.file_length,
-            "file_name": self.file_name,
-            "piece_hash": hashes,
-            "piece_length": self.piece_length,
-        });
+        let v = match &self.files {
+            None => json!({
+                "file_length": self.file_length,
+                "file_name": self.file_name,
+                "piece_hash": hashes,
+                "piece_length": self.piece_length,
+            }),
+            Some(files) => json!({
+                "files": files_json(files),
+                "name": self.file_name,
+                "piece_hash": hashes,
+                "piece_length": self.piece_length,
+            }),
+        };
         serde_json::to_vec(&v).expect("JSON values always serialise")
     }
 
-    /// Validates lengths, piece count and file name.
+    /// Validates lengths, piece count, names and paths.
     pub fn validate(&self) -> Result<(), TorrentError> {
+        validate_file_name(&self.file_name)?;
+        if let Some(files) = &self.files {
+            let total = validate_files(&self.file_name, files)?;
+            if total != self.file_length {
+                return Err(TorrentError::WrongType {
+                    key: "file_length",
+                    expected: "the sum of the files' lengths",
+                });
+            }
+        }
         if self.piece_length == 0 || self.piece_length > MAX_PIECE_LENGTH {
             return Err(TorrentError::PieceLength(self.piece_length));
         }
@@ -185,7 +372,7 @@ impl Info {
                 piece_length: self.piece_length,
             });
         }
-        validate_file_name(&self.file_name)
+        Ok(())
     }
 
     fn from_value(v: &Value) -> Result<Info, TorrentError> {
@@ -199,15 +386,33 @@ impl Info {
                 key: "piece_hash",
                 expected: "a list",
             })?;
-        let info = Info {
-            piece_length: as_u64(need(obj, "piece_length")?, "piece_length")?,
-            piece_hash: hashes
-                .iter()
-                .enumerate()
-                .map(|(i, h)| parse_piece_hash(i, h))
-                .collect::<Result<_, _>>()?,
-            file_name: as_str(need(obj, "file_name")?, "file_name")?.to_string(),
-            file_length: as_u64(need(obj, "file_length")?, "file_length")?,
+        let piece_length = as_u64(need(obj, "piece_length")?, "piece_length")?;
+        let piece_hash = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| parse_piece_hash(i, h))
+            .collect::<Result<_, _>>()?;
+        let info = match obj.get("files") {
+            None => Info {
+                piece_length,
+                piece_hash,
+                file_name: as_str(need(obj, "file_name")?, "file_name")?.to_string(),
+                file_length: as_u64(need(obj, "file_length")?, "file_length")?,
+                files: None,
+            },
+            Some(files) => {
+                let name = as_str(need(obj, "name")?, "name")?.to_string();
+                validate_file_name(&name)?;
+                let files = parse_files(files)?;
+                let file_length = validate_files(&name, &files)?;
+                Info {
+                    piece_length,
+                    piece_hash,
+                    file_name: name,
+                    file_length,
+                    files: Some(files),
+                }
+            }
         };
         info.validate()?;
         Ok(info)
@@ -242,16 +447,25 @@ impl Torrent {
     /// Pretty JSON with hex piece hashes.
     pub fn to_json_pretty(&self) -> String {
         let hashes: Vec<String> = self.info.piece_hash.iter().map(|h| to_hex(h)).collect();
-        let v = json!({
-            "announce": self.announce,
-            "port": self.port,
-            "comment": self.comment,
-            "info": {
+        let info = match &self.info.files {
+            None => json!({
                 "piece_length": self.info.piece_length,
                 "piece_hash": hashes,
                 "file_name": self.info.file_name,
                 "file_length": self.info.file_length,
-            }
+            }),
+            Some(files) => json!({
+                "piece_length": self.info.piece_length,
+                "piece_hash": hashes,
+                "name": self.info.file_name,
+                "files": files_json(files),
+            }),
+        };
+        let v = json!({
+            "announce": self.announce,
+            "port": self.port,
+            "comment": self.comment,
+            "info": info,
         });
         let mut s = serde_json::to_string_pretty(&v).expect("JSON values always serialise");
         s.push('\n');
@@ -278,8 +492,146 @@ mod tests {
                 piece_hash: vec![[1; 20], [2; 20], [3; 20]],
                 file_name: "f.bin".into(),
                 file_length: 10,
+                files: None,
             },
         }
+    }
+
+    fn dir_sample() -> Torrent {
+        let files = vec![
+            FileEntry {
+                path: vec!["a".into(), "x.bin".into()],
+                length: 3,
+            },
+            FileEntry {
+                path: vec!["b.txt".into()],
+                length: 0,
+            },
+            FileEntry {
+                path: vec!["c".into()],
+                length: 7,
+            },
+        ];
+        Torrent {
+            announce: "127.0.0.1".into(),
+            port: 6666,
+            comment: String::new(),
+            info: Info {
+                piece_length: 4,
+                piece_hash: vec![[1; 20], [2; 20], [3; 20]],
+                file_name: "tree".into(),
+                file_length: 10,
+                files: Some(files),
+            },
+        }
+    }
+
+    #[test]
+    fn directory_torrents_round_trip_and_hash_canonically() {
+        let t = dir_sample();
+        let text = t.to_json_pretty();
+        assert!(text.contains("\"name\": \"tree\""), "{text}");
+        assert!(!text.contains("file_name"), "{text}");
+        let back = Torrent::from_json(text.as_bytes()).unwrap();
+        assert_eq!(back, t);
+        // Formatting does not change the hash; the file list does.
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let compact = Torrent::from_json(v.to_string().as_bytes()).unwrap();
+        assert_eq!(compact.info_hash(), t.info_hash());
+        let mut other = t.clone();
+        other.info.files.as_mut().unwrap()[2].path[0] = "d".into();
+        assert_ne!(other.info_hash(), t.info_hash());
+        // The same bytes as one file are another swarm.
+        let mut single = t.clone();
+        single.info.files = None;
+        assert_ne!(single.info_hash(), t.info_hash());
+        assert_eq!(
+            t.info.file_list(),
+            vec![
+                (vec!["tree", "a", "x.bin"], 3),
+                (vec!["tree", "b.txt"], 0),
+                (vec!["tree", "c"], 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn single_file_info_hash_is_unchanged() {
+        // Pinned: the canonical encoding of single-file torrents must never change.
+        let t = sample();
+        assert_eq!(
+            String::from_utf8(t.info.canonical_bytes()).unwrap(),
+            format!(
+                "{{\"file_length\":10,\"file_name\":\"f.bin\",\"piece_hash\":[\"{}\",\"{}\",\"{}\"],\"piece_length\":4}}",
+                "01".repeat(20), "02".repeat(20), "03".repeat(20)
+            )
+        );
+    }
+
+    #[test]
+    fn bad_directory_entries_are_refused_naming_the_entry() {
+        let cases: Vec<(Vec<Vec<&str>>, &str)> = vec![
+            (vec![vec!["..", "x"]], ".."),
+            (vec![vec!["a", ""]], "a/"),
+            (vec![vec!["a/b"]], "a/b"),
+            (vec![vec!["a\\b"]], "a\\\\b"),
+            (vec![vec!["nul\0"]], "nul"),
+            (vec![vec!["esc\u{1b}[31m"]], "esc"),
+            (vec![vec!["new\nline"]], "new"),
+            (vec![vec!["bidi\u{202e}txt"]], "bidi"),
+            (vec![vec![]], ""),
+            (vec![vec!["same"], vec!["same"]], "same"),
+            (vec![vec!["dir"], vec!["dir", "child"]], "dir"),
+        ];
+        let long = "x".repeat(256);
+        let deep: Vec<String> = (0..20).map(|_| "y".repeat(250)).collect();
+        let mut all: Vec<(Vec<Vec<String>>, String)> = cases
+            .into_iter()
+            .map(|(paths, needle)| {
+                (
+                    paths
+                        .into_iter()
+                        .map(|p| p.into_iter().map(String::from).collect())
+                        .collect(),
+                    needle.to_string(),
+                )
+            })
+            .collect();
+        all.push((vec![vec![long.clone()]], "xxx".into()));
+        all.push((vec![deep], "yyy".into()));
+        for (paths, needle) in all {
+            let files: Vec<Value> = paths
+                .iter()
+                .map(|p| json!({"path": p, "length": 0}))
+                .collect();
+            let v = json!({"announce": "h", "port": 1, "info": {"piece_length": 4,
+                "piece_hash": [], "name": "top", "files": files}});
+            let err = Torrent::from_json(v.to_string().as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains(&needle),
+                "{paths:?}: {err} does not name {needle:?}"
+            );
+        }
+        // The top-level name follows the same rules.
+        for bad in ["..", "a/b", "", "tab\there"] {
+            let v = json!({"announce": "h", "port": 1, "info": {"piece_length": 4,
+                "piece_hash": [], "name": bad, "files": [{"path": ["f"], "length": 0}]}});
+            assert!(
+                matches!(
+                    Torrent::from_json(v.to_string().as_bytes()),
+                    Err(TorrentError::FileName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        // Lengths that overflow are refused, not wrapped.
+        let v = json!({"announce": "h", "port": 1, "info": {"piece_length": 4,
+            "piece_hash": [], "name": "t", "files": [
+                {"path": ["a"], "length": u64::MAX}, {"path": ["b"], "length": 2}]}});
+        assert_eq!(
+            Torrent::from_json(v.to_string().as_bytes()),
+            Err(TorrentError::TotalLength)
+        );
     }
 
     #[test]
@@ -369,6 +721,9 @@ mod tests {
             "a\\b",
             "nul\0",
             "C:evil",
+            "esc\u{1b}]0;title\u{7}",
+            "line\nbreak",
+            "bidi\u{202e}gnp.exe",
         ] {
             let mut t = sample();
             t.info.file_name = bad.into();

@@ -32,9 +32,9 @@ use wire::tracker::{
     MAX_STRING_LEN,
 };
 use wire::{
-    pyrepr, Bitfield, ConnEvent, Connection, FrameCodec, FrameError, Info, InfoHash, Message,
-    MessageError, PeerCodec, PeerId, ProtocolError, Torrent, WireError, DEFAULT_MAX_FRAME,
-    FRAME_HEADER_LEN, MAX_PIECE_LENGTH,
+    pyrepr, Bitfield, ConnEvent, Connection, FileEntry, FrameCodec, FrameError, Info, InfoHash,
+    Layout, Message, MessageError, PeerCodec, PeerId, ProtocolError, Torrent, WireError,
+    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, MAX_PIECE_LENGTH,
 };
 
 /// A small frame limit, so that "just under the limit" is cheap to generate.
@@ -327,9 +327,50 @@ fn torrent() -> impl Strategy<Value = Torrent> {
                     piece_hash,
                     file_name,
                     file_length,
+                    files: None,
                 },
             },
         )
+}
+
+/// Valid directory torrents: nested paths, empty files, pieces that span
+/// files; the piece count always matches the total length.
+fn dir_torrent() -> impl Strategy<Value = Torrent> {
+    let entry = (0u8..3, file_name(), 0u64..40);
+    (1u64..=32, prop::collection::vec(entry, 1..8), file_name()).prop_map(
+        |(piece_length, entries, name)| {
+            // Directory `dN/` (or none) then a unique leaf: no duplicates and
+            // no file that is also a directory.
+            let files: Vec<FileEntry> = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, (depth, leaf, length))| {
+                    let mut path: Vec<String> = (0..depth).map(|d| format!("d{d}")).collect();
+                    path.push(format!("{i}-{leaf}"));
+                    FileEntry { path, length }
+                })
+                .collect();
+            let total: u64 = files.iter().map(|f| f.length).sum();
+            let pieces = Info::expected_pieces(total, piece_length) as usize;
+            Torrent {
+                announce: "127.0.0.1".into(),
+                port: 6666,
+                comment: String::new(),
+                info: Info {
+                    piece_length,
+                    piece_hash: (0..pieces).map(|i| [i as u8; 20]).collect(),
+                    file_name: name,
+                    file_length: total,
+                    files: Some(files),
+                },
+            }
+        },
+    )
+}
+
+/// Single-file and directory torrents.
+fn any_torrent() -> impl Strategy<Value = Torrent> {
+    prop_oneof![3 => torrent(), 1 => dir_torrent()]
 }
 
 /// Arbitrary JSON whose object keys are mostly drawn from `keys`, with leaves
@@ -404,6 +445,10 @@ const TORRENT_KEYS: &[&str] = &[
     "piece_hash",
     "file_name",
     "file_length",
+    "name",
+    "files",
+    "path",
+    "length",
 ];
 
 /// JSON bytes: valid, cut short, or with one byte overwritten.
@@ -715,7 +760,27 @@ proptest! {
     }
 
     #[test]
-    fn info_hash_names_the_info_only(t in torrent(), which in any::<prop::sample::Index>()) {
+    fn directory_torrents_round_trip_and_pieces_cover_the_files(t in dir_torrent()) {
+        let back = Torrent::from_json(t.to_json_pretty().as_bytes())?;
+        prop_assert_eq!(&back, &t);
+        prop_assert_eq!(back.info_hash(), t.info_hash());
+        let layout = Layout::new(&t.info);
+        let mut per_file = vec![0u64; layout.file_count()];
+        for p in 0..t.info.piece_count() {
+            let spans = layout.piece_spans(p);
+            let sum: u64 = spans.iter().map(|s| s.len).sum();
+            prop_assert_eq!(sum, t.info.piece_size(p));
+            for s in spans {
+                prop_assert_eq!(s.offset, per_file[s.file], "spans run in order");
+                per_file[s.file] += s.len;
+            }
+        }
+        let lengths: Vec<u64> = t.info.file_list().iter().map(|&(_, l)| l).collect();
+        prop_assert_eq!(per_file, lengths);
+    }
+
+    #[test]
+    fn info_hash_names_the_info_only(t in any_torrent(), which in any::<prop::sample::Index>()) {
         let hash = t.info_hash();
         let mut outside = t.clone();
         outside.announce.push('x');
@@ -1022,7 +1087,7 @@ proptest! {
     /// by arbitrary JSON: a torrent or a typed error, never a panic.
     #[test]
     fn torrent_with_one_bad_field(
-        t in torrent(),
+        t in any_torrent(),
         key in select(TORRENT_KEYS),
         replacement in json_value(TORRENT_KEYS),
     ) {

@@ -10,15 +10,15 @@
 pub mod packet;
 
 use crate::cli::ChatArgs;
-use crate::error::usage;
 use crate::escape::escape_bytes;
-use crate::output::Output;
+use crate::events::{ChatJoined, ChatMessage, ChatSummary, Event, Joined, Message, Summary};
 use crate::probe::random_u64;
+use crate::Out;
 use anyhow::Context as _;
 use lanio::group::destination;
 use lanio::multicast::{bind_receiver, configure_sending, into_tokio, SendOptions};
+use lanio::{bad_input, Signals};
 use packet::{ChatPacket, Kind, MAX_NAME, MAX_TEXT};
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokio::io::AsyncBufReadExt as _;
@@ -129,17 +129,18 @@ impl Room {
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(usage(format!("--name must be 1 to {MAX_NAME} bytes long")));
+        return Err(bad_input(format!(
+            "--name must be 1 to {MAX_NAME} bytes long"
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(usage("--name must not contain control characters"));
+        return Err(bad_input("--name must not contain control characters"));
     }
     Ok(())
 }
 
-/// Runs `mcast chat`.
-pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
-    let out = Output::new(args.common.json);
+/// Runs `mcast chat`: its events go to `out`; a signal makes it leave cleanly.
+pub async fn run(args: ChatArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
     validate_name(&args.name)?;
     let iface = args.common.resolve_iface()?;
     let sock = bind_receiver(args.group, args.port, iface.as_ref(), None)?;
@@ -170,24 +171,17 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     };
 
     send(packet(Kind::Join, b"")).await?;
-    out.event(
-        "joined",
-        json!({"group": args.group.to_string(), "port": args.port, "name": args.name}),
-        || {
-            format!(
-                "* joined {}:{} as {} (type lines, Ctrl-D or Ctrl-C to leave)",
-                args.group, args.port, args.name
-            )
-        },
-    );
+    out.emit(&Event::Joined(Joined::Chat(ChatJoined {
+        group: args.group,
+        port: args.port,
+        name: args.name.clone(),
+    })));
 
     let mut room = Room::new(me);
     let (mut sent, mut received) = (0u64, 0u64);
     // Lines as bytes: text that is not UTF-8 is sent as is (and escaped by readers).
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut buf = vec![0u8; 65_536];
-    let shutdown = crate::signal::shutdown();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             line = lines.next_segment() => {
@@ -208,22 +202,18 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
                 if reply {
                     send(packet(Kind::Present, b"")).await?;
                 }
-                show(&out, reaction, from, &mut received);
+                show(out, reaction, from, &mut received);
             }
-            _ = &mut shutdown => break,
+            _ = signals.recv() => break,
         }
     }
     send(packet(Kind::Leave, b"")).await?;
-    out.event(
-        "summary",
-        json!({"sent": sent, "received": received, "members": room.len(), "foreign": room.foreign}),
-        || {
-            format!(
-                "* left; sent {sent}, received {received}, ignored {} foreign datagrams",
-                room.foreign
-            )
-        },
-    );
+    out.emit(&Event::Summary(Summary::Chat(ChatSummary {
+        sent,
+        received,
+        members: room.len(),
+        foreign: room.foreign,
+    })));
     Ok(())
 }
 
@@ -235,29 +225,22 @@ fn trim_line_end(mut line: Vec<u8>) -> Vec<u8> {
     line
 }
 
-fn show(out: &Output, reaction: Reaction, from: SocketAddr, received: &mut u64) {
-    let from_s = from.to_string();
-    match reaction {
-        Reaction::Nothing => {}
-        Reaction::Joined { name } => out.event(
-            "member_joined",
-            json!({"name": name, "from": from_s}),
-            || format!("* {name} joined ({from})"),
-        ),
-        Reaction::Left { name } => {
-            out.event("member_left", json!({"name": name, "from": from_s}), || {
-                format!("* {name} left")
-            })
-        }
+fn show(out: &Out, reaction: Reaction, from: SocketAddr, received: &mut u64) {
+    let event = match reaction {
+        Reaction::Nothing => return,
+        Reaction::Joined { name } => Event::MemberJoined { name, from },
+        Reaction::Left { name } => Event::MemberLeft { name, from },
         Reaction::Message { name, text, bytes } => {
             *received += 1;
-            out.event(
-                "message",
-                json!({"from": from_s, "name": name, "bytes": bytes, "text": text}),
-                || format!("<{name}> {text}"),
-            )
+            Event::Message(Message::Chat(ChatMessage {
+                from,
+                name,
+                bytes,
+                text,
+            }))
         }
-    }
+    };
+    out.emit(&event);
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! | offset | size | field |
 //! |--------|------|-------|
-//! | 0  | 4 | magic `LSWC` |
+//! | 0  | 4 | magic `LSWC` ([`crate::preamble`]) |
 //! | 4  | 1 | version (1) |
 //! | 5  | 1 | kind: 1 join, 2 message, 3 leave, 4 present (reply to a join) |
 //! | 6  | 8 | member id (random per session, big-endian) |
@@ -10,10 +10,13 @@
 //! | 15 | N | name |
 //! | 15+N | rest | message text (empty except for kind 2) |
 
-/// Magic bytes that start every chat datagram.
-pub const MAGIC: &[u8; 4] = b"LSWC";
-/// Format version.
-pub const VERSION: u8 = 1;
+use crate::preamble::{Preamble, PreambleError};
+
+/// Magic bytes and version that start every chat datagram.
+pub const PREAMBLE: Preamble = Preamble {
+    magic: b"LSWC",
+    version: 1,
+};
 /// Longest member name in bytes.
 pub const MAX_NAME: usize = 32;
 /// Longest message text in bytes.
@@ -60,15 +63,12 @@ pub struct ChatPacket {
 /// Why a datagram is not a valid chat datagram.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// Does not start with the magic bytes (a foreign datagram).
-    #[error("not a chat datagram (bad magic)")]
-    BadMagic,
-    /// Shorter than its fixed header or its name length says.
+    /// Not a chat datagram of our version, or shorter than the fixed header.
+    #[error("not a chat datagram: {0}")]
+    Preamble(#[from] PreambleError),
+    /// Shorter than its name length says.
     #[error("truncated chat datagram")]
     Truncated,
-    /// Unsupported version.
-    #[error("unsupported chat version {0}")]
-    BadVersion(u8),
     /// Unknown kind.
     #[error("unknown chat packet kind {0}")]
     BadKind(u8),
@@ -84,9 +84,7 @@ impl ChatPacket {
     /// Encodes the packet. Callers keep name and text within the limits.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED + self.name.len() + self.text.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.push(self.kind.code());
+        out.extend_from_slice(&PREAMBLE.encode(self.kind.code()));
         out.extend_from_slice(&self.member.to_be_bytes());
         out.push(self.name.len() as u8);
         out.extend_from_slice(&self.name);
@@ -96,16 +94,7 @@ impl ChatPacket {
 
     /// Decodes and validates a datagram.
     pub fn decode(buf: &[u8]) -> Result<ChatPacket, DecodeError> {
-        if buf.len() >= 4 && &buf[..4] != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
-        if buf.len() < FIXED {
-            return Err(DecodeError::Truncated);
-        }
-        if buf[4] != VERSION {
-            return Err(DecodeError::BadVersion(buf[4]));
-        }
-        let kind = match buf[5] {
+        let kind = match PREAMBLE.check(buf, FIXED)? {
             1 => Kind::Join,
             2 => Kind::Message,
             3 => Kind::Leave,
@@ -166,10 +155,15 @@ mod tests {
         let good = msg(b"hello").encode();
         assert_eq!(
             ChatPacket::decode(b"Hello Everybody"),
-            Err(DecodeError::BadMagic)
+            Err(DecodeError::Preamble(PreambleError::BadMagic))
         );
-        assert_eq!(ChatPacket::decode(b""), Err(DecodeError::Truncated));
-        assert_eq!(ChatPacket::decode(&good[..10]), Err(DecodeError::Truncated));
+        assert_eq!(
+            ChatPacket::decode(&good[..10]),
+            Err(DecodeError::Preamble(PreambleError::TooShort {
+                len: 10,
+                min: FIXED
+            }))
+        );
         // Name length pointing past the end of the datagram.
         let mut bad = good[..17].to_vec();
         bad[14] = 5;
@@ -179,9 +173,6 @@ mod tests {
         assert_eq!(ChatPacket::decode(&bad), Err(DecodeError::BadName(0)));
         bad[14] = 200;
         assert_eq!(ChatPacket::decode(&bad), Err(DecodeError::BadName(200)));
-        let mut bad = good.clone();
-        bad[4] = 2;
-        assert_eq!(ChatPacket::decode(&bad), Err(DecodeError::BadVersion(2)));
         let mut bad = good.clone();
         bad[5] = 0;
         assert_eq!(ChatPacket::decode(&bad), Err(DecodeError::BadKind(0)));

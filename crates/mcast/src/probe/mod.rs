@@ -12,14 +12,17 @@ pub mod packet;
 pub mod stats;
 
 use crate::cli::{ProbeRecvArgs, ProbeSendArgs};
-use crate::error::usage;
+use crate::events::{
+    Event, Joined, ProbeJoined, ProbeRecvSummary, ProbeReport, ProbeSendSummary, ProbeStart,
+    Summary,
+};
 use crate::idle::IdleTimeout;
-use crate::output::Output;
+use crate::Out;
 use anyhow::Context as _;
 use lanio::group::{check_payload_len, destination};
 use lanio::multicast::{bind_receiver, bind_sender, into_tokio, SendOptions};
+use lanio::{bad_input, Signals};
 use packet::{monotonic_ns, Kind, ProbePacket, HEADER_LEN};
-use serde_json::json;
 use stats::{Report, StreamStats};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -58,11 +61,10 @@ struct SendResult {
     elapsed: Duration,
 }
 
-/// Runs `mcast probe send`.
-pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
-    let out = Output::new(args.common.json);
+/// Runs `mcast probe send`: its events go to `out`; a signal stops it cleanly.
+pub async fn run_send(args: ProbeSendArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
     if args.size < HEADER_LEN {
-        return Err(usage(format!(
+        return Err(bad_input(format!(
             "--size {} is smaller than the {HEADER_LEN}-byte probe header",
             args.size
         )));
@@ -78,17 +80,13 @@ pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
     let _ = sock.set_send_buffer_size(4 << 20);
     let dest = destination(args.group, args.port, iface.as_ref().map_or(0, |i| i.index));
     let run = random_u64();
-    out.event(
-        "start",
-        json!({"to": dest.to_string(), "run": format!("{run:016x}"), "rate": args.rate,
-               "size": args.size, "count": args.count}),
-        || {
-            format!(
-                "probing {dest}: {} datagrams of {} bytes at {}/s",
-                args.count, args.size, args.rate
-            )
-        },
-    );
+    out.emit(&Event::Start(ProbeStart {
+        to: dest,
+        run: format!("{run:016x}"),
+        rate: args.rate,
+        size: args.size,
+        count: args.count,
+    }));
 
     let state = Arc::new(PaceState::default());
     let thread_state = Arc::clone(&state);
@@ -100,12 +98,10 @@ pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
     // Progress on a terminal only; never mixed into --json output.
     let show_progress = !out.is_json() && std::io::stderr().is_terminal();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let shutdown = crate::signal::shutdown();
-    tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
             r = &mut pacer => break r,
-            _ = &mut shutdown => {
+            _ = signals.recv() => {
                 state.stop.store(true, Ordering::Relaxed);
                 break pacer.await;
             }
@@ -122,17 +118,13 @@ pub async fn run_send(args: ProbeSendArgs) -> anyhow::Result<()> {
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     let pps = result.sent as f64 / secs;
     let mbit = pps * (size as f64) * 8.0 / 1e6;
-    out.event(
-        "summary",
-        json!({"sent": result.sent, "send_errors": result.errors, "elapsed_s": secs,
-               "rate_pps": pps, "mbit_s": mbit}),
-        || {
-            format!(
-                "summary: sent {} in {secs:.3}s ({pps:.0}/s, {mbit:.1} Mbit/s payload), send errors {}",
-                result.sent, result.errors
-            )
-        },
-    );
+    out.emit(&Event::Summary(Summary::ProbeSend(ProbeSendSummary {
+        sent: result.sent,
+        send_errors: result.errors,
+        elapsed_s: secs,
+        rate_pps: pps,
+        mbit_s: mbit,
+    })));
     Ok(())
 }
 
@@ -262,25 +254,22 @@ impl ProbeReceiver {
     }
 }
 
-/// Runs `mcast probe recv`.
-pub async fn run_recv(args: ProbeRecvArgs) -> anyhow::Result<()> {
-    let out = Output::new(args.common.json);
+/// Runs `mcast probe recv`: its events go to `out`; a signal stops it
+/// cleanly (with the reports so far).
+pub async fn run_recv(args: ProbeRecvArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
     let iface = args.common.resolve_iface()?;
     let sock = bind_receiver(args.group, args.port, iface.as_ref(), args.source)?;
     let _ = sock.set_recv_buffer_size(8 << 20);
     let sock = into_tokio(sock)?;
-    out.event(
-        "joined",
-        json!({"group": args.group.to_string(), "port": args.port,
-               "source": args.source.map(|s| s.to_string())}),
-        || format!("joined {}:{}, waiting for probes", args.group, args.port),
-    );
+    out.emit(&Event::Joined(Joined::Probe(ProbeJoined {
+        group: args.group,
+        port: args.port,
+        source: args.source,
+    })));
     let mut state = ProbeReceiver::default();
     let mut buf = vec![0u8; 65_536];
     let idle = IdleTimeout::new(args.timeout);
     let mut deadline = idle.deadline_from_now();
-    let shutdown = crate::signal::shutdown();
-    tokio::pin!(shutdown);
     while state.finished < args.senders {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
@@ -289,36 +278,22 @@ pub async fn run_recv(args: ProbeRecvArgs) -> anyhow::Result<()> {
                 deadline = idle.deadline_from_now();
             }
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = &mut shutdown => break,
+            _ = signals.recv() => break,
         }
     }
-    for (run, from, r) in state.reports() {
-        let mut fields = serde_json::to_value(&r)?;
-        fields["from"] = json!(from.to_string());
-        fields["run"] = json!(format!("{run:016x}"));
-        fields["loss_pct"] = json!(r.loss_ratio() * 100.0);
-        out.event("report", fields, || {
-            let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}us"));
-            format!(
-                "report from {from}: sent {}, received {}, lost {} ({:.3}%), duplicates {}, reordered {}, latency p50 {} p99 {} max {}",
-                r.sent.map_or("?".to_string(), |s| s.to_string()),
-                r.received, r.lost, r.loss_ratio() * 100.0, r.duplicates, r.reordered,
-                us(r.latency_p50_us), us(r.latency_p99_us), us(r.latency_max_us)
-            )
-        });
+    for (run, from, figures) in state.reports() {
+        out.emit(&Event::Report(ProbeReport {
+            from,
+            run: format!("{run:016x}"),
+            loss_pct: figures.loss_ratio() * 100.0,
+            figures,
+        }));
     }
-    out.event(
-        "summary",
-        json!({"streams": state.order.len(), "finished": state.finished, "foreign": state.foreign}),
-        || {
-            format!(
-                "summary: streams {}, finished {}, foreign datagrams {}",
-                state.order.len(),
-                state.finished,
-                state.foreign
-            )
-        },
-    );
+    out.emit(&Event::Summary(Summary::ProbeRecv(ProbeRecvSummary {
+        streams: state.order.len(),
+        finished: state.finished,
+        foreign: state.foreign,
+    })));
     Ok(())
 }
 

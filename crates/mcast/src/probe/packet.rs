@@ -5,7 +5,7 @@
 //!
 //! | offset | size | field |
 //! |--------|------|-------|
-//! | 0  | 4 | magic `LSWP` |
+//! | 0  | 4 | magic `LSWP` ([`crate::preamble`]) |
 //! | 4  | 1 | version (1) |
 //! | 5  | 1 | kind: 1 = data, 2 = end of run |
 //! | 6  | 2 | reserved (0) |
@@ -14,10 +14,13 @@
 //! | 24 | 8 | send time, ns of `CLOCK_MONOTONIC` |
 //! | 32 | 8 | interval between datagrams in ns (informational) |
 
-/// Magic bytes that start every probe datagram.
-pub const MAGIC: &[u8; 4] = b"LSWP";
-/// Format version.
-pub const VERSION: u8 = 1;
+use crate::preamble::{Preamble, PreambleError};
+
+/// Magic bytes and version that start every probe datagram.
+pub const PREAMBLE: Preamble = Preamble {
+    magic: b"LSWP",
+    version: 1,
+};
 /// Length of the fixed header; the smallest valid probe datagram.
 pub const HEADER_LEN: usize = 40;
 
@@ -48,15 +51,9 @@ pub struct ProbePacket {
 /// Why a datagram is not a valid probe datagram.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// Shorter than the header.
-    #[error("datagram of {0} bytes is shorter than the {HEADER_LEN}-byte probe header")]
-    TooShort(usize),
-    /// Does not start with the magic bytes (a foreign datagram).
-    #[error("not a probe datagram (bad magic)")]
-    BadMagic,
-    /// A probe datagram of a version we do not speak.
-    #[error("unsupported probe version {0}")]
-    BadVersion(u8),
+    /// Not a probe datagram of our version, or shorter than the header.
+    #[error("not a probe datagram: {0}")]
+    Preamble(#[from] PreambleError),
     /// Unknown packet kind.
     #[error("unknown probe packet kind {0}")]
     BadKind(u8),
@@ -67,12 +64,11 @@ impl ProbePacket {
     /// [`HEADER_LEN`] bytes); the rest of `buf` is left as is (padding).
     pub fn encode_into(&self, buf: &mut [u8]) {
         assert!(buf.len() >= HEADER_LEN, "probe buffer smaller than header");
-        buf[0..4].copy_from_slice(MAGIC);
-        buf[4] = VERSION;
-        buf[5] = match self.kind {
+        let kind = match self.kind {
             Kind::Data => 1,
             Kind::End => 2,
         };
+        buf[..crate::preamble::LEN].copy_from_slice(&PREAMBLE.encode(kind));
         buf[6..8].copy_from_slice(&[0, 0]);
         buf[8..16].copy_from_slice(&self.run.to_be_bytes());
         buf[16..24].copy_from_slice(&self.seq.to_be_bytes());
@@ -82,16 +78,7 @@ impl ProbePacket {
 
     /// Decodes a datagram. Any length from [`HEADER_LEN`] up is accepted.
     pub fn decode(buf: &[u8]) -> Result<ProbePacket, DecodeError> {
-        if buf.len() >= 4 && &buf[0..4] != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
-        if buf.len() < HEADER_LEN {
-            return Err(DecodeError::TooShort(buf.len()));
-        }
-        if buf[4] != VERSION {
-            return Err(DecodeError::BadVersion(buf[4]));
-        }
-        let kind = match buf[5] {
+        let kind = match PREAMBLE.check(buf, HEADER_LEN)? {
             1 => Kind::Data,
             2 => Kind::End,
             k => return Err(DecodeError::BadKind(k)),
@@ -148,22 +135,19 @@ mod tests {
     fn malformed_datagrams_are_rejected() {
         let mut buf = vec![0u8; HEADER_LEN];
         sample(Kind::Data).encode_into(&mut buf);
-        assert_eq!(ProbePacket::decode(b""), Err(DecodeError::TooShort(0)));
-        assert_eq!(ProbePacket::decode(b"LS"), Err(DecodeError::TooShort(2)));
         assert_eq!(
             ProbePacket::decode(&buf[..HEADER_LEN - 1]),
-            Err(DecodeError::TooShort(HEADER_LEN - 1))
+            Err(DecodeError::Preamble(PreambleError::TooShort {
+                len: HEADER_LEN - 1,
+                min: HEADER_LEN
+            }))
         );
         assert_eq!(
             ProbePacket::decode(b"very important data"),
-            Err(DecodeError::BadMagic)
+            Err(DecodeError::Preamble(PreambleError::BadMagic))
         );
-        let mut bad = buf.clone();
-        bad[4] = 9;
-        assert_eq!(ProbePacket::decode(&bad), Err(DecodeError::BadVersion(9)));
-        let mut bad = buf.clone();
-        bad[5] = 7;
-        assert_eq!(ProbePacket::decode(&bad), Err(DecodeError::BadKind(7)));
+        buf[5] = 7;
+        assert_eq!(ProbePacket::decode(&buf), Err(DecodeError::BadKind(7)));
     }
 
     #[test]

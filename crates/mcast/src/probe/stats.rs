@@ -18,7 +18,7 @@ pub struct StreamStats {
 }
 
 /// The final figures of a stream.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Datagrams the sender said it sent (known once its end marker arrived).
     pub sent: Option<u64>,
