@@ -63,6 +63,7 @@ mod tests {
             piece_hash: vec![[0; 20]; 3],
             file_name: "f".into(),
             file_length: 25,
+            files: None,
         };
         let mut have = Bitfield::new(3);
         assert_eq!(bytes_left(&info, &have), 25);
