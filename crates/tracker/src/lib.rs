@@ -38,5 +38,6 @@ pub mod report;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod web;
 
 pub use server::{serve, Config, SwarmConfig, TrackerCodec};
