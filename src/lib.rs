@@ -8,7 +8,10 @@
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
+//! - [`web_client`]: a blocking HTTP client for `tracker --http`: requests and event streams.
+//! - [`chromium`]: headless Chromium over the DevTools pipe, for browser tests.
 
+pub mod chromium;
 pub mod files;
 pub mod fixture;
 pub mod mcast_lab;
@@ -16,3 +19,4 @@ pub mod netns;
 pub mod process;
 pub mod testbed;
 pub mod transfer;
+pub mod web_client;
