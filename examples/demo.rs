@@ -78,7 +78,8 @@ fn main() {
     std::fs::create_dir_all(&seed_dir).unwrap();
     std::fs::hard_link(&data, seed_dir.join("demo.bin")).unwrap();
     let (_seed, seed_ev) = start_peer("seeder", peer_command(&torrent, &seed_dir));
-    tracker.proc.expect_line("join", STEP);
+    let seed_id = seed_ev.peer_id.as_str();
+    tracker.expect_join(seed_id, STEP);
     println!(
         "seeder    {} verified {} pieces",
         seed_ev.listen, seed_ev.have

@@ -95,8 +95,8 @@ fn swarm_run(root: &Path, torrent: &Path, data: &Path, n: usize, tag: &str) -> (
     let mut tracker = start_tracker(&[]);
     let mut cmd = peer_command(torrent, &seed_dir(root, &format!("{tag}-seed"), data));
     cmd.args(["--tracker", &tracker.addr.to_string()]);
-    let (_seed, _) = start_peer("seed", cmd);
-    tracker.proc.expect_line("join", STEP);
+    let (_seed, started) = start_peer("seed", cmd);
+    tracker.expect_join(&started.peer_id, STEP);
     let t = Instant::now();
     let mut leechers: Vec<(Proc, PathBuf)> = (0..n)
         .map(|i| {

@@ -65,3 +65,54 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Writes files of the given sizes below `root` (paths with `/`), each
+/// with its own pseudo-random content; directories are created as needed.
+pub fn write_tree(root: &Path, files: &[(&str, u64)]) {
+    for (i, (path, len)) in files.iter().enumerate() {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file below root")).expect("mkdir");
+        write_random_file(&path, *len, 0x9e37_79b9 ^ i as u64);
+    }
+}
+
+/// Every regular file below `dir`, as (path below `dir`, bytes), sorted.
+pub fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn visit(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let entry = entry.expect("dir entry");
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                visit(&entry.path(), &format!("{name}/"), out);
+            } else if kind.is_file() {
+                out.push((name, std::fs::read(entry.path()).expect("read file")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(dir, "", &mut out);
+    out.sort();
+    out
+}
+
+/// Asserts that two trees hold the same regular files with the same bytes.
+pub fn assert_same_tree(expected: &Path, actual: &Path) {
+    let (a, b) = (read_tree(expected), read_tree(actual));
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&a),
+        names(&b),
+        "{} and {} list different files",
+        expected.display(),
+        actual.display()
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "{name} differs between {} and {}",
+            expected.display(),
+            actual.display()
+        );
+    }
+}

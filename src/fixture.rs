@@ -8,14 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use lanio::frame::FrameError;
+use tracker::events::{Event as TrackerEvent, PeerEvent};
 use wire::tracker::{AnnounceRequest, AnnounceResponse};
 use wire::{Message, Torrent};
+
+use peer::events::{Done, Event};
+pub use peer::events::{Started, SwarmDone};
 
 use crate::expect_event;
 pub use crate::files::{same_file, write_random_file};
 use crate::process::{command, Proc};
-use peer::events::{Done, Event};
-pub use peer::events::{Started, SwarmDone};
+use crate::tracker_client::Client;
 
 /// Generous limit for any single step of a test on a loaded 2-core machine.
 pub const STEP: Duration = Duration::from_secs(60);
@@ -26,19 +30,46 @@ pub struct TrackerProc {
     pub addr: SocketAddr,
 }
 
-/// Starts `tracker --listen 127.0.0.1:0 ARGS…` and waits until it listens.
-pub fn start_tracker(args: &[&str]) -> TrackerProc {
+/// `tracker --listen 127.0.0.1:0 --json ARGS…`, logging at info level: the
+/// command [`start_tracker`] runs.
+pub fn tracker_command(args: &[&str]) -> Command {
     let mut cmd = command("tracker");
-    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-    let mut proc = Proc::spawn("tracker", cmd);
-    let line = proc.expect_line("listening on", STEP);
-    let addr = line
-        .rsplit("listening on")
-        .next()
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.trim_matches(|c: char| c == '"' || c == ',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    cmd.args(["--listen", "127.0.0.1:0", "--json"]).args(args);
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+/// Starts `tracker --listen 127.0.0.1:0 --json ARGS…` and waits for its
+/// `listening` event, which names the address it bound. Its events
+/// ([`TrackerProc::wait_event`]) and its info-level log lines are both in
+/// [`Proc::output`].
+pub fn start_tracker(args: &[&str]) -> TrackerProc {
+    let mut proc = Proc::spawn("tracker", tracker_command(args));
+    let addr = proc.wait_event(STEP, |e| match e {
+        TrackerEvent::Listening { addr } => Some(addr),
+        _ => None,
+    });
     TrackerProc { proc, addr }
+}
+
+impl TrackerProc {
+    /// Waits at most `timeout` for the tracker's next event that `pick`
+    /// accepts; earlier events are skipped.
+    pub fn wait_event<T>(
+        &mut self,
+        timeout: Duration,
+        pick: impl FnMut(TrackerEvent) -> Option<T>,
+    ) -> T {
+        self.proc.wait_event(timeout, pick)
+    }
+
+    /// Waits at most `timeout` for the peer `peer_id` to join.
+    pub fn expect_join(&mut self, peer_id: &str, timeout: Duration) -> PeerEvent {
+        self.wait_event(timeout, |e| match e {
+            TrackerEvent::Join { peer, .. } if peer.peer_id == peer_id => Some(peer),
+            _ => None,
+        })
+    }
 }
 
 /// The usual start of a swarm test: a tracker, a generated `data.bin` and
@@ -89,7 +120,7 @@ impl Scenario {
     /// tracker has registered it. Returns the process and its `started` event.
     pub fn start_seeder(&mut self, name: &str) -> (Proc, Started) {
         let started = start_peer(name, peer_command(&self.torrent, &self.seed_dir(name)));
-        self.tracker.proc.expect_line("join", STEP);
+        self.tracker.expect_join(&started.1.peer_id, STEP);
         started
     }
 
@@ -187,29 +218,20 @@ impl WireStream {
     }
 }
 
-/// Reads one 8-byte-length-prefixed frame.
-pub fn read_frame(stream: &mut TcpStream, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut header = [0u8; 8];
-    stream.read_exact(&mut header)?;
-    let len = u64::from_be_bytes(header);
-    if len > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame too large",
-        ));
+/// Reads one frame of at most `max` body bytes with [`lanio::frame`]; a
+/// stream that ends before it is [`std::io::ErrorKind::UnexpectedEof`].
+pub fn read_frame(stream: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind};
+    match lanio::frame::read_frame(stream, max) {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(ErrorKind::UnexpectedEof.into()),
+        Err(FrameError::Io(e)) => Err(e),
+        Err(e @ FrameError::Truncated { .. }) => Err(Error::new(ErrorKind::UnexpectedEof, e)),
+        Err(e @ FrameError::TooLarge { .. }) => Err(Error::new(ErrorKind::InvalidData, e)),
     }
-    let mut body = vec![0u8; len as usize];
-    stream.read_exact(&mut body)?;
-    Ok(body)
 }
 
-/// One blocking announce, as a fake peer would send it.
+/// One blocking announce on a fresh connection, as a fake peer would send it.
 pub fn announce(tracker: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
-    let mut s = TcpStream::connect(tracker).expect("connect tracker");
-    s.set_read_timeout(Some(STEP)).ok();
-    let body = req.to_json();
-    s.write_all(&(body.len() as u64).to_be_bytes()).unwrap();
-    s.write_all(&body).unwrap();
-    let reply = read_frame(&mut s, 1 << 20).expect("tracker reply");
-    AnnounceResponse::parse(&reply).expect("tracker reply is JSON")
+    Client::connect_within(tracker, STEP).request(&req.to_json())
 }

@@ -4,7 +4,10 @@
 //! - [`process`]: finding the built binaries, spawning them, waiting on their output lines.
 //! - [`files`]: generated data files, byte-for-byte comparisons, directory listings.
 //! - [`transfer`]: `peer serve` / `peer fetch` processes for the client/server tests.
-//! - [`fixture`]: trackers, peers, torrents and fake wire peers for swarm tests and demos.
+//! - [`fixture`]: trackers (started and awaited through their typed events), peers,
+//!   torrents and fake wire peers for swarm tests and demos.
+//! - [`tracker_client`]: a raw, blocking client of the tracker protocol, frame by
+//!   frame, for tests of the tracker itself.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
@@ -18,5 +21,6 @@ pub mod mcast_lab;
 pub mod netns;
 pub mod process;
 pub mod testbed;
+pub mod tracker_client;
 pub mod transfer;
 pub mod web_client;

@@ -4,6 +4,7 @@ use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use lanswarm::process::Proc;
 use peer::events::{Event, Progress};
+use tracker::events::Event as TrackerEvent;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -80,15 +81,15 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
     std::fs::write(half_dir.join("data.bin"), &bytes).unwrap();
     let (_half, half_ev) = start_peer("half", peer_command(&s.torrent, &half_dir));
     assert_eq!(u64::from(half_ev.have), pieces / 2);
-    s.tracker.proc.expect_line("join", STEP);
+    s.tracker.expect_join(&half_ev.peer_id, STEP);
 
-    let (mut leech, _) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
+    let (mut leech, leech_ev) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
     expect_event!(leech, STEP,
         Event::Progress(Progress::Swarm { have, .. }) if u64::from(have) == pieces / 2);
     leech.signal(libc::SIGKILL);
     leech.wait_exit(STEP).unwrap();
     // The killed leecher's registration is still at the tracker.
-    s.tracker.proc.expect_line("join", STEP);
+    s.tracker.expect_join(&leech_ev.peer_id, STEP);
 
     let (_seed, _) = s.start_seeder("seed");
     let (mut again, started) = start_peer("leech-again", s.leecher_command("leech"));
@@ -106,7 +107,7 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
 #[test]
 fn sigterm_closes_peers_tells_the_tracker_and_exits_0() {
     let mut s = Scenario::new(MIB, 64 * KIB, 4, &[]);
-    let (mut seed, _) = s.start_seeder("seed");
+    let (mut seed, seed_ev) = s.start_seeder("seed");
     // A leecher that stays after completing, connected to the seeder.
     let (mut leech, _) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
     expect_done(&mut leech);
@@ -116,7 +117,10 @@ fn sigterm_closes_peers_tells_the_tracker_and_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", seed.output());
     let gone = expect_event!(leech, STEP, Event::PeerDisconnected { reason, .. } => reason);
     assert_eq!(gone, "peer sent Close");
-    s.tracker.proc.expect_line("leave", STEP);
+    s.tracker.wait_event(STEP, |e| match e {
+        TrackerEvent::Leave(p) if p.peer_id == seed_ev.peer_id => Some(()),
+        _ => None,
+    });
     // The seeder has exited: its `stopped` line must be among what it printed.
     expect_event!(seed, STEP, Event::Stopped { .. });
 

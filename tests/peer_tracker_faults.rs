@@ -1,9 +1,9 @@
 //! A peer facing a misbehaving tracker: malformed and error replies are
 //! logged and retried with backoff, and never crash the peer.
 
-use std::io::Write;
 use std::net::TcpListener;
 
+use lanio::frame::write_frame;
 use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use peer::events::Event;
@@ -39,8 +39,7 @@ fn malformed_and_error_replies_are_retried_until_a_good_one() {
         for reply in replies {
             let (mut s, _) = scripted.accept().unwrap();
             read_frame(&mut s, 1 << 20).unwrap();
-            s.write_all(&(reply.len() as u64).to_be_bytes()).unwrap();
-            s.write_all(&reply).unwrap();
+            write_frame(&mut s, &reply).unwrap();
             // Closes after every reply, as the seed's tracker does.
         }
     });

@@ -2,17 +2,17 @@
 //! naming the problem; the same connection then still answers a good
 //! request, and another client on another connection is served too.
 
-mod tracker_util;
-
-use tracker_util::{announce, assert_serves, start, Client};
+use lanswarm::fixture::start_tracker;
+use lanswarm::tracker_client::{announce_body, assert_serves, Client};
 
 /// Sends `bad`, expects an error naming `needle`, then a good request on the
 /// same connection, then a good client on another connection.
 fn refused_then_still_served(bad: &[u8], needle: &str) {
-    let (_tracker, addr) = start(&[]);
+    let tracker = start_tracker(&[]);
+    let addr = tracker.addr;
     let mut c = Client::connect(addr);
     c.expect_error(bad, needle);
-    let ok = c.request(&announce(7000, "same-conn", r#","event":"started""#));
+    let ok = c.request(&announce_body(7000, "same-conn", r#","event":"started""#));
     assert_eq!(ok.error_code, 0, "{ok:?}");
     assert_serves(addr);
 }
@@ -100,9 +100,10 @@ fn string_over_256_bytes() {
 
 #[test]
 fn a_256_byte_string_is_still_fine() {
-    let (_tracker, addr) = start(&[]);
+    let tracker = start_tracker(&[]);
+    let addr = tracker.addr;
     let mut c = Client::connect(addr);
-    let r = c.request(&announce(7001, &"x".repeat(256), ""));
+    let r = c.request(&announce_body(7001, &"x".repeat(256), ""));
     assert_eq!(r.error_code, 0, "{r:?}");
 }
 
@@ -113,13 +114,14 @@ fn unknown_request_kind() {
 
 #[test]
 fn refused_requests_register_nobody() {
-    let (_tracker, addr) = start(&[]);
+    let tracker = start_tracker(&[]);
+    let addr = tracker.addr;
     let mut c = Client::connect(addr);
     c.expect_error(br#"{"port":0,"peer_id":"ghost"}"#, "'port'");
     c.expect_error(
         br#"{"port":7002,"peer_id":"ghost","event":"paused"}"#,
         "'event'",
     );
-    let r = c.request(&announce(7003, "real", ""));
+    let r = c.request(&announce_body(7003, "real", ""));
     assert_eq!(r.num_of_peer, 0, "a refused request was registered: {r:?}");
 }

@@ -13,6 +13,7 @@
 //! ```
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::exit;
@@ -62,7 +63,8 @@ impl Program {
     }
 }
 
-/// Sets up `tracing` on stderr: `RUST_LOG` if set, else `default`.
+/// Sets up `tracing` on stderr: `RUST_LOG` if set, else `default`; colours
+/// only when stderr is a terminal (no escape codes in a piped or saved log).
 /// Calling it again is harmless.
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -70,6 +72,7 @@ pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -27,12 +27,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a torrent (JSON metadata with SHA-1 piece hashes) for FILE.
+    /// Write a torrent (JSON metadata with SHA-1 piece hashes) for a file or a directory.
     Create(CreateArgs),
+    /// Show what a torrent describes: name, info hash, pieces, size, files, tracker.
+    Info(InfoArgs),
     /// Client/server mode: send FILE, as one frame, to every client that connects.
     Serve(ServeArgs),
     /// Client/server mode: receive one file from a `peer serve` server.
     Fetch(FetchArgs),
+}
+
+/// Describing a torrent.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The torrent file.
+    pub torrent: PathBuf,
+
+    /// Print one JSON object (`{"event":"info","info_hash":…}`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Joining a swarm.
@@ -75,7 +88,9 @@ pub struct SwarmArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The file to describe.
+    /// The file or directory to describe. A directory's regular files go in
+    /// sorted order; symbolic links are skipped (with a warning), empty
+    /// directories dropped (with a note).
     pub file: PathBuf,
 
     /// Tracker address written into the torrent.

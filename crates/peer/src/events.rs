@@ -71,6 +71,9 @@ pub enum Event {
     // ---- peer fetch ----
     /// `peer fetch` got the length of the file.
     Connected { addr: String, bytes: u64 },
+    // ---- peer info ----
+    /// `peer info`: what a torrent describes.
+    Info(TorrentInfo),
     // ---- peer create ----
     /// `peer create` wrote a torrent.
     Created {
@@ -78,7 +81,10 @@ pub enum Event {
         info_hash: String,
         pieces: u32,
         piece_length: u64,
+        /// Total bytes.
         file_length: u64,
+        /// Number of files (1 for a single-file torrent).
+        files: usize,
         seconds: f64,
     },
 }
@@ -99,6 +105,32 @@ pub struct Started {
     /// Whether the resume file spared a re-hash.
     pub resume: bool,
     pub tracker: String,
+}
+
+/// The payload of an `info` event (`peer info --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TorrentInfo {
+    /// The file's name, or the top directory's.
+    pub name: String,
+    pub info_hash: String,
+    /// Whether the torrent holds a directory.
+    pub directory: bool,
+    pub piece_length: u64,
+    pub pieces: u32,
+    /// Total bytes.
+    pub total_length: u64,
+    /// Each file with its size (paths below the top directory).
+    pub files: Vec<TorrentFile>,
+    /// Trackers as HOST:PORT.
+    pub trackers: Vec<String>,
+    pub comment: String,
+}
+
+/// One file of a torrent, in [`TorrentInfo`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TorrentFile {
+    pub path: String,
+    pub length: u64,
 }
 
 /// What one remote peer did for us and we for it.

@@ -3,8 +3,9 @@
 //! | module | holds |
 //! |---|---|
 //! | [`cli`] | command-line arguments |
-//! | [`create`] | `peer create`: hashing a file into a torrent |
-//! | [`hashing`] | streaming SHA-1 of a file's pieces |
+//! | [`create`] | `peer create`: hashing a file or a directory tree into a torrent |
+//! | [`hashing`] | streaming SHA-1 of a file's, or several files', pieces |
+//! | [`info`] | `peer info`: what a torrent describes |
 //! | [`storage`] | the preallocated data files (one, or a directory's), an LRU of open descriptors, the resume file |
 //! | [`beneath`] | opening files below the download directory without following links |
 //! | [`session`] | one swarm session: start-up, accept/tracker/choke/progress tasks, shutdown |
@@ -27,6 +28,7 @@ pub mod create;
 pub mod events;
 pub mod fetch;
 pub mod hashing;
+pub mod info;
 pub mod output;
 pub mod peer_conn;
 pub mod picker;
@@ -51,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Some(Command::Serve(args)) => serve::run(args).await,
             Some(Command::Fetch(args)) => fetch::run(args).await,
             Some(Command::Create(args)) => create::run(args),
+            Some(Command::Info(args)) => info::run(args),
             None => session::run(cli.swarm).await,
         }
     })

@@ -557,15 +557,13 @@ async fn write_loop(
                     let len = info.piece_size(index);
                     let header = piece_header(index, len);
                     let stream = writer.get_ref().as_ref();
-                    let segments = swarm
-                        .storage
-                        .piece_segments(index)
-                        .map_err(|e| format!("opening piece {index}: {e}"))?;
+                    let storage = &swarm.storage;
                     let send = async {
                         zerocopy::send_more(stream, &header).await?;
-                        for (file, offset, seg_len) in &segments {
+                        for span in storage.piece_spans(index) {
+                            let file = storage.span_file(&span)?;
                             let mut sent = 0;
-                            zerocopy::sendfile_all(stream, file, *offset, *seg_len, &mut sent)
+                            zerocopy::sendfile_all(stream, &file, span.offset, span.len, &mut sent)
                                 .await?;
                         }
                         Ok::<(), std::io::Error>(())

@@ -32,7 +32,9 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use wire::{Bitfield, Info, InfoHash, Layout};
 
-use crate::beneath::{self, Create};
+use lanio::BadInput;
+
+use crate::beneath::{self, BeneathError, Create};
 use crate::hashing;
 
 /// Most data files held open at once.
@@ -163,7 +165,14 @@ impl Storage {
         let mut any_existed = false;
         let mut newest = 0;
         for (i, (_, len)) in self.files.iter().enumerate() {
-            let (file, existed) = beneath::open_file(&self.root, &self.rel(i), Create::Yes)?
+            let (file, existed) = beneath::open_file(&self.root, &self.rel(i), Create::Yes)
+                .map_err(|e| match e {
+                    // Something planted in the download directory: refused as bad input.
+                    BeneathError::Link(_) | BeneathError::NotADirectory(_) => {
+                        anyhow::Error::from(BadInput(e.to_string()))
+                    }
+                    BeneathError::Io { .. } => e.into(),
+                })?
                 .expect("Create::Yes always gives a file");
             // A file already of the right size is left alone: reserving its
             // blocks again would move its mtime and void the resume file.
@@ -280,14 +289,16 @@ impl Storage {
         std::fs::rename(&tmp, &self.resume_path)
     }
 
-    /// Where piece `index` lies: open files, offsets and lengths, in order
-    /// (for zero-copy sends).
-    pub fn piece_segments(&self, index: u32) -> io::Result<Vec<(Arc<File>, u64, u64)>> {
-        self.layout
-            .piece_spans(index)
-            .into_iter()
-            .map(|s| Ok((self.handle(s.file)?, s.offset, s.len)))
-            .collect()
+    /// Where piece `index` lies: files, offsets and lengths, in order (for
+    /// zero-copy sends). Open each file with [`Storage::span_file`] only
+    /// when its turn comes: a piece may span more files than may be open.
+    pub fn piece_spans(&self, index: u32) -> Vec<wire::Span> {
+        self.layout.piece_spans(index)
+    }
+
+    /// The open file of a span.
+    pub fn span_file(&self, span: &wire::Span) -> io::Result<Arc<File>> {
+        self.handle(span.file)
     }
 
     /// Reads piece `index`.

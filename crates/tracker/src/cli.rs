@@ -1,23 +1,31 @@
 //! Command line: `tracker [OPTIONS]` runs the tracker, `tracker status`
-//! asks a running one for its swarms. Parsing, logging set-up and the
-//! process exit codes live here.
+//! asks a running one for its swarms. This module parses the arguments and
+//! dispatches; [`lanio::harness::run`] sets up logging, prints errors and
+//! turns them into exit codes.
 //!
 //! Exit codes: 0 success (including Ctrl-C/SIGTERM), 1 a runtime failure
-//! (cannot listen, cannot reach a tracker), 2 bad usage or a bad `--torrent`.
+//! (cannot listen, cannot reach a tracker), 2 bad usage or a bad `--torrent`
+//! ([`lanio::BadInput`]).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use lanio::harness::{Flavor, Program};
+use lanio::{BadInput, Signals};
 use wire::Torrent;
 
 use crate::server::{self, Config, SwarmConfig};
 use crate::status;
+
+/// Serving logs joins, leaves and expiries at info level.
+const SERVE: Program = Program::new("tracker").log("info");
+/// `tracker status` prints its answer and logs only warnings.
+const STATUS: Program = Program::new("tracker status").flavor(Flavor::CurrentThread);
 
 const ABOUT: &str = "lanswarm tracker: the swarm directory.
 
@@ -60,8 +68,8 @@ pub struct ServeArgs {
     pub interval: u64,
     /// A torrent file (JSON) whose swarm is listed with its file name. The
     /// first one is the default swarm, for peers that send no info_hash.
-    #[arg(long = "torrent", value_name = "FILE", value_parser = load_torrent)]
-    pub torrents: Vec<LoadedTorrent>,
+    #[arg(long = "torrent", value_name = "FILE")]
+    pub torrents: Vec<PathBuf>,
     /// List peers at the `ip` they announce rather than their TCP source
     /// address (only behind a relay or NAT you control).
     #[arg(long)]
@@ -94,23 +102,26 @@ pub struct StatusArgs {
     pub timeout: Duration,
 }
 
-/// A `--torrent` file, read and validated while parsing arguments.
+/// A `--torrent` file, read and validated.
 #[derive(Debug, Clone)]
 pub struct LoadedTorrent {
     pub path: PathBuf,
     pub swarm: SwarmConfig,
 }
 
-fn load_torrent(arg: &str) -> Result<LoadedTorrent, String> {
-    let bytes = std::fs::read(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
-    let torrent =
-        Torrent::from_json(&bytes).map_err(|e| format!("{arg} is not a valid torrent: {e}"))?;
+/// Reads and validates a `--torrent` file; a file that cannot be read or is
+/// not a valid torrent is bad input (exit 2).
+pub fn load_torrent(path: PathBuf) -> Result<LoadedTorrent, BadInput> {
+    let shown = path.display();
+    let bytes = std::fs::read(&path).map_err(|e| BadInput(format!("cannot read {shown}: {e}")))?;
+    let torrent = Torrent::from_json(&bytes)
+        .map_err(|e| BadInput(format!("{shown} is not a valid torrent: {e}")))?;
     Ok(LoadedTorrent {
-        path: arg.into(),
         swarm: SwarmConfig {
             info_hash: torrent.info_hash(),
             file_name: torrent.info.file_name,
         },
+        path,
     })
 }
 
@@ -127,27 +138,17 @@ fn parse_secs(arg: &str) -> Result<Duration, String> {
 }
 
 impl ServeArgs {
-    /// The server configuration these options describe.
-    pub fn config(&self) -> Config {
+    /// The server configuration these options describe, serving `swarms`.
+    pub fn config(&self, swarms: Vec<SwarmConfig>) -> Config {
         Config {
             interval: Duration::from_secs(self.interval),
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
             trust_ip_field: self.trust_ip_field,
             json: self.json,
-            swarms: self.torrents.iter().map(|t| t.swarm.clone()).collect(),
+            swarms,
         }
     }
-}
-
-fn init_logging(default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 /// Parses the command line and runs it; the process exit code.
@@ -155,25 +156,20 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Status(args)) => {
-            init_logging("warn");
-            status::run(&args)
+            lanio::harness::run(&STATUS, || status::run(args.addr, args.timeout, args.json))
         }
-        None => {
-            init_logging("info");
-            run_tracker(&cli.serve)
-        }
+        None => lanio::harness::run(&SERVE, || run_tracker(cli.serve)),
     }
 }
 
-fn run_tracker(args: &ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tracker: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    for t in &args.torrents {
+async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
+    let torrents = args
+        .torrents
+        .iter()
+        .cloned()
+        .map(load_torrent)
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in &torrents {
         tracing::info!(
             "swarm {} from {} (file {})",
             t.swarm.info_hash,
@@ -181,42 +177,15 @@ fn run_tracker(args: &ServeArgs) -> ExitCode {
             t.swarm.file_name
         );
     }
-    runtime.block_on(async {
-        let shutdown = match shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("tracker: cannot install signal handlers: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("tracker: cannot listen on {}: {e}", args.listen);
-                return ExitCode::from(1);
-            }
-        };
-        match server::serve(args.config(), listener, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tracker: {e}");
-                ExitCode::from(1)
-            }
-        }
+    // Before `serve` says it listens: a script may signal as soon as it reads that.
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
+    server::serve(config, listener, async move {
+        signals.recv().await;
     })
-}
-
-/// Installs the Ctrl-C (SIGINT) and SIGTERM handlers now, before the
-/// tracker announces that it listens, and returns a future that completes on
-/// either signal. Must be called inside the runtime.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
+    .await?;
+    Ok(())
 }

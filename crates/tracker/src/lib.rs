@@ -9,15 +9,21 @@
 //! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice |
 //! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
 //! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`]) |
-//! | [`report`] | info-level log lines and `--json` event lines |
-//! | [`status`] | the `tracker status` client: table and JSON output |
-//! | [`cli`] | command-line parsing, logging set-up, exit codes |
+//! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
+//! | [`report`] | info-level log lines, and the events through a non-blocking [`lanio::EventWriter`] |
+//! | [`status`] | the `tracker status` client: fetch, table and JSON output |
+//! | [`cli`] | command-line parsing and dispatch on [`lanio::harness`] (logging, exit codes) |
+//!
+//! The arrows run one way: `cli` → `status`, `server`; `server` → `report`
+//! → `events`; `server` → `handler` → `registry`. Everything → `lanio`,
+//! `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
 //! address) at info level on stderr and, with `--json`, prints
 //! `{"event":"listening","addr":"ADDR"}` on stdout. Joins, seeds, leaves and
 //! expiries are logged at info level and, with `--json`, printed as events
-//! `join`, `seed`, `leave`, `expire`.
+//! `join`, `seed`, `leave`, `expire`; `shutdown` comes last. A stdout that
+//! is not being read never stalls the tracker (see [`lanio::events`]).
 //!
 //! Run it in-process with [`serve`]:
 //!
@@ -32,6 +38,7 @@
 //! ```
 
 pub mod cli;
+pub mod events;
 pub mod handler;
 pub mod registry;
 pub mod report;
@@ -40,4 +47,5 @@ pub mod stats;
 pub mod status;
 pub mod web;
 
+pub use events::Event;
 pub use server::{serve, Config, SwarmConfig, TrackerCodec};

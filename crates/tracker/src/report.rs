@@ -1,41 +1,38 @@
 //! What the tracker tells its operator: tracing lines at info level on
-//! stderr, and with `--json` one JSON object per line on stdout, each with an
-//! `"event"` field (`listening`, `join`, `seed`, `leave`, `expire`,
-//! `shutdown`).
+//! stderr, and with `--json` one [`Event`] per line on stdout, written by a
+//! [`lanio::EventWriter`] so that a stdout nobody reads never stalls a
+//! connection.
 
-use std::io::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use lanio::EventWriter;
 use tracing::info;
-use wire::InfoHash;
 
+use crate::events::{Event, PeerEvent};
 use crate::handler::Note;
 use crate::registry::{Change, Departed};
 
-/// Reports tracker events to the log and, optionally, as JSON lines.
-#[derive(Debug, Clone, Copy, Default)]
+/// Longest wait at exit for stdout to take the events still queued.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reports tracker events to the log and, with `--json`, on stdout.
+#[derive(Debug, Clone)]
 pub struct Reporter {
-    json: bool,
+    out: EventWriter<Event>,
 }
 
 impl Reporter {
+    /// Events on stdout as JSON lines when `json`; log lines either way.
     pub fn new(json: bool) -> Self {
-        Reporter { json }
-    }
-
-    fn emit(&self, value: Value) {
-        if self.json {
-            let mut out = std::io::stdout().lock();
-            // A closed stdout must not take the tracker down.
-            let _ = writeln!(out, "{value}");
-            let _ = out.flush();
+        Reporter {
+            out: EventWriter::stdout(json),
         }
     }
 
     pub fn listening(&self, addr: SocketAddr) {
         info!("listening on {addr}");
-        self.emit(json!({"event": "listening", "addr": addr.to_string()}));
+        self.out.emit(&Event::Listening { addr });
     }
 
     /// A join, a leave or a peer turning seed.
@@ -46,43 +43,50 @@ impl Reporter {
             peer_id,
             addr,
         } = note;
+        let peer = || PeerEvent {
+            info_hash: *swarm,
+            peer_id: peer_id.clone(),
+            addr: *addr,
+        };
         let event = match change {
             Change::Joined { seed } => {
                 let role = if *seed { "seed" } else { "leech" };
                 info!(%swarm, %addr, peer_id, "join ({role})");
-                self.emit(json!({
-                    "event": "join", "info_hash": swarm.to_hex(), "peer_id": peer_id,
-                    "addr": addr.to_string(), "seed": seed,
-                }));
-                return;
+                Event::Join {
+                    peer: peer(),
+                    seed: *seed,
+                }
             }
             Change::BecameSeed => {
                 info!(%swarm, %addr, peer_id, "completed: now a seed");
-                "seed"
+                Event::Seed(peer())
             }
             Change::Left => {
                 info!(%swarm, %addr, peer_id, "leave");
-                "leave"
+                Event::Leave(peer())
             }
             Change::Refreshed | Change::Absent => return,
         };
-        self.peer_event(event, swarm, peer_id, addr);
+        self.out.emit(&event);
     }
 
     pub fn expired(&self, d: &Departed) {
         info!(swarm = %d.swarm, addr = %d.addr, peer_id = &*d.peer_id, "expire: not heard from in 2 x interval");
-        self.peer_event("expire", &d.swarm, &d.peer_id, &d.addr);
-    }
-
-    fn peer_event(&self, event: &str, swarm: &InfoHash, peer_id: &str, addr: &SocketAddr) {
-        self.emit(json!({
-            "event": event, "info_hash": swarm.to_hex(), "peer_id": peer_id,
-            "addr": addr.to_string(),
+        self.out.emit(&Event::Expire(PeerEvent {
+            info_hash: d.swarm,
+            peer_id: d.peer_id.to_string(),
+            addr: d.addr,
         }));
     }
 
     pub fn shutdown(&self, open_connections: usize) {
         info!("shutting down: finishing {open_connections} open connection(s)");
-        self.emit(json!({"event": "shutdown", "open_connections": open_connections}));
+        self.out.emit(&Event::Shutdown { open_connections });
+    }
+
+    /// Waits up to [`FINISH_TIMEOUT`] for the queued events to be written,
+    /// then stops the writer. Blocks: call it off the async workers.
+    pub fn finish(&self) {
+        self.out.finish(FINISH_TIMEOUT);
     }
 }

@@ -131,8 +131,11 @@ struct Shared {
 /// Serves tracker requests on `listener` until `shutdown` completes, then
 /// stops accepting, lets in-flight replies finish and returns.
 ///
-/// Prints `listening on ADDR` (and with `config.json` the `listening` event)
-/// first, with the listener's real address.
+/// Logs `listening on ADDR` (and with `config.json` prints the `listening`
+/// event) first, with the listener's real address. Events go through a
+/// [`lanio::EventWriter`], never blocking a connection; before returning,
+/// `serve` waits up to [`crate::report::FINISH_TIMEOUT`] for stdout to take
+/// the last of them.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -158,13 +161,13 @@ pub async fn serve(
     let reporter = Reporter::new(config.json);
     let shared = Shared {
         tracker: tracker.clone(),
-        reporter,
+        reporter: reporter.clone(),
         idle_timeout: config.idle_timeout,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let sweeper = tokio::spawn(sweep(tracker, reporter, config.interval));
+    let sweeper = tokio::spawn(sweep(tracker, reporter.clone(), config.interval));
     reporter.listening(addr);
 
     tokio::pin!(shutdown);
@@ -205,6 +208,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     drop(done_tx);
     let _ = done_rx.recv().await;
+    // The last events (`shutdown`) reach a reader that keeps up; a stalled
+    // stdout delays the exit by at most the finish timeout.
+    let _ = tokio::task::spawn_blocking(move || reporter.finish()).await;
     Ok(())
 }
 
@@ -216,9 +222,7 @@ fn refuse(socket: TcpStream, src: SocketAddr, max: usize) {
         "tracker busy: {max} connections already open, try again later"
     ))
     .to_json();
-    let mut frame = (reply.len() as u64).to_be_bytes().to_vec();
-    frame.extend_from_slice(&reply);
-    let _ = socket.try_write(&frame);
+    let _ = socket.try_write(&lanio::frame::encode(&reply));
 }
 
 /// Serves one connection until the client closes, misbehaves, times out,

@@ -1,42 +1,97 @@
 //! `tracker status`: ask a running tracker for its swarms (a
 //! `{"request":"status"}` frame on its ordinary port) and print them as a
 //! table, or with `--json` as one JSON object.
+//!
+//! The command line ([`crate::cli`]) parses the options and calls [`run`];
+//! this module knows nothing of it.
 
 use std::fmt::Write as _;
-use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
 use wire::tracker::{AnnounceResponse, StatusResponse, TrackerRequest};
-use wire::FrameCodec;
+use wire::{FrameError, DEFAULT_MAX_FRAME};
 
-use crate::cli::StatusArgs;
+/// Why a tracker could not be asked for its status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot connect to tracker at {addr}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot send to {addr}")]
+    Send {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{addr} closed the connection without answering")]
+    Closed { addr: String },
+    #[error("bad reply from {addr}")]
+    BadReply {
+        addr: String,
+        #[source]
+        source: FrameError,
+    },
+    #[error("{addr} refused the status request: {message}")]
+    Refused { addr: String, message: String },
+    #[error("{addr} answered with something that is not a tracker status")]
+    NotStatus { addr: String },
+    #[error("no answer from {addr} within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+}
 
 /// Fetches the status of the tracker at `addr` (`HOST:PORT`).
-pub async fn fetch(addr: &str) -> anyhow::Result<StatusResponse> {
-    let socket = TcpStream::connect(addr)
+pub async fn fetch(addr: &str) -> Result<StatusResponse, StatusError> {
+    let addr_owned = || addr.to_string();
+    let mut socket = TcpStream::connect(addr)
         .await
-        .with_context(|| format!("cannot connect to tracker at {addr}"))?;
-    let mut framed = Framed::new(socket, FrameCodec::default());
-    framed
-        .send(Bytes::from(TrackerRequest::Status.to_json()))
+        .map_err(|source| StatusError::Connect {
+            addr: addr_owned(),
+            source,
+        })?;
+    lanio::frame::write_frame_async(&mut socket, &TrackerRequest::Status.to_json())
         .await
-        .with_context(|| format!("cannot send to {addr}"))?;
-    let frame = framed
-        .next()
+        .map_err(|source| StatusError::Send {
+            addr: addr_owned(),
+            source,
+        })?;
+    let frame = lanio::frame::read_frame_async(&mut socket, DEFAULT_MAX_FRAME as u64)
         .await
-        .ok_or_else(|| anyhow!("{addr} closed the connection without answering"))?
-        .with_context(|| format!("bad reply from {addr}"))?;
+        .map_err(|source| StatusError::BadReply {
+            addr: addr_owned(),
+            source,
+        })?
+        .ok_or_else(|| StatusError::Closed { addr: addr_owned() })?;
     if let Ok(status) = serde_json::from_slice::<StatusResponse>(&frame) {
         return Ok(status);
     }
     match AnnounceResponse::parse(&frame) {
-        Ok(err) if err.is_error() => bail!("{addr} refused the status request: {}", err.message),
-        _ => bail!("{addr} answered with something that is not a tracker status"),
+        Ok(err) if err.is_error() => Err(StatusError::Refused {
+            addr: addr_owned(),
+            message: err.message,
+        }),
+        _ => Err(StatusError::NotStatus { addr: addr_owned() }),
     }
+}
+
+/// Runs `tracker status`: asks the tracker at `addr`, waiting at most
+/// `timeout`, and prints the table (or with `json` the JSON object).
+pub async fn run(addr: String, timeout: Duration, json: bool) -> anyhow::Result<()> {
+    let status = tokio::time::timeout(timeout, fetch(&addr))
+        .await
+        .map_err(|_| StatusError::Timeout {
+            addr: addr.clone(),
+            timeout,
+        })??;
+    if json {
+        println!("{}", render_json(&status));
+    } else {
+        print!("{}", render_table(&status));
+    }
+    Ok(())
 }
 
 /// The `--json` form: one line, `{"swarms":[…]}`.
@@ -90,43 +145,6 @@ pub fn render_table(status: &StatusResponse) -> String {
         }
     }
     out
-}
-
-/// Runs `tracker status`; exit code 0, or 1 when the tracker cannot be asked.
-pub fn run(args: &StatusArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tracker status: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let answer =
-        runtime.block_on(async { tokio::time::timeout(args.timeout, fetch(&args.addr)).await });
-    match answer {
-        Ok(Ok(status)) => {
-            if args.json {
-                println!("{}", render_json(&status));
-            } else {
-                print!("{}", render_table(&status));
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => {
-            eprintln!("tracker status: {e:#}");
-            ExitCode::from(1)
-        }
-        Err(_) => {
-            eprintln!(
-                "tracker status: no answer from {} within {:?}",
-                args.addr, args.timeout
-            );
-            ExitCode::from(1)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,25 @@
-//! Shared by the `tests/tracker_*.rs` integration tests: start a real
-//! `tracker` process and talk framed JSON to it over blocking sockets.
-#![allow(dead_code)]
+//! A raw, blocking client of the tracker protocol, for tests that speak to
+//! a tracker frame by frame: good requests, bad ones, half-sent frames,
+//! and connections the tracker is expected to close.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use lanswarm::process::{command, Proc};
+use lanio::frame;
 use wire::tracker::AnnounceResponse;
+
+use crate::fixture::read_frame;
 
 /// Longest wait for anything the tracker should do promptly.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Starts `tracker --listen 127.0.0.1:0 --json ARGS…` and waits for its
-/// `listening` event; returns the process and its address.
-pub fn start(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut cmd = command("tracker");
-    cmd.args(["--listen", "127.0.0.1:0", "--json"]).args(args);
-    cmd.env("RUST_LOG", "info");
-    let mut proc = Proc::spawn("tracker", cmd);
-    let event = proc.expect_event("listening", WAIT);
-    let addr = event["addr"]
-        .as_str()
-        .expect("listening event has addr")
-        .parse()
-        .expect("addr parses");
-    (proc, addr)
-}
+/// Largest reply a test accepts from the tracker.
+const MAX_REPLY: u64 = 64 << 20;
 
 /// An announce body for `port` / `peer_id`, plus extra JSON members
 /// (`extra` is either empty or starts with a comma).
-pub fn announce(port: u16, peer_id: &str, extra: &str) -> String {
+pub fn announce_body(port: u16, peer_id: &str, extra: &str) -> String {
     format!(r#"{{"port":{port},"peer_id":"{peer_id}"{extra}}}"#)
 }
 
@@ -40,32 +29,32 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects; reads and writes then wait at most [`WAIT`].
     pub fn connect(addr: SocketAddr) -> Client {
+        Client::connect_within(addr, WAIT)
+    }
+
+    /// Connects; reads and writes then wait at most `timeout`.
+    pub fn connect_within(addr: SocketAddr, timeout: Duration) -> Client {
         let stream = TcpStream::connect(addr).expect("connect to tracker");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.set_write_timeout(Some(WAIT)).unwrap();
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        stream.set_write_timeout(Some(timeout)).unwrap();
         Client { stream }
     }
 
+    /// Writes bytes as they are: for headers and frames that are wrong on purpose.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write to tracker");
     }
 
+    /// Writes one frame holding `body`.
     pub fn send_frame(&mut self, body: &[u8]) {
-        let mut frame = (body.len() as u64).to_be_bytes().to_vec();
-        frame.extend_from_slice(body);
-        self.send_raw(&frame);
+        frame::write_frame(&mut self.stream, body).expect("write to tracker");
     }
 
     /// Reads one frame body.
     pub fn recv(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut header = [0u8; 8];
-        self.stream.read_exact(&mut header)?;
-        let len = u64::from_be_bytes(header);
-        assert!(len < 64 << 20, "tracker sent a {len}-byte frame");
-        let mut body = vec![0u8; len as usize];
-        self.stream.read_exact(&mut body)?;
-        Ok(body)
+        read_frame(&mut self.stream, MAX_REPLY)
     }
 
     /// Sends a request body and returns the raw reply body.
@@ -75,8 +64,8 @@ impl Client {
     }
 
     /// Sends a request body and parses the reply as an announce response.
-    pub fn request(&mut self, body: &str) -> AnnounceResponse {
-        let reply = self.request_raw(body.as_bytes());
+    pub fn request(&mut self, body: &(impl AsRef<[u8]> + ?Sized)) -> AnnounceResponse {
+        let reply = self.request_raw(body.as_ref());
         AnnounceResponse::parse(&reply).unwrap_or_else(|e| {
             panic!(
                 "reply {:?} is not a response: {e}",
@@ -123,16 +112,15 @@ impl Client {
         }
         let mut frames = Vec::new();
         let mut rest = &bytes[..];
-        while rest.len() >= 8 {
-            let len = u64::from_be_bytes(rest[..8].try_into().unwrap()) as usize;
-            if rest.len() < 8 + len {
-                break;
+        let on_boundary = loop {
+            match frame::read_frame(&mut rest, u64::MAX) {
+                Ok(Some(body)) => frames.push(body),
+                Ok(None) => break true,
+                Err(_) => break false,
             }
-            frames.push(rest[8..8 + len].to_vec());
-            rest = &rest[8 + len..];
-        }
+        };
         assert!(
-            reset || rest.is_empty(),
+            reset || on_boundary,
             "the tracker closed in the middle of a frame"
         );
         frames
@@ -142,7 +130,11 @@ impl Client {
 /// A well-behaved client on a fresh connection gets a proper answer.
 pub fn assert_serves(addr: SocketAddr) {
     let mut c = Client::connect(addr);
-    let r = c.request(&announce(6001, "well-behaved", r#","event":"started""#));
+    let r = c.request(&announce_body(
+        6001,
+        "well-behaved",
+        r#","event":"started""#,
+    ));
     assert_eq!(r.error_code, 0, "{r:?}");
     assert_eq!(r.message, "started ACK");
     assert!(r.interval.is_some());

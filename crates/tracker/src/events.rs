@@ -1,0 +1,135 @@
+//! The tracker's `--json` events: one enum, one JSON object per line on
+//! stdout, tagged on `"event"`.
+//!
+//! | event | fields |
+//! |---|---|
+//! | `listening` | `addr`: the bound address |
+//! | `join` | `info_hash`, `peer_id`, `addr`, `seed` (it announced `completed` straight away) |
+//! | `seed` | `info_hash`, `peer_id`, `addr`: a leech announced `completed` |
+//! | `leave` | `info_hash`, `peer_id`, `addr`: the peer announced `stopped` |
+//! | `expire` | `info_hash`, `peer_id`, `addr`: not heard from in twice the interval |
+//! | `shutdown` | `open_connections`: still being finished |
+//!
+//! `info_hash` is 40 lowercase hex digits; `addr` is `IP:PORT`, the address
+//! the tracker lists for the peer. Tests read these lines back into
+//! [`Event`] (it derives `Deserialize`).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use wire::InfoHash;
+
+/// Everything the tracker reports with `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The tracker accepts connections at `addr`.
+    Listening { addr: SocketAddr },
+    /// A new peer.
+    Join {
+        #[serde(flatten)]
+        peer: PeerEvent,
+        /// The peer announced `completed` in its first request.
+        seed: bool,
+    },
+    /// A known leech announced `completed`.
+    Seed(PeerEvent),
+    /// A peer announced `stopped` and was removed.
+    Leave(PeerEvent),
+    /// A peer was not heard from in twice the interval and was removed.
+    Expire(PeerEvent),
+    /// The tracker stopped accepting; it finishes these connections, then exits.
+    Shutdown { open_connections: usize },
+}
+
+/// Which peer of which swarm an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEvent {
+    #[serde(with = "hex")]
+    pub info_hash: InfoHash,
+    pub peer_id: String,
+    pub addr: SocketAddr,
+}
+
+/// Nothing on stdout without `--json`: the log lines on stderr say it all.
+impl lanio::events::Event for Event {}
+
+/// An [`InfoHash`] as its 40 hex digits.
+mod hex {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use wire::InfoHash;
+
+    pub fn serialize<S: Serializer>(hash: &InfoHash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hash.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<InfoHash, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn peer() -> PeerEvent {
+        PeerEvent {
+            info_hash: InfoHash([0xab; 20]),
+            peer_id: "p".into(),
+            addr: "127.0.0.1:7001".parse().unwrap(),
+        }
+    }
+
+    /// The JSON of every event, as the README and scripts know it.
+    #[test]
+    fn events_keep_their_documented_json() {
+        let hash = "ab".repeat(20);
+        let cases = [
+            (
+                Event::Listening {
+                    addr: "127.0.0.1:6666".parse().unwrap(),
+                },
+                json!({"event": "listening", "addr": "127.0.0.1:6666"}),
+            ),
+            (
+                Event::Join {
+                    peer: peer(),
+                    seed: false,
+                },
+                json!({"event": "join", "info_hash": hash, "peer_id": "p",
+                       "addr": "127.0.0.1:7001", "seed": false}),
+            ),
+            (
+                Event::Seed(peer()),
+                json!({"event": "seed", "info_hash": hash, "peer_id": "p", "addr": "127.0.0.1:7001"}),
+            ),
+            (
+                Event::Leave(peer()),
+                json!({"event": "leave", "info_hash": hash, "peer_id": "p", "addr": "127.0.0.1:7001"}),
+            ),
+            (
+                Event::Expire(peer()),
+                json!({"event": "expire", "info_hash": hash, "peer_id": "p", "addr": "127.0.0.1:7001"}),
+            ),
+            (
+                Event::Shutdown {
+                    open_connections: 3,
+                },
+                json!({"event": "shutdown", "open_connections": 3}),
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+            let line = serde_json::to_string(&event).unwrap();
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn a_bad_info_hash_does_not_decode() {
+        let line = r#"{"event":"seed","info_hash":"xyz","peer_id":"p","addr":"127.0.0.1:1"}"#;
+        assert!(serde_json::from_str::<Event>(line).is_err());
+    }
+}
