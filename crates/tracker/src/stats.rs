@@ -29,7 +29,8 @@ pub enum Count {
     Timeout,
     /// A web event subscriber refused at the cap.
     SubscriberRefused,
-    /// A web event subscriber dropped for falling behind.
+    /// A web client dropped for falling behind (an event stream too far
+    /// behind, or no data taken for the idle timeout).
     SubscriberDropped,
 }
 

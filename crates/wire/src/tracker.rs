@@ -364,7 +364,8 @@ pub struct TrackerStats {
     pub timeouts: u64,
     /// Web event-stream subscribers refused because the cap was reached.
     pub subscribers_refused: u64,
-    /// Web event-stream subscribers dropped for falling behind.
+    /// Web clients dropped for falling behind: an event stream too far
+    /// behind, or a client that took no data for the idle timeout.
     pub subscribers_dropped: u64,
 }
 

@@ -12,7 +12,10 @@
 //! connections at once (more are closed unanswered, and counted as
 //! refused); request headers must arrive within the stall timeout, and a
 //! client that takes no bytes for that long is disconnected
-//! ([`deadline::WriteDeadline`]). Once a second, while anyone subscribes,
+//! ([`deadline::WriteDeadline`]) and counted as dropped. Each socket's send
+//! buffer is fixed at [`SEND_BUFFER`], so a client that stops reading pins
+//! at most that much kernel memory, and stalls (and is found) soon.
+//! Once a second, while anyone subscribes,
 //! the feed carries a `stats` message with the counters. On shutdown the
 //! event streams end, the listener closes, and every connection gets
 //! [`SHUTDOWN_GRACE`] to finish.
@@ -46,6 +49,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Connections beyond the subscriber cap, for the page and `/api/status`.
 const SPARE_CONNECTIONS: usize = 64;
+
+/// Send buffer of each web connection (the kernel doubles it).
+pub const SEND_BUFFER: usize = 64 * 1024;
 
 /// The web server's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +99,11 @@ pub async fn run(listener: TcpListener, app: App, limits: Limits) {
             continue;
         };
         let _ = socket.set_nodelay(true);
+        let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER);
         let io = TokioIo::new(WriteDeadline::new(socket, limits.stall_timeout));
         let service = service.clone();
         let stop = app.stop.clone();
+        let counters = counters.clone();
         connections.spawn(async move {
             let mut builder = http1::Builder::new();
             builder
@@ -113,7 +121,10 @@ pub async fn run(listener: TcpListener, app: App, limits: Limits) {
                 }
             };
             if let Err(e) = finished {
-                debug!(%src, "http connection closed: {e}");
+                debug!(%src, "http connection closed: {e:?}");
+                if stalled(&e) {
+                    counters.add(Count::SubscriberDropped);
+                }
             }
             drop(slot);
         });
@@ -122,6 +133,18 @@ pub async fn run(listener: TcpListener, app: App, limits: Limits) {
     ticker.abort();
     connections.close();
     connections.wait().await;
+}
+
+/// Whether a connection ended because its client took no data in time.
+fn stalled(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Publishes the counters every [`METER_PERIOD`] while anyone subscribes.
