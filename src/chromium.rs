@@ -268,9 +268,19 @@ impl Browser {
         }
     }
 
-    /// Saves the page as a PNG at `path`.
+    /// Saves the whole page (not only the window) as a PNG at `path`.
     pub fn screenshot(&mut self, path: &Path) -> Result<(), String> {
-        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}))?;
+        let metrics = self.call("Page.getLayoutMetrics", json!({}))?;
+        let size = &metrics["cssContentSize"];
+        let (width, height) = (size["width"].as_f64(), size["height"].as_f64());
+        let (Some(width), Some(height)) = (width, height) else {
+            return Err(format!("no page size in {metrics}"));
+        };
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}),
+        )?;
         let data = shot["data"].as_str().ok_or("no screenshot data")?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(data)
