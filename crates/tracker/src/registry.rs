@@ -32,7 +32,9 @@ pub const DEFAULT_NUMWANT: usize = 50;
 /// Most peers returned, whatever `numwant` asks for.
 pub const MAX_NUMWANT: usize = 200;
 
-/// One registered peer.
+/// One registered peer. Cloning it is a few words and two reference
+/// counts (the id and the entry are shared): what a snapshot copies.
+#[derive(Clone)]
 struct Peer {
     addr: SocketAddr,
     peer_id: Arc<str>,
@@ -47,6 +49,23 @@ struct Peer {
 }
 
 impl Peer {
+    /// This peer as a status listing shows it at `now`.
+    fn status(&self, now: Instant) -> StatusPeer {
+        let age = now.saturating_duration_since(self.last_seen).as_secs_f64();
+        StatusPeer {
+            entry: PeerEntry {
+                peer_id: self.peer_id.to_string(),
+                peer_ip: self.addr.ip().to_string(),
+                peer_port: self.addr.port(),
+                proto: self.proto,
+            },
+            seed: self.seed,
+            last_seen_secs: (age * 1000.0).round() / 1000.0,
+            left: self.left,
+            downloaded: self.downloaded,
+        }
+    }
+
     fn render(addr: SocketAddr, peer_id: &str, proto: Option<u32>) -> Arc<str> {
         let entry = PeerEntry {
             peer_id: peer_id.to_string(),
@@ -306,19 +325,7 @@ impl Registry {
             .map(|(hash, swarm)| SwarmSnapshot {
                 info_hash: *hash,
                 file_name: swarm.file_name.clone(),
-                peers: swarm
-                    .peers
-                    .iter()
-                    .map(|p| PeerSnapshot {
-                        addr: p.addr,
-                        peer_id: p.peer_id.clone(),
-                        proto: p.proto,
-                        seed: p.seed,
-                        last_seen: p.last_seen,
-                        left: p.left,
-                        downloaded: p.downloaded,
-                    })
-                    .collect(),
+                peers: swarm.peers.clone(),
             })
             .collect();
         Snapshot {
@@ -344,17 +351,7 @@ pub struct Snapshot {
 struct SwarmSnapshot {
     info_hash: InfoHash,
     file_name: Option<String>,
-    peers: Vec<PeerSnapshot>,
-}
-
-struct PeerSnapshot {
-    addr: SocketAddr,
-    peer_id: Arc<str>,
-    proto: Option<u32>,
-    seed: bool,
-    last_seen: Instant,
-    left: Option<u64>,
-    downloaded: Option<u64>,
+    peers: Vec<Peer>,
 }
 
 impl Snapshot {
@@ -389,24 +386,6 @@ impl Snapshot {
             rooms: Vec::new(),
             replicas: Vec::new(),
             stats: None,
-        }
-    }
-}
-
-impl PeerSnapshot {
-    fn status(&self, now: Instant) -> StatusPeer {
-        let age = now.saturating_duration_since(self.last_seen).as_secs_f64();
-        StatusPeer {
-            entry: PeerEntry {
-                peer_id: self.peer_id.to_string(),
-                peer_ip: self.addr.ip().to_string(),
-                peer_port: self.addr.port(),
-                proto: self.proto,
-            },
-            seed: self.seed,
-            last_seen_secs: (age * 1000.0).round() / 1000.0,
-            left: self.left,
-            downloaded: self.downloaded,
         }
     }
 }
