@@ -300,8 +300,10 @@ async fn measure_rss(peers: u32) -> ((u64, u64), (u64, u64), u32) {
     ]);
     cmd.env("RUST_LOG", "warn");
     let mut proc = Proc::spawn("tracker", cmd);
-    let event = proc.expect_event("listening", Duration::from_secs(10));
-    let addr: SocketAddr = event["addr"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = proc.wait_event(Duration::from_secs(10), |e| match e {
+        tracker::Event::Listening { addr } => Some(addr),
+        _ => None,
+    });
     let empty = rss_kb(proc.pid());
     const CONNS: u32 = 8;
     let per_conn = peers.div_ceil(CONNS);

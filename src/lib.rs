@@ -10,6 +10,7 @@
 //!   frame, for tests of the tracker itself.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
+//! - [`router_lab`]: two LAN segments joined by a multicast router, and the routing daemons (smcroute, pimd) run in it.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 //! - [`web_client`]: a blocking HTTP client for `tracker --http`: requests and event streams.
 //! - [`chromium`]: headless Chromium over the DevTools pipe, for browser tests.
@@ -20,6 +21,7 @@ pub mod fixture;
 pub mod mcast_lab;
 pub mod netns;
 pub mod process;
+pub mod router_lab;
 pub mod testbed;
 pub mod tracker_client;
 pub mod transfer;

@@ -49,6 +49,8 @@ pub struct Proc {
     lines: Receiver<(Stream, String)>,
     /// Every line seen so far, for failure messages.
     log: Arc<Mutex<Vec<(Stream, String)>>>,
+    /// The threads reading stdout and stderr (finished at end of stream).
+    readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -64,6 +66,7 @@ impl Proc {
         let log = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
+        let mut readers = Vec::new();
         for (stream, reader) in [
             (
                 Stream::Stdout,
@@ -73,19 +76,20 @@ impl Proc {
         ] {
             let tx = tx.clone();
             let log = log.clone();
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 for line in BufReader::new(reader).lines() {
                     let Ok(line) = line else { break };
                     log.lock().unwrap().push((stream, line.clone()));
                     let _ = tx.send((stream, line));
                 }
-            });
+            }));
         }
         Proc {
             name: name.to_string(),
             child,
             lines: rx,
             log,
+            readers,
         }
     }
 
@@ -143,19 +147,6 @@ impl Proc {
     pub fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
         self.wait_for(timeout, |_, l| l.contains(needle))
             .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"))
-    }
-
-    /// Waits for a JSON line on stdout whose `"event"` is `event`.
-    pub fn expect_event(&mut self, event: &str, timeout: Duration) -> serde_json::Value {
-        let line = self
-            .wait_for(timeout, |s, l| {
-                s == Stream::Stdout
-                    && serde_json::from_str::<serde_json::Value>(l)
-                        .map(|v| v["event"] == event)
-                        .unwrap_or(false)
-            })
-            .unwrap_or_else(|e| panic!("waiting for event {event:?}: {e}"));
-        serde_json::from_str(&line).expect("matched line is JSON")
     }
 
     /// Waits for the next event on stdout, deserialized into the program's
@@ -230,6 +221,7 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                self.drain_output(deadline);
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -241,6 +233,15 @@ impl Proc {
             }
             // Polling an exit status; not used to order events between processes.
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// After the exit: lets the readers take in what is still in the pipes,
+    /// so that [`Proc::output`] holds everything the process printed (until
+    /// `deadline`, in case a grandchild holds a pipe open).
+    fn drain_output(&self, deadline: Instant) {
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
         }
     }
 

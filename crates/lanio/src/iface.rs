@@ -23,6 +23,8 @@ pub struct Iface {
 struct IfAddr {
     name: String,
     addr: IpAddr,
+    /// `IFF_*` flags of the interface.
+    flags: u32,
 }
 
 impl Iface {
@@ -57,6 +59,37 @@ impl Iface {
             ))
         })
     }
+}
+
+/// Every interface that is up and can multicast (`IFF_UP` and
+/// `IFF_MULTICAST`), loopback aside, with its first IPv4 address if any.
+pub fn multicast_interfaces() -> anyhow::Result<Vec<Iface>> {
+    let mut out: Vec<Iface> = Vec::new();
+    for a in if_addrs()? {
+        let wanted = a.flags & libc::IFF_UP as u32 != 0
+            && a.flags & libc::IFF_MULTICAST as u32 != 0
+            && a.flags & libc::IFF_LOOPBACK as u32 == 0;
+        if !wanted {
+            continue;
+        }
+        let v4 = match a.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+        match out.iter_mut().find(|i| i.name == a.name) {
+            Some(known) => known.v4 = known.v4.or(v4),
+            None => {
+                if let Some(index) = name_to_index(&a.name) {
+                    out.push(Iface {
+                        name: a.name,
+                        index,
+                        v4,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn name_to_index(name: &str) -> Option<u32> {
@@ -102,7 +135,11 @@ fn if_addrs() -> anyhow::Result<Vec<IfAddr>> {
             }
             _ => continue,
         };
-        out.push(IfAddr { name, addr });
+        out.push(IfAddr {
+            name,
+            addr,
+            flags: entry.ifa_flags,
+        });
     }
     // SAFETY: `head` came from a successful getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

@@ -71,6 +71,23 @@ pub struct SwarmArgs {
     #[arg(long)]
     pub exit_when_done: bool,
 
+    /// Do not look for peers on the LAN. By default the peer also announces
+    /// its swarm on the LAN (BEP 14 local discovery: multicast
+    /// 239.192.152.143:6771 and [ff15::efc0:988f]:6771) and connects to the
+    /// peers of the same swarm that it hears there; a torrent without a
+    /// tracker swarms by discovery alone.
+    #[arg(long)]
+    pub no_discover: bool,
+
+    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub discover_ttl: u32,
+
+    /// Discover on this interface only (name or address); default: every
+    /// multicast-capable interface.
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+
     /// Print one JSON object per line on stdout (events: started, peer_connected,
     /// peer_disconnected, peer_banned, progress, done) instead of a progress bar.
     #[arg(long)]
@@ -96,6 +113,11 @@ pub struct CreateArgs {
     /// Tracker address written into the torrent.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
     pub tracker: String,
+
+    /// Write no tracker into the torrent: its peers find each other by LAN
+    /// discovery alone.
+    #[arg(long, conflicts_with = "tracker")]
+    pub no_tracker: bool,
 
     /// Piece length in bytes (default: about 1,000–2,000 pieces, 64 KiB..4 MiB).
     #[arg(long, value_name = "BYTES")]

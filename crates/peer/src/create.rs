@@ -108,7 +108,11 @@ fn open_source(path: &Path) -> std::io::Result<File> {
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<()> {
-    let (announce, port) = parse_host_port(&args.tracker)?;
+    let (announce, port) = if args.no_tracker {
+        (String::new(), 0)
+    } else {
+        parse_host_port(&args.tracker)?
+    };
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     // `peer create .` names the torrent after the directory itself.

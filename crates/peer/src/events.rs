@@ -34,6 +34,13 @@ pub enum Event {
     PeerBanned { addr: String, reason: String },
     /// A piece failed its hash check.
     PieceFailed { addr: String, piece: u32 },
+    /// A peer of the swarm was heard on the LAN (BEP 14 discovery); `via`
+    /// is the group it was heard on (`lsd-v4` or `lsd-v6`).
+    PeerDiscovered {
+        addr: String,
+        info_hash: String,
+        via: String,
+    },
     /// An announce to the tracker failed.
     TrackerError { error: String },
     /// The swarm's ended: everything it did, on exit.

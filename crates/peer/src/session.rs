@@ -1,23 +1,27 @@
 //! A peer's session in one swarm: start-up (torrent, listener, storage,
-//! signal handlers), the background tasks (accepting peers, tracker
-//! announces, choking rounds, progress reports) and the orderly shutdown.
+//! signal handlers), the background tasks (accepting and dialing peers,
+//! tracker announces, choking rounds, progress reports) and the orderly
+//! shutdown.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use wire::tracker::Event;
-use wire::{Bitfield, InfoHash, Torrent};
+use wire::tracker::{Event, PeerEntry};
+use wire::{Bitfield, Disconnect, InfoHash, Torrent};
+
+use lanio::BadInput;
 
 use crate::cli::SwarmArgs;
+use crate::events::{Event as PeerEvent, Progress, Started};
 use crate::output::Output;
 use crate::storage::{StartState, Storage};
 use crate::swarm::{ProgressSnapshot, Swarm};
-use crate::{peer_conn, tracker_client, BadInput};
+use crate::{discover, peer_conn, tracker_client};
+use lanio::Signals;
+use wire::discovery::{Discovery, DiscoveryConfig};
 
 /// Seconds between choking rounds.
 const CHOKE_ROUND: Duration = Duration::from_secs(5);
@@ -32,16 +36,25 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let torrent =
         Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    let tracker = args
-        .tracker
-        .clone()
-        .unwrap_or_else(|| format!("{}:{}", torrent.announce, torrent.port));
+    let tracker = args.tracker.clone().or_else(|| torrent.tracker());
+    if tracker.is_none() && args.no_discover {
+        return Err(BadInput(format!(
+            "{} names no tracker and --no-discover is set: no way to find peers (give --tracker)",
+            path.display()
+        ))
+        .into());
+    }
+    let iface = args
+        .iface
+        .as_deref()
+        .map(lanio::iface::Iface::resolve)
+        .transpose()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let listen_addr = listener.local_addr()?;
     // Before anything announces that we are up: a script may signal us at once.
-    let mut signals = Signals::install()?;
+    let mut signals = Signals::install().context("installing the signal handlers")?;
     let info_hash = torrent.info_hash();
     let out = Output::new(args.json, torrent.info.file_length);
 
@@ -57,17 +70,19 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         args.exit_when_done,
     ));
     let have_count = swarm.progress().have;
-    swarm.out.event(
-        "started",
-        json!({
-            "info_hash": info_hash.to_hex(), "pieces": piece_count, "have": have_count,
-            "listen": listen_addr.to_string(), "peer_id": swarm.peer_id.to_hex(),
-            "file": swarm.storage.data_path(), "resume": matches!(start_state, StartState::Resumed),
-            "tracker": tracker,
-        }),
-    );
+    swarm.out.emit(&PeerEvent::Started(Started {
+        info_hash: info_hash.to_hex(),
+        pieces: piece_count,
+        have: have_count,
+        listen: listen_addr.to_string(),
+        peer_id: swarm.peer_id.to_hex(),
+        file: swarm.storage.data_path().to_path_buf(),
+        resume: matches!(start_state, StartState::Resumed),
+        tracker: tracker.clone().unwrap_or_default(),
+    }));
     tracing::info!(
-        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
+        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {}",
+        tracker.as_deref().unwrap_or("none")
     );
     if !swarm.out.is_json() {
         swarm.out.say(&format!(
@@ -80,19 +95,83 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
     swarm.tasks.spawn(choke_loop(swarm.clone()));
     swarm.tasks.spawn(progress_loop(swarm.clone()));
-    let tracker_task = tokio::spawn(tracker_loop(
-        swarm.clone(),
-        tracker,
-        args.announce_ip,
-        exit_when_done,
-    ));
+    if !args.no_discover {
+        start_discovery(&swarm, iface, args.discover_ttl);
+    }
+    let tracker_task = match tracker {
+        Some(tracker) => tokio::spawn(tracker_loop(
+            swarm.clone(),
+            tracker,
+            args.announce_ip,
+            exit_when_done,
+        )),
+        None => tokio::spawn(exit_when_complete(swarm.clone(), exit_when_done)),
+    };
     if swarm.is_complete() {
         swarm.download_complete();
     }
 
-    signals.wait(&swarm.shutdown).await;
+    tokio::select! {
+        stop = signals.recv() => tracing::info!("{stop:?}: shutting down"),
+        _ = swarm.shutdown.cancelled() => {}
+    }
     shutdown(&swarm, tracker_task).await;
     Ok(())
+}
+
+/// Without a tracker, `--exit-when-done` ends the session once the data is complete.
+async fn exit_when_complete(swarm: Arc<Swarm>, exit_when_done: bool) {
+    if !exit_when_done {
+        return;
+    }
+    tokio::select! {
+        _ = swarm.download_completed() => swarm.shutdown.cancel(),
+        _ = swarm.shutdown.cancelled() => {}
+    }
+}
+
+/// LAN discovery: announces the swarm, dials the peers heard. A failure to
+/// start (no multicast interface, say) is logged; the tracker may still work.
+fn start_discovery(swarm: &Arc<Swarm>, iface: Option<lanio::iface::Iface>, ttl: u32) {
+    let opts = match discover::Options::new(iface, ttl) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("LAN discovery is off: {e:#}");
+            return;
+        }
+    };
+    let mut disc = Discovery::new(
+        swarm.listen_addr.port(),
+        discover::new_cookie(),
+        DiscoveryConfig::default(),
+    );
+    disc.add_swarm(swarm.info_hash, Instant::now());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let stop = swarm.shutdown.clone();
+    swarm.tasks.spawn(async move {
+        if let Err(e) = discover::run(disc, opts, tx, stop).await {
+            tracing::warn!("LAN discovery stopped: {e:#}");
+        }
+    });
+    let swarm = swarm.clone();
+    swarm.tasks.clone().spawn(async move {
+        while let Some(found) = rx.recv().await {
+            swarm.out.emit(&PeerEvent::PeerDiscovered {
+                addr: found.addr.to_string(),
+                info_hash: found.info_hash.to_hex(),
+                via: found.via.to_string(),
+            });
+            dial(
+                &swarm,
+                &PeerEntry {
+                    peer_id: String::new(),
+                    peer_ip: found.addr.ip().to_string(),
+                    peer_port: found.addr.port(),
+                    proto: Some(1),
+                },
+            );
+        }
+    });
 }
 
 async fn open_storage(
@@ -118,35 +197,10 @@ async fn open_storage(
         .context("storage task failed")?
 }
 
-/// Ctrl-C and SIGTERM, listened for from the moment this is created.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        })
-    }
-
-    /// Waits for a signal or for `shutdown`.
-    async fn wait(&mut self, shutdown: &CancellationToken) {
-        tokio::select! {
-            _ = self.int.recv() => tracing::info!("interrupted; shutting down"),
-            _ = self.term.recv() => tracing::info!("terminated; shutting down"),
-            _ = shutdown.cancelled() => {}
-        }
-    }
-}
-
 /// Close peers, tell the tracker, flush the resume file.
 async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
     swarm.shutdown.cancel();
-    swarm.close_all("shutting down");
+    swarm.close_all(Disconnect::ShuttingDown);
     swarm.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
@@ -156,10 +210,12 @@ async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>)
     swarm.out.finish();
     let (downloaded, peers) = swarm.summary();
     let seconds = swarm.elapsed().as_secs_f64();
-    swarm.out.event(
-        "stopped",
-        json!({"seconds": seconds, "downloaded": downloaded, "uploaded": swarm.uploaded(), "peers": peers}),
-    );
+    swarm.out.emit(&PeerEvent::Stopped {
+        seconds,
+        downloaded,
+        uploaded: swarm.uploaded(),
+        peers,
+    });
     swarm.say_summary("session", seconds, downloaded);
     swarm.out.close();
 }
@@ -180,6 +236,18 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Dials a peer from the tracker's list, if the swarm wants it.
+fn dial(swarm: &Arc<Swarm>, entry: &PeerEntry) {
+    let Some((addr, legacy)) = swarm.dial_target(entry) else {
+        return;
+    };
+    let swarm = swarm.clone();
+    swarm.tasks.clone().spawn(async move {
+        peer_conn::dial(swarm.clone(), addr, legacy).await;
+        swarm.dial_ended(addr);
+    });
 }
 
 async fn tracker_loop(
@@ -203,7 +271,7 @@ async fn tracker_loop(
                 interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
                 tracing::debug!("tracker: {} peers", resp.peers.len());
                 for entry in &resp.peers {
-                    swarm.dial(entry);
+                    dial(&swarm, entry);
                 }
                 if event == Some(Event::Completed) {
                     completed_sent = true;
@@ -217,9 +285,9 @@ async fn tracker_loop(
             Err(e) => {
                 failures += 1;
                 tracing::warn!("announce failed: {e:#}");
-                swarm
-                    .out
-                    .event("tracker_error", json!({"error": format!("{e:#}")}));
+                swarm.out.emit(&PeerEvent::TrackerError {
+                    error: format!("{e:#}"),
+                });
                 if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
                     swarm.shutdown.cancel();
                     break;
@@ -295,11 +363,13 @@ async fn progress_loop(swarm: Arc<Swarm>) {
         };
         if !done {
             swarm.out.progress(bytes, peers);
-            swarm.out.event(
-                "progress",
-                json!({"have": count, "pieces": info.piece_count(), "bytes": bytes,
-                       "rate": rate.round(), "peers": peers}),
-            );
+            swarm.out.emit(&PeerEvent::Progress(Progress::Swarm {
+                have: count,
+                pieces: info.piece_count(),
+                bytes,
+                rate: rate.round(),
+                peers,
+            }));
         }
         if let Some(have) = have {
             if let Err(e) = swarm.storage.save_resume(&have) {
