@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use wire::tracker::{AnnounceRequest, AnnounceResponse};
-use wire::FrameCodec;
+use wire::{Bitfield, FrameCodec, Info};
 
 /// Largest reply we accept from a tracker (200 peers fit in a few KiB).
 const MAX_REPLY: usize = 1024 * 1024;
@@ -42,6 +42,11 @@ pub async fn announce(tracker: &str, req: &AnnounceRequest) -> anyhow::Result<An
         .with_context(|| format!("tracker {tracker} did not answer within {TIMEOUT:?}"))?
 }
 
+/// The `left` an announce reports: bytes of the pieces not yet held.
+pub fn bytes_left(info: &Info, have: &Bitfield) -> u64 {
+    have.iter_missing().map(|i| info.piece_size(i)).sum()
+}
+
 /// Backoff after `failures` consecutive failures: 1, 2, 4, … capped at 30 s.
 pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(5)).min(Duration::from_secs(30))
@@ -50,6 +55,24 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn left_counts_the_missing_pieces_the_last_one_short() {
+        let info = Info {
+            piece_length: 10,
+            piece_hash: vec![[0; 20]; 3],
+            file_name: "f".into(),
+            file_length: 25,
+            files: None,
+        };
+        let mut have = Bitfield::new(3);
+        assert_eq!(bytes_left(&info, &have), 25);
+        have.set(2, true);
+        assert_eq!(bytes_left(&info, &have), 20);
+        have.set(0, true);
+        have.set(1, true);
+        assert_eq!(bytes_left(&info, &have), 0);
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -129,11 +129,12 @@ pub fn render_table(status: &StatusResponse) -> String {
         let names = swarm.peers.iter().any(|p| p.name.is_some());
         let _ = writeln!(
             out,
-            "  {:<24} {:<24} {:<5} {:>9}{}",
+            "  {:<24} {:<24} {:<5} {:>9} {:>14}{}",
             "ADDRESS",
             "PEER ID",
             "ROLE",
             "LAST SEEN",
+            "LEFT (BYTES)",
             if names { "  NAME" } else { "" }
         );
         for p in &swarm.peers {
@@ -147,12 +148,31 @@ pub fn render_table(status: &StatusResponse) -> String {
             let id = e.peer_id.escape_debug().to_string();
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
+            let left = p.left.map_or_else(|| "-".to_string(), |n| n.to_string());
             let name = match &p.name {
                 Some(name) => format!("  {}", name.escape_debug()),
                 None => String::new(),
             };
-            let _ = writeln!(out, "  {addr:<24} {id:<24} {role:<5} {seen:>9}{name}");
+            let _ = writeln!(
+                out,
+                "  {addr:<24} {id:<24} {role:<5} {seen:>9} {left:>14}{name}"
+            );
         }
+    }
+    if let Some(s) = &status.stats {
+        let _ = writeln!(
+            out,
+            "\nannounces: {} ({:.1}/s)  bad requests: {}  bad frames: {}  \
+             connections refused: {}  timeouts: {}  web viewers refused: {}  dropped: {}",
+            s.announces,
+            s.announces_per_sec,
+            s.bad_requests,
+            s.bad_frames,
+            s.connections_refused,
+            s.timeouts,
+            s.subscribers_refused,
+            s.subscribers_dropped
+        );
     }
     out
 }
@@ -178,6 +198,8 @@ mod tests {
                         seed: true,
                         last_seen_secs: 3.4,
                         name: None,
+                        left: None,
+                        downloaded: None,
                     }],
                 },
                 SwarmStatus {
@@ -186,6 +208,9 @@ mod tests {
                     peers: vec![],
                 },
             ],
+            rooms: vec![],
+            replicas: vec![],
+            stats: None,
         }
     }
 
@@ -202,6 +227,23 @@ mod tests {
         assert!(table.contains("3s ago"), "{table}");
         assert!(table.contains("file: (unknown)"), "{table}");
         assert!(table.contains("(no peers)"), "{table}");
+        assert!(!table.contains("announces:"), "{table}");
+    }
+
+    #[test]
+    fn table_shows_progress_and_counters_when_listed() {
+        let mut s = sample();
+        s.swarms[0].peers[0].left = Some(123_456);
+        s.stats = Some(wire::tracker::TrackerStats {
+            announces: 42,
+            announces_per_sec: 2.5,
+            bad_requests: 3,
+            ..Default::default()
+        });
+        let table = render_table(&s);
+        assert!(table.contains("123456"), "{table}");
+        assert!(table.contains("announces: 42 (2.5/s)"), "{table}");
+        assert!(table.contains("bad requests: 3"), "{table}");
     }
 
     #[test]
@@ -224,7 +266,12 @@ mod tests {
         s.swarms[0].peers[0].name = Some("ann".into());
         let table = render_table(&s);
         assert!(table.contains("NAME"), "{table}");
-        assert!(table.contains("3s ago  ann"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("3s ago") && l.ends_with("  ann")),
+            "{table}"
+        );
     }
 
     #[test]
