@@ -37,7 +37,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     let torrent =
         Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
     let tracker = args.tracker.clone().or_else(|| torrent.tracker());
-    if tracker.is_none() && args.no_discover {
+    if tracker.is_none() && args.discover.no_discover {
         return Err(BadInput(format!(
             "{} names no tracker and --no-discover is set: no way to find peers (give --tracker)",
             path.display()
@@ -45,6 +45,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         .into());
     }
     let iface = args
+        .discover
         .iface
         .as_deref()
         .map(lanio::iface::Iface::resolve)
@@ -95,8 +96,8 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
     swarm.tasks.spawn(choke_loop(swarm.clone()));
     swarm.tasks.spawn(progress_loop(swarm.clone()));
-    if !args.no_discover {
-        start_discovery(&swarm, iface, args.discover_ttl);
+    if !args.discover.no_discover {
+        start_discovery(&swarm, iface, args.discover.discover_ttl);
     }
     let tracker_task = match tracker {
         Some(tracker) => tokio::spawn(tracker_loop(
