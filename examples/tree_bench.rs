@@ -16,9 +16,32 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use lanswarm::files::{read_tree, write_tree};
+use lanswarm::files::write_tree;
+use sha1::{Digest, Sha1};
 use lanswarm::fixture::*;
 use lanswarm::process::{bin_path, Proc};
+
+/// Every regular file below `dir` with its SHA-1, sorted: a small stand-in
+/// for the tree's contents (holding 1 GiB of them would inflate this
+/// process, and with it the peak RSS its children inherit at fork).
+fn tree_digest(dir: &Path) -> Vec<(String, [u8; 20])> {
+    fn visit(dir: &Path, prefix: &str, out: &mut Vec<(String, [u8; 20])>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().unwrap().is_dir() {
+                visit(&entry.path(), &format!("{name}/"), out);
+            } else {
+                let data = std::fs::read(entry.path()).unwrap();
+                out.push((name, Sha1::digest(&data).into()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(dir, "", &mut out);
+    out.sort();
+    out
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -127,7 +150,7 @@ fn main() {
         &torrent,
     );
     let create = t.elapsed().as_secs_f64();
-    let expected = read_tree(&src.join("tree"));
+    let expected = tree_digest(&src.join("tree"));
     println!(
         "lanswarm tree benchmark: {files} files x {kib} KiB = {:.0} MiB, binaries from {}",
         total as f64 / 1048576.0,
@@ -147,7 +170,7 @@ fn main() {
             let dst = tmp.path().join(format!("tar{round}"));
             base.push(tar_socat(&src, &dst));
             if round == 0 {
-                assert!(read_tree(&dst.join("tree")) == expected, "tar copy differs");
+                assert!(tree_digest(&dst.join("tree")) == expected, "tar copy differs");
             }
             std::fs::remove_dir_all(&dst).unwrap();
         }
@@ -156,7 +179,7 @@ fn main() {
         ours.push(secs);
         rss.push(peak);
         assert!(
-            read_tree(&dst.join("tree")) == expected,
+            tree_digest(&dst.join("tree")) == expected,
             "peer copy differs"
         );
         std::fs::remove_dir_all(&dst).unwrap();
