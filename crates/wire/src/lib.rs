@@ -1,6 +1,7 @@
 //! # wire: the lanswarm protocol, without sockets
 //!
-//! Everything that crosses a lanswarm TCP connection is defined here, as pure
+//! Everything that crosses a lanswarm TCP connection (or a tracker
+//! replication datagram) is defined here, as pure
 //! data transformations. The binaries (`tracker`, `peer`) own the sockets and
 //! drive these types from one tokio task per connection.
 //!
@@ -12,6 +13,7 @@
 //! | [`bitfield`] | the set of pieces a peer has |
 //! | [`ids`] | [`InfoHash`] and [`PeerId`], 20-byte identifiers with hex forms |
 //! | [`tracker`] | tracker requests and responses (JSON in one frame) with typed validation |
+//! | [`replica`] | tracker replication datagrams (binary, multicast) and their status types |
 //! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
 //! | [`layout`] | where a piece's bytes lie among a torrent's files |
 //! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod layout;
 pub mod message;
 pub mod pyrepr;
+pub mod replica;
 pub mod torrent;
 pub mod tracker;
 

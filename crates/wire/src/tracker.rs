@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ids::InfoHash;
+use crate::replica::{ReplicationStatus, TrackerId};
 
 /// Longest string value accepted in a request.
 pub const MAX_STRING_LEN: usize = 256;
@@ -290,6 +291,9 @@ pub struct StatusPeer {
     pub entry: PeerEntry,
     pub seed: bool,
     pub last_seen_secs: f64,
+    /// The tracker it announced to, when the tracker replicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<TrackerId>,
 }
 
 /// One swarm as shown by `tracker status`.
@@ -304,6 +308,9 @@ pub struct SwarmStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResponse {
     pub swarms: Vec<SwarmStatus>,
+    /// Present when the tracker replicates (`--replicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
 }
 
 #[cfg(test)]

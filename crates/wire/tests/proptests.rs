@@ -25,6 +25,7 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 use wire::codec::encode_framed;
 use wire::connection::RequestRefused;
+use wire::replica::TrackerId;
 use wire::torrent::validate_file_name;
 use wire::tracker::{
     AnnounceRequest, AnnounceResponse, Event, PeerEntry, RequestError, StatusPeer, StatusResponse,
@@ -203,9 +204,10 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
         any::<bool>(),
         0u64..1_000_000_000_000,
         prop::option::of(any::<u32>()),
+        prop::option::of(1u64..),
     )
         .prop_map(
-            |(peer_id, peer_ip, peer_port, seed, millis, proto)| StatusPeer {
+            |(peer_id, peer_ip, peer_port, seed, millis, proto, tracker)| StatusPeer {
                 entry: PeerEntry {
                     peer_id,
                     peer_ip,
@@ -214,6 +216,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
                 },
                 seed,
                 last_seen_secs: millis as f64 / 1000.0,
+                tracker: tracker.and_then(TrackerId::new),
             },
         );
     let swarm = (
@@ -226,7 +229,10 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
             file_name,
             peers,
         });
-    prop::collection::vec(swarm, 0..4).prop_map(|swarms| StatusResponse { swarms })
+    prop::collection::vec(swarm, 0..4).prop_map(|swarms| StatusResponse {
+        swarms,
+        replication: None,
+    })
 }
 
 /// File names that a torrent may carry (validated by the crate's own rule).
