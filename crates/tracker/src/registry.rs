@@ -12,6 +12,10 @@
 //!
 //! Time comes in as an [`Instant`] argument and randomness as an [`Rng`], so
 //! every rule here is unit-tested without sockets or clocks.
+//!
+//! A peer is either announced here or learned from a replica (its `origin`
+//! names the tracker it announced to); [`remote`] merges replicas' records
+//! in and lists the registry for snapshots.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,8 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use wire::replica::TrackerId;
 use wire::tracker::{Event, PeerEntry, StatusPeer, StatusResponse, SwarmStatus};
 use wire::InfoHash;
+
+pub mod remote;
+
+pub use remote::Applied;
 
 /// Peers returned when the request names no `numwant`.
 pub const DEFAULT_NUMWANT: usize = 50;
@@ -34,6 +43,8 @@ struct Peer {
     proto: Option<u32>,
     seed: bool,
     last_seen: Instant,
+    /// The tracker it announced to, when that is a replica; `None` when here.
+    origin: Option<TrackerId>,
     /// This peer's `PeerEntry` as JSON, shared by every reply that lists it.
     entry: Arc<str>,
 }
@@ -96,9 +107,11 @@ pub enum Change {
     Refreshed,
     /// A known leech announced `completed`.
     BecameSeed,
-    /// A known peer announced `stopped` and was removed.
+    /// A known peer announced `stopped` and was removed; so does a peer of
+    /// the seed's protocol (no `proto`) announcing `completed`, its word for
+    /// "I am leaving".
     Left,
-    /// `stopped` from a peer that was not registered.
+    /// `stopped` (or a seed-protocol `completed`) from a peer that was not registered.
     Absent,
 }
 
@@ -108,6 +121,8 @@ pub struct Outcome {
     /// The swarm the announce went to (the default swarm resolved).
     pub swarm: InfoHash,
     pub change: Change,
+    /// Whether the peer is a seed now.
+    pub seed: bool,
     /// Number of other peers in the swarm.
     pub others: usize,
     /// Up to `numwant` other peers, chosen at random, as JSON entries.
@@ -120,6 +135,10 @@ pub struct Departed {
     pub swarm: InfoHash,
     pub peer_id: Box<str>,
     pub addr: SocketAddr,
+    /// When it last announced (to any tracker).
+    pub last_seen: Instant,
+    /// The replica it announced to; `None` when here.
+    pub origin: Option<TrackerId>,
 }
 
 /// Every swarm the tracker knows.
@@ -128,6 +147,8 @@ pub struct Registry {
     default_swarm: InfoHash,
     /// A peer silent for longer than this is dropped (2 × interval).
     ttl: Duration,
+    /// Bookkeeping for replicas' peers.
+    remote: remote::Remote,
 }
 
 impl Registry {
@@ -138,6 +159,7 @@ impl Registry {
             swarms: HashMap::new(),
             default_swarm,
             ttl,
+            remote: remote::Remote::default(),
         };
         registry.configure_swarm(default_swarm, None);
         registry
@@ -171,15 +193,16 @@ impl Registry {
         rng: &mut R,
     ) -> Outcome {
         let key = a.swarm.unwrap_or(self.default_swarm);
-        if a.event == Some(Event::Stopped) {
-            return self.stop(key, a.addr);
+        let completed = a.event == Some(Event::Completed);
+        if a.event == Some(Event::Stopped) || (completed && a.proto.is_none()) {
+            return self.stop(key, a.addr, now);
         }
         let swarm = self.swarms.entry(key).or_default();
-        let completed = a.event == Some(Event::Completed);
         let (me, change) = match swarm.index.get(&a.addr) {
             Some(&i) => {
                 let peer = &mut swarm.peers[i as usize];
                 peer.last_seen = now;
+                self.remote.release(peer.origin.take());
                 if *peer.peer_id != *a.peer_id || peer.proto != a.proto {
                     peer.peer_id = a.peer_id.into();
                     peer.proto = a.proto;
@@ -201,12 +224,14 @@ impl Registry {
                     proto: a.proto,
                     seed: completed,
                     last_seen: now,
+                    origin: None,
                     entry: Peer::render(a.addr, a.peer_id, a.proto),
                 });
                 swarm.index.insert(a.addr, i as u32);
                 (i, Change::Joined { seed: completed })
             }
         };
+        let seed = swarm.peers[me].seed;
         let others = swarm.peers.len() - 1;
         let want = a
             .numwant
@@ -224,23 +249,28 @@ impl Registry {
         Outcome {
             swarm: key,
             change,
+            seed,
             others,
             peers,
         }
     }
 
-    fn stop(&mut self, key: InfoHash, addr: SocketAddr) -> Outcome {
+    fn stop(&mut self, key: InfoHash, addr: SocketAddr, now: Instant) -> Outcome {
+        // A snapshot still on its way must not bring the peer back.
+        self.remote.bury(key, addr, now);
         let Some(swarm) = self.swarms.get_mut(&key) else {
             return Outcome {
                 swarm: key,
                 change: Change::Absent,
+                seed: false,
                 others: 0,
                 peers: Vec::new(),
             };
         };
         let change = match swarm.index.get(&addr) {
             Some(&i) => {
-                swarm.remove_at(i as usize);
+                let peer = swarm.remove_at(i as usize);
+                self.remote.release(peer.origin);
                 Change::Left
             }
             None => Change::Absent,
@@ -252,6 +282,7 @@ impl Registry {
         Outcome {
             swarm: key,
             change,
+            seed: false,
             others,
             peers: Vec::new(),
         }
@@ -266,10 +297,13 @@ impl Registry {
             while i < swarm.peers.len() {
                 if now.saturating_duration_since(swarm.peers[i].last_seen) > ttl {
                     let peer = swarm.remove_at(i);
+                    self.remote.release(peer.origin);
                     gone.push(Departed {
                         swarm: *hash,
                         peer_id: peer.peer_id,
                         addr: peer.addr,
+                        last_seen: peer.last_seen,
+                        origin: peer.origin,
                     });
                 } else {
                     i += 1;
@@ -277,6 +311,7 @@ impl Registry {
             }
         }
         self.swarms.retain(|_, s| s.pinned || !s.peers.is_empty());
+        self.remote.forget_graves(now, ttl);
         gone
     }
 
@@ -304,6 +339,7 @@ impl Registry {
                             * 1000.0)
                             .round()
                             / 1000.0,
+                        tracker: p.origin.or(self.remote.id()),
                     })
                     .collect();
                 peers.sort_by(|a, b| {
@@ -320,7 +356,10 @@ impl Registry {
                 }
             })
             .collect();
-        StatusResponse { swarms }
+        StatusResponse {
+            swarms,
+            replication: None,
+        }
     }
 }
 
@@ -446,18 +485,39 @@ mod tests {
     #[test]
     fn completed_marks_a_seed_and_keeps_it_listed() {
         let (mut reg, mut rng, now) = setup(5);
-        reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
-        let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        let ours = |port, event| Announce {
+            proto: Some(1),
+            ..req(port, event)
+        };
+        reg.announce(&ours(1, Some(Event::Started)), now, &mut rng);
+        let out = reg.announce(&ours(1, Some(Event::Completed)), now, &mut rng);
         assert_eq!(out.change, Change::BecameSeed);
-        let again = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        let again = reg.announce(&ours(1, Some(Event::Completed)), now, &mut rng);
         assert_eq!(again.change, Change::Refreshed);
         let status = reg.status(now);
         assert_eq!(status.swarms[0].peers.len(), 1);
         assert!(status.swarms[0].peers[0].seed);
-        let direct = reg.announce(&req(2, Some(Event::Completed)), now, &mut rng);
+        let direct = reg.announce(&ours(2, Some(Event::Completed)), now, &mut rng);
         assert_eq!(direct.change, Change::Joined { seed: true });
         let listed = reg.announce(&req(3, None), now, &mut rng);
         assert_eq!(listed.others, 2);
+    }
+
+    #[test]
+    fn completed_without_proto_means_leaving() {
+        let (mut reg, mut rng, now) = setup(9);
+        fill(&mut reg, 2, now, &mut rng);
+        // The seed's peers (no proto) say `completed` when they quit.
+        let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        assert_eq!(out.change, Change::Left);
+        assert_eq!(reg.peer_count(), 1);
+        // Ours (proto 1) keep meaning "now a seed".
+        let mut ours = req(2, Some(Event::Completed));
+        ours.proto = Some(1);
+        assert_eq!(
+            reg.announce(&ours, now, &mut rng).change,
+            Change::BecameSeed
+        );
     }
 
     #[test]

@@ -167,6 +167,7 @@ mod tests {
                         },
                         seed: true,
                         last_seen_secs: 3.4,
+                        tracker: None,
                     }],
                 },
                 SwarmStatus {
@@ -175,6 +176,7 @@ mod tests {
                     peers: vec![],
                 },
             ],
+            replication: None,
         }
     }
 
