@@ -7,6 +7,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice |
+//! | [`replication`] | sans-IO replication bookkeeping: outbox, drops, replicas and their sequence gaps, snapshot scheduling |
 //! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
 //! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`]) |
 //! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod events;
 pub mod handler;
 pub mod registry;
+pub mod replication;
 pub mod report;
 pub mod server;
 pub mod status;
