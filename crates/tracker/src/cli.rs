@@ -16,9 +16,12 @@ use anyhow::Context as _;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use lanio::harness::{Flavor, Program};
-use lanio::{BadInput, Signals};
+use lanio::iface::Iface;
+use lanio::{BadInput, Cidr, Signals};
 use wire::Torrent;
 
+use crate::replication::DEFAULT_GROUP;
+use crate::replicator::ReplicationConfig;
 use crate::server::{self, Config, SwarmConfig};
 use crate::status;
 
@@ -35,8 +38,12 @@ the default swarm (the first --torrent's, if given). Joins, leaves and expiries
 are logged at info level (RUST_LOG overrides). Ctrl-C or SIGTERM stops
 accepting, finishes the replies in flight and exits 0.
 
-Exit codes: 0 ok, 1 runtime failure (cannot listen / reach the tracker),
-2 bad usage or unreadable/invalid --torrent file.";
+With --replicate, trackers share their registries over a multicast group
+(default 239.255.66.66:6666, UDP): a peer announced to any of them is listed
+by all. A tracker that starts asks the others for their state.
+
+Exit codes: 0 ok, 1 runtime failure (cannot listen / reach the tracker /
+join the group), 2 bad usage or unreadable/invalid --torrent file.";
 
 /// `tracker` command line.
 #[derive(Debug, Parser)]
@@ -83,9 +90,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub idle_timeout: Duration,
     /// Also print events as JSON lines on stdout (listening, join, seed,
-    /// leave, expire, shutdown).
+    /// leave, expire, shutdown; with --replicate also replicating,
+    /// replica_heard, replicated, snapshot_*, replica_dropped).
     #[arg(long)]
     pub json: bool,
+    /// Share the registry with the other trackers on this multicast group
+    /// (UDP); without a value, 239.255.66.66:6666.
+    #[arg(long, value_name = "GROUP:PORT", num_args = 0..=1,
+          default_missing_value = DEFAULT_GROUP, value_parser = parse_group)]
+    pub replicate: Option<SocketAddr>,
+    /// Interface (name or address) to replicate on; default: the routing table's choice.
+    #[arg(long, value_name = "IF", requires = "replicate")]
+    pub iface: Option<String>,
+    /// Accept replication datagrams only from this address range (repeat
+    /// for several); default: the subnets of this host's interfaces.
+    #[arg(long = "replicate-from", value_name = "CIDR", requires = "replicate")]
+    pub replicate_from: Vec<Cidr>,
 }
 
 /// Options of `tracker status`.
@@ -125,6 +145,17 @@ pub fn load_torrent(path: PathBuf) -> Result<LoadedTorrent, BadInput> {
     })
 }
 
+fn parse_group(arg: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = arg
+        .parse()
+        .map_err(|_| format!("{arg:?} is not GROUP:PORT (e.g. {DEFAULT_GROUP})"))?;
+    lanio::group::parse_group(&addr.ip().to_string())?;
+    if addr.port() == 0 {
+        return Err(format!("{arg}: the port must not be 0"));
+    }
+    Ok(addr)
+}
+
 fn parse_secs(arg: &str) -> Result<Duration, String> {
     let secs: f64 = arg
         .parse()
@@ -147,7 +178,27 @@ impl ServeArgs {
             trust_ip_field: self.trust_ip_field,
             json: self.json,
             swarms,
+            replication: None,
         }
+    }
+
+    /// The replication options, resolved: the interface looked up (an
+    /// unknown one is bad input) and the default source ranges listed.
+    pub fn replication(&self) -> anyhow::Result<Option<ReplicationConfig>> {
+        let Some(group) = self.replicate else {
+            return Ok(None);
+        };
+        let iface = self.iface.as_deref().map(Iface::resolve).transpose()?;
+        let accept = if self.replicate_from.is_empty() {
+            lanio::iface::local_subnets().context("listing this host's subnets")?
+        } else {
+            self.replicate_from.clone()
+        };
+        Ok(Some(ReplicationConfig {
+            group,
+            iface,
+            accept,
+        }))
     }
 }
 
@@ -182,7 +233,8 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
+    let mut config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
+    config.replication = args.replication()?;
     server::serve(config, listener, async move {
         signals.recv().await;
     })

@@ -5,6 +5,8 @@
 //! announced port; the `ip` key only with `--trust-ip-field`), applies it to
 //! the [`Registry`] and renders the reply. Bad input becomes an
 //! `error_code: 1` reply naming the problem; it never ends the connection.
+//! When the tracker replicates, every change is also queued for the group
+//! ([`Link`]).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +17,7 @@ use wire::tracker::{AnnounceResponse, Event, TrackerRequest};
 use wire::InfoHash;
 
 use crate::registry::{Announce, Change, Departed, Registry};
+use crate::replicator::Link;
 
 /// A registry change worth reporting (join, leave, seed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,8 @@ pub struct Tracker {
     registry: Mutex<Registry>,
     interval_secs: u64,
     trust_ip_field: bool,
+    /// Lock order: never hold the registry while locking this.
+    replication: Option<Arc<Link>>,
 }
 
 impl Tracker {
@@ -48,7 +53,19 @@ impl Tracker {
             registry: Mutex::new(Registry::new(registry_default, interval * 2)),
             interval_secs: interval.as_secs().max(1),
             trust_ip_field,
+            replication: None,
         }
+    }
+
+    /// Shares every change with the replicas through `link`.
+    pub fn with_replication(mut self, link: Arc<Link>) -> Self {
+        let id = link.state().id();
+        self.registry
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_tracker_id(id);
+        self.replication = Some(link);
+        self
     }
 
     /// Locks the registry (a poisoned lock is still usable: no update leaves
@@ -59,7 +76,11 @@ impl Tracker {
 
     /// Drops expired peers.
     pub fn expire(&self, now: Instant) -> Vec<Departed> {
-        self.registry().expire(now)
+        let gone = self.registry().expire(now);
+        if let Some(link) = &self.replication {
+            link.record_expired(&gone);
+        }
+        gone
     }
 
     /// Answers one request frame from a connection whose source is `src`.
@@ -75,7 +96,10 @@ impl Tracker {
         };
         let a = match request {
             TrackerRequest::Status => {
-                let status = self.registry().status(now);
+                let mut status = self.registry().status(now);
+                if let Some(link) = &self.replication {
+                    status.replication = Some(link.state().status(now));
+                }
                 return Handled {
                     reply: serde_json::to_vec(&status).expect("status always serialises"),
                     note: None,
@@ -96,6 +120,9 @@ impl Tracker {
             proto: a.proto,
         };
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
+        if let Some(link) = &self.replication {
+            link.record_announce(&announce, &outcome, now);
+        }
         let message = match a.event {
             Some(Event::Stopped) => "disconnect ACK",
             Some(Event::Completed) => "completed ACK",

@@ -10,14 +10,15 @@
 //! | [`replication`] | sans-IO replication bookkeeping: outbox, drops, replicas and their sequence gaps, snapshot scheduling |
 //! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
 //! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`]) |
+//! | [`replicator`] | the replication socket: receive and merge, send changes, heartbeats, paced snapshots |
 //! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
 //! | [`report`] | info-level log lines, and the events through a non-blocking [`lanio::EventWriter`] |
 //! | [`status`] | the `tracker status` client: fetch, table and JSON output |
 //! | [`cli`] | command-line parsing and dispatch on [`lanio::harness`] (logging, exit codes) |
 //!
 //! The arrows run one way: `cli` → `status`, `server`; `server` → `report`
-//! → `events`; `server` → `handler` → `registry`. Everything → `lanio`,
-//! `wire`.
+//! → `events`; `server` → `handler` → `registry`; `server` → `replicator`
+//! → `handler`, `replication`, `report`. Everything → `lanio`, `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
 //! address) at info level on stderr and, with `--json`, prints
@@ -43,6 +44,7 @@ pub mod events;
 pub mod handler;
 pub mod registry;
 pub mod replication;
+pub mod replicator;
 pub mod report;
 pub mod server;
 pub mod status;

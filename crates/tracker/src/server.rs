@@ -9,6 +9,8 @@
 //!   whole reply are each bounded by the idle timeout, so an idle, half-sent
 //!   or non-reading client only ever holds its own task and one permit.
 //! - An oversize length prefix or a truncated frame closes only that connection.
+//! - With replication configured, the group is joined before `listening` is
+//!   reported and [`crate::replicator`] runs beside the accept loop.
 //! - Shutdown: the accept loop stops, a `watch` channel tells every connection
 //!   to stop reading, replies already being handled are still sent, and
 //!   [`serve`] returns once every connection task has dropped its `mpsc`
@@ -31,6 +33,8 @@ use wire::tracker::AnnounceResponse;
 use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
 
 use crate::handler::Tracker;
+use crate::replication::Settings;
+use crate::replicator::{self, Link, ReplicationConfig};
 use crate::report::Reporter;
 
 /// Largest request frame the tracker reads. Requests are small JSON objects
@@ -67,6 +71,8 @@ pub struct Config {
     /// Swarms from torrent files. The first is the default swarm; without any,
     /// the default swarm is the all-zero info hash.
     pub swarms: Vec<SwarmConfig>,
+    /// Share the registry with other trackers over multicast.
+    pub replication: Option<ReplicationConfig>,
 }
 
 impl Default for Config {
@@ -78,6 +84,7 @@ impl Default for Config {
             trust_ip_field: false,
             json: false,
             swarms: Vec::new(),
+            replication: None,
         }
     }
 }
@@ -147,11 +154,24 @@ pub async fn serve(
         .first()
         .map(|s| s.info_hash)
         .unwrap_or_default();
-    let tracker = Arc::new(Tracker::new(
-        default_swarm,
-        config.interval,
-        config.trust_ip_field,
-    ));
+    let mut tracker = Tracker::new(default_swarm, config.interval, config.trust_ip_field);
+    let mut replication = None;
+    if let Some(rc) = &config.replication {
+        let sock = replicator::bind(rc).map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let id = loop {
+            if let Some(id) = wire::replica::TrackerId::new(rand::random()) {
+                break id;
+            }
+        };
+        let link = Arc::new(Link::new(Settings {
+            id,
+            group: rc.group,
+            accept: rc.accept.clone(),
+        }));
+        tracker = tracker.with_replication(link.clone());
+        replication = Some((link, sock, rc.iface.as_ref().map(|i| i.index)));
+    }
+    let tracker = Arc::new(tracker);
     {
         let mut registry = tracker.registry();
         for swarm in &config.swarms {
@@ -167,8 +187,18 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let sweeper = tokio::spawn(sweep(tracker, reporter.clone(), config.interval));
+    let sweeper = tokio::spawn(sweep(tracker.clone(), reporter.clone(), config.interval));
     reporter.listening(addr);
+    let replicator = replication.map(|(link, sock, iface)| {
+        tokio::spawn(replicator::run(
+            tracker,
+            link,
+            sock,
+            iface,
+            reporter.clone(),
+            stop_rx.clone(),
+        ))
+    });
 
     tokio::pin!(shutdown);
     loop {
@@ -204,6 +234,9 @@ pub async fn serve(
 
     drop(listener);
     sweeper.abort();
+    if let Some(task) = replicator {
+        task.abort();
+    }
     reporter.shutdown(config.max_connections - limit.available_permits());
     let _ = stop_tx.send(true);
     drop(done_tx);
