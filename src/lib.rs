@@ -10,6 +10,8 @@
 //!   frame, for tests of the tracker itself.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
+//! - [`tracker_lab`]: replicating trackers and peers on namespace hosts, their typed
+//!   events and status, announces sent from inside a host.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
 pub mod files;
@@ -19,4 +21,5 @@ pub mod netns;
 pub mod process;
 pub mod testbed;
 pub mod tracker_client;
+pub mod tracker_lab;
 pub mod transfer;

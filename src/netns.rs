@@ -6,7 +6,9 @@
 //! and namespaces left behind by processes that died are removed by
 //! [`cleanup_stale`], which [`Netns::new`] runs once per process.
 //!
-//! - [`Netns`]: one namespace with `lo` up; run commands inside it.
+//! - [`Netns`]: one namespace with `lo` up; run commands inside it, or a
+//!   closure on a thread that entered it ([`Netns::run`]: its sockets live
+//!   in the namespace, also after the closure returns them).
 //! - [`Lan`]: N hosts, each in its own namespace with `eth0`, connected by veth
 //!   pairs to a Linux bridge that lives in a dedicated namespace. Hosts get
 //!   `10.77.0.<i+1>/24` (and `fd77::<i+1>/64` with [`LanOptions::ipv6`]),
@@ -155,6 +157,27 @@ impl Netns {
         let mut cmd = self.command(program);
         cmd.args(args);
         run(cmd)
+    }
+
+    /// Runs `f` on a thread that has entered this namespace, and returns
+    /// what it returns. Sockets it opens belong to the namespace for good,
+    /// so it can hand them back to the caller.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns on a namespace file we hold open; it only
+                    // moves this thread, which exits when the closure is done.
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Sets a sysctl inside the namespace, e.g. `("net.ipv6.conf.all.accept_dad", "0")`.

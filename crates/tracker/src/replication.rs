@@ -442,9 +442,7 @@ impl Replication {
             }),
         };
         let (word, bit) = (usize::from(mark.part) / 64, mark.part % 64);
-        let Some(w) = receiving.seen.get_mut(word) else {
-            return None;
-        };
+        let w = receiving.seen.get_mut(word)?;
         if *w & (1 << bit) != 0 {
             return None;
         }
