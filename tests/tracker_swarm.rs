@@ -127,16 +127,10 @@ fn swarms_are_separated_by_info_hash() {
 fn completed_from_a_seed_protocol_peer_means_it_leaves() {
     let mut tracker = start_tracker(&[]);
     let mut c = Client::connect(tracker.addr);
-    c.request(&announce_body(
-        6881,
-        "127.0.0.1:6881",
-        r#","event":"started""#,
-    ));
-    c.request(&announce_body(
-        6882,
-        "127.0.0.1:6882",
-        r#","event":"started""#,
-    ));
+    for port in [6881, 6882] {
+        let id = format!("127.0.0.1:{port}");
+        c.request(&announce_body(port, &id, r#","event":"started""#));
+    }
     // No proto: the seed's peers say `completed` when their user quits.
     let r = c.request(&announce_body(
         6881,
