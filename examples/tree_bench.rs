@@ -41,6 +41,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Whether a TCP socket listens on `port` (per /proc/net/tcp).
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!(":{port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1].ends_with(&local) && f[3] == "0A"
+    })
+}
+
 /// `tar c` of `src/tree` through socat into `tar x` in `dst`; seconds.
 fn tar_socat(src: &Path, dst: &Path) -> f64 {
     std::fs::create_dir_all(dst).unwrap();
@@ -53,23 +63,10 @@ fn tar_socat(src: &Path, dst: &Path) -> f64 {
         ))
         .spawn()
         .unwrap();
-    // Wait until the listener is up (connecting succeeds), then send.
+    // Wait until socat listens (without touching the port).
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listening(port) {
         assert!(Instant::now() < deadline, "socat did not listen");
-        std::thread::yield_now();
-    }
-    // That probe connection was the one socat accepted; start over.
-    let _ = receiver.wait();
-    let mut receiver = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "socat -u TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr - | tar x -C '{}'",
-            dst.display()
-        ))
-        .spawn()
-        .unwrap();
-    while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
         std::thread::yield_now();
     }
     let t = Instant::now();

@@ -180,6 +180,30 @@ pub fn start_peer(name: &str, cmd: Command) -> (Proc, Started) {
     (proc, started)
 }
 
+/// The first half of a resume test: a peer holding `have` pieces (its
+/// data already in `partial_dir`) is started and registered, then a
+/// leecher into `leech_dir` downloads until it holds those `have` pieces
+/// and is killed with SIGKILL (its registration stays at the tracker).
+/// Returns the partial peer, to keep it running.
+pub fn leech_until_then_kill(
+    tracker: &mut TrackerProc,
+    torrent: &Path,
+    partial_dir: &Path,
+    leech_dir: &Path,
+    have: u32,
+) -> Proc {
+    let (partial, ev) = start_peer("partial", peer_command(torrent, partial_dir));
+    assert_eq!(ev.have, have, "the partial peer holds the wrong pieces");
+    tracker.expect_join(&ev.peer_id, STEP);
+    let (mut leech, leech_ev) = start_peer("leech", peer_command(torrent, leech_dir));
+    expect_event!(leech, STEP,
+        Event::Progress(peer::events::Progress::Swarm { have: got, .. }) if got == have);
+    leech.signal(libc::SIGKILL);
+    leech.wait_exit(STEP).unwrap();
+    tracker.expect_join(&leech_ev.peer_id, STEP);
+    partial
+}
+
 /// Waits for a peer's swarm `done` event and returns it.
 pub fn expect_done(proc: &mut Proc) -> SwarmDone {
     expect_event!(proc, STEP, Event::Done(Done::Swarm(done)) => done)

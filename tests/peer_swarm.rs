@@ -3,7 +3,7 @@
 use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use lanswarm::process::Proc;
-use peer::events::{Event, Progress};
+use peer::events::Event;
 use tracker::events::Event as TrackerEvent;
 
 const KIB: u64 = 1024;
@@ -79,17 +79,14 @@ fn killed_leecher_resumes_without_refetching_verified_pieces() {
     let mut bytes = std::fs::read(&s.data).unwrap();
     bytes[(size / 2) as usize..].fill(0);
     std::fs::write(half_dir.join("data.bin"), &bytes).unwrap();
-    let (_half, half_ev) = start_peer("half", peer_command(&s.torrent, &half_dir));
-    assert_eq!(u64::from(half_ev.have), pieces / 2);
-    s.tracker.expect_join(&half_ev.peer_id, STEP);
-
-    let (mut leech, leech_ev) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
-    expect_event!(leech, STEP,
-        Event::Progress(Progress::Swarm { have, .. }) if u64::from(have) == pieces / 2);
-    leech.signal(libc::SIGKILL);
-    leech.wait_exit(STEP).unwrap();
-    // The killed leecher's registration is still at the tracker.
-    s.tracker.expect_join(&leech_ev.peer_id, STEP);
+    let leech_dir = s.path("leech");
+    let _half = leech_until_then_kill(
+        &mut s.tracker,
+        &s.torrent,
+        &half_dir,
+        &leech_dir,
+        (pieces / 2) as u32,
+    );
 
     let (_seed, _) = s.start_seeder("seed");
     let (mut again, started) = start_peer("leech-again", s.leecher_command("leech"));

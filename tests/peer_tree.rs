@@ -5,11 +5,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use lanswarm::expect_event;
 use lanswarm::files::{assert_same_tree, dir_entries, write_tree};
 use lanswarm::fixture::*;
 use lanswarm::process::{command, Proc};
-use peer::events::{Event, Progress};
+use peer::events::Event;
 
 /// A tracker, a tree `src/tree` and its torrent, in a temporary directory.
 struct TreeScenario {
@@ -227,16 +226,14 @@ fn a_killed_tree_download_resumes_without_refetching() {
     for (path, len) in &files[(n / 2) as usize..] {
         std::fs::write(half.join("tree").join(path), vec![0u8; *len as usize]).unwrap();
     }
-    let (_half, ev) = start_peer("half", peer_command(&s.torrent, &half));
-    assert_eq!(u64::from(ev.have), pieces / 2);
-    s.tracker.expect_join(&ev.peer_id, STEP);
-
-    let (mut leech, leech_ev) = start_peer("leech", peer_command(&s.torrent, &s.path("leech")));
-    expect_event!(leech, STEP,
-        Event::Progress(Progress::Swarm { have, .. }) if u64::from(have) == pieces / 2);
-    leech.signal(libc::SIGKILL);
-    leech.wait_exit(STEP).unwrap();
-    s.tracker.expect_join(&leech_ev.peer_id, STEP);
+    let leech_dir = s.path("leech");
+    let _half = leech_until_then_kill(
+        &mut s.tracker,
+        &s.torrent,
+        &half,
+        &leech_dir,
+        (pieces / 2) as u32,
+    );
 
     let (_seed, _) = s.start_seeder("seed");
     let mut cmd = peer_command(&s.torrent, &s.path("leech"));

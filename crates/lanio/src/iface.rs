@@ -27,6 +27,8 @@ struct IfAddr {
     addr: IpAddr,
     /// Length of the netmask's prefix, when the kernel gave a netmask.
     prefix: Option<u8>,
+    /// `IFF_*` flags of the interface.
+    flags: u32,
 }
 
 impl Iface {
@@ -72,6 +74,37 @@ pub fn local_subnets() -> anyhow::Result<Vec<Cidr>> {
         let cidr = Cidr::new(a.addr, a.prefix.unwrap_or(width)).expect("prefix within width");
         if !out.contains(&cidr) {
             out.push(cidr);
+        }
+    }
+    Ok(out)
+}
+
+/// Every interface that is up and can multicast (`IFF_UP` and
+/// `IFF_MULTICAST`), loopback aside, with its first IPv4 address if any.
+pub fn multicast_interfaces() -> anyhow::Result<Vec<Iface>> {
+    let mut out: Vec<Iface> = Vec::new();
+    for a in if_addrs()? {
+        let wanted = a.flags & libc::IFF_UP as u32 != 0
+            && a.flags & libc::IFF_MULTICAST as u32 != 0
+            && a.flags & libc::IFF_LOOPBACK as u32 == 0;
+        if !wanted {
+            continue;
+        }
+        let v4 = match a.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+        match out.iter_mut().find(|i| i.name == a.name) {
+            Some(known) => known.v4 = known.v4.or(v4),
+            None => {
+                if let Some(index) = name_to_index(&a.name) {
+                    out.push(Iface {
+                        name: a.name,
+                        index,
+                        v4,
+                    });
+                }
+            }
         }
     }
     Ok(out)
@@ -148,7 +181,12 @@ fn if_addrs() -> anyhow::Result<Vec<IfAddr>> {
             }
             _ => continue,
         };
-        out.push(IfAddr { name, addr, prefix });
+        out.push(IfAddr {
+            name,
+            addr,
+            prefix,
+            flags: entry.ifa_flags,
+        });
     }
     // SAFETY: `head` came from a successful getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

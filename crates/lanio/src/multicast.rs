@@ -183,6 +183,16 @@ pub fn configure_sending(
     Ok(())
 }
 
+/// Joins `group` on one more interface (any-source), for a socket that
+/// receives a group on several interfaces.
+pub fn join_on(sock: &Socket, group: IpAddr, iface: &Iface) -> anyhow::Result<()> {
+    match group {
+        IpAddr::V4(g) => sock.join_multicast_v4_n(&g, &InterfaceIndexOrAddress::Index(iface.index)),
+        IpAddr::V6(g) => sock.join_multicast_v6(&g, iface.index),
+    }
+    .with_context(|| format!("joining group {group} on {}", iface.name))
+}
+
 /// Converts a configured non-blocking socket2 socket into a tokio socket.
 pub fn into_tokio(sock: Socket) -> anyhow::Result<UdpSocket> {
     let std_sock: std::net::UdpSocket = sock.into();

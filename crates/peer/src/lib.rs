@@ -8,12 +8,15 @@
 //! | [`info`] | `peer info`: what a torrent describes |
 //! | [`storage`] | the preallocated data files (one, or a directory's), an LRU of open descriptors, the resume file |
 //! | [`beneath`] | opening files below the download directory without following links |
-//! | [`session`] | one swarm session: start-up, accept/tracker/choke/progress tasks, shutdown |
-//! | [`swarm`] | the state shared by a swarm's connections: pieces, picker, peers, bans, counters |
-//! | [`peer_conn`] | one peer connection: handshake, reader loop, writer task |
-//! | [`picker`] | rarest-first piece selection with end-game (sans-IO) |
+//! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
+//! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
+//! | [`writer`] | a connection's writer task: messages, and zero-copy piece uploads |
+//! | [`verifier`] | a connection's verifier task: hashing and storing received pieces |
+//! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
+//! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
 //! | [`tracker_client`] | announces to the tracker |
+//! | [`discover`] | LAN discovery: BEP 14 announces over the kit's multicast sockets |
 //! | [`events`] | the `--json` event enum, shared by every subcommand |
 //! | [`output`] | events through the kit's non-blocking writer, progress bar, human summary |
 //! | [`zerocopy`] | `sendfile` from the page cache to a socket |
@@ -25,6 +28,7 @@ pub mod beneath;
 pub mod choker;
 pub mod cli;
 pub mod create;
+pub mod discover;
 pub mod events;
 pub mod fetch;
 pub mod hashing;
@@ -37,13 +41,13 @@ pub mod session;
 pub mod storage;
 pub mod swarm;
 pub mod tracker_client;
+pub mod verifier;
+pub mod writer;
 pub mod zerocopy;
 
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
-
-pub use lanio::BadInput;
 
 /// Runs the command line, returning the process exit code (see
 /// [`lanio::exit`]: 0 success or a clean stop, 1 runtime failure, 2 bad input).

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lanio::EventWriter;
-use serde_json::Value;
 
 use crate::events::Event;
 
@@ -51,23 +50,6 @@ impl Output {
     /// Emits an event (only in `--json` mode).
     pub fn emit(&self, event: &Event) {
         self.events.emit(event);
-    }
-
-    /// Emits an event given as its name and a JSON object of fields, which
-    /// must decode as one of [`Event`]'s variants.
-    pub fn event(&self, event: &str, fields: Value) {
-        if !self.is_json() {
-            return;
-        }
-        let mut obj = match fields {
-            Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        obj.insert("event".into(), event.into());
-        match serde_json::from_value::<Event>(Value::Object(obj)) {
-            Ok(ev) => self.emit(&ev),
-            Err(e) => tracing::warn!("event {event} does not fit the event enum: {e}"),
-        }
     }
 
     /// Waits (at most [`FLUSH_AT_EXIT`]) for every event to be written.

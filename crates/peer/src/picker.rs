@@ -1,9 +1,12 @@
 //! Which piece to request next: rarest first, at random among the rarest,
-//! with an end-game that asks several peers for the last pieces.
+//! with an end-game that asks several peers for the last pieces; and how
+//! many requests to keep queued at one peer ([`Pipeline`]).
 //!
 //! The picker is sans-IO: it counts how many connected peers have each piece
 //! (availability) and how many requests for it are in flight, and answers
 //! "what should I ask this peer for?".
+
+use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -192,6 +195,47 @@ impl Picker {
     }
 }
 
+/// How many requests to keep queued at one peer: enough for about
+/// `Pipeline::QUEUE_TIME` (50 ms) of data at the rate the peer has been
+/// delivering, so a fast peer (loopback) is kept saturated while a slow one
+/// (a rate-limited LAN link) is not handed seconds of work that other peers
+/// could have shared. Without a measurement yet, a small queue.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    /// Bytes per second, smoothed over piece arrivals.
+    rate: f64,
+    last_arrival: Option<Instant>,
+}
+
+impl Pipeline {
+    const QUEUE_TIME: f64 = 0.05;
+    const START: usize = 4;
+    const MIN: usize = 2;
+
+    /// A piece of `bytes` bytes arrived at `at`.
+    pub fn arrived(&mut self, bytes: u64, at: Instant) {
+        if let Some(prev) = self.last_arrival {
+            let secs = at.duration_since(prev).as_secs_f64().max(1e-6);
+            let sample = bytes as f64 / secs;
+            self.rate = if self.rate == 0.0 {
+                sample
+            } else {
+                0.8 * self.rate + 0.2 * sample
+            };
+        }
+        self.last_arrival = Some(at);
+    }
+
+    /// Requests to keep in flight for pieces of `piece_length`, at most `max`.
+    pub fn depth(&self, piece_length: u64, max: usize) -> usize {
+        if self.rate == 0.0 {
+            return Self::START.min(max);
+        }
+        let want = (self.rate * Self::QUEUE_TIME / piece_length.max(1) as f64).ceil() as usize + 1;
+        want.clamp(Self::MIN, max.max(Self::MIN))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +339,25 @@ mod tests {
             (p.availability(0), p.availability(1), p.availability(2)),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn pipeline_follows_the_measured_rate() {
+        use std::time::Duration;
+        let mut p = Pipeline::default();
+        assert_eq!(p.depth(1 << 20, 32), Pipeline::START);
+        let t0 = Instant::now();
+        // 64 KiB pieces arriving every 26 ms: ~2.5 MB/s, a 20 Mbit/s share.
+        for i in 0..20 {
+            p.arrived(64 << 10, t0 + Duration::from_millis(26 * i));
+        }
+        let slow = p.depth(64 << 10, 32);
+        assert!((2..=6).contains(&slow), "slow link depth {slow}");
+        // 1 MiB pieces every 0.5 ms: ~2 GB/s, loopback.
+        let mut q = Pipeline::default();
+        for i in 0..20 {
+            q.arrived(1 << 20, t0 + Duration::from_micros(500 * i));
+        }
+        assert_eq!(q.depth(1 << 20, 32), 32);
     }
 }

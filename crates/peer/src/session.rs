@@ -1,23 +1,26 @@
 //! A peer's session in one swarm: start-up (torrent, listener, storage,
-//! signal handlers), the background tasks (accepting peers, tracker
-//! announces, choking rounds, progress reports) and the orderly shutdown.
+//! signal handlers), the background tasks (accepting and dialing peers,
+//! tracker announces, choking rounds, progress reports) and the orderly
+//! shutdown.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wire::tracker::Event;
-use wire::{Bitfield, InfoHash, Torrent};
+use wire::tracker::{Event, PeerEntry};
+use wire::{Bitfield, Disconnect, InfoHash, Torrent};
+
+use lanio::BadInput;
 
 use crate::cli::SwarmArgs;
+use crate::events::{Event as PeerEvent, Progress, Started};
 use crate::output::Output;
 use crate::storage::{StartState, Storage};
 use crate::swarm::{ProgressSnapshot, Swarm};
-use crate::{peer_conn, tracker_client, BadInput};
+use crate::{peer_conn, tracker_client};
 
 /// Seconds between choking rounds.
 const CHOKE_ROUND: Duration = Duration::from_secs(5);
@@ -57,15 +60,16 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         args.exit_when_done,
     ));
     let have_count = swarm.progress().have;
-    swarm.out.event(
-        "started",
-        json!({
-            "info_hash": info_hash.to_hex(), "pieces": piece_count, "have": have_count,
-            "listen": listen_addr.to_string(), "peer_id": swarm.peer_id.to_hex(),
-            "file": swarm.storage.data_path(), "resume": matches!(start_state, StartState::Resumed),
-            "tracker": tracker,
-        }),
-    );
+    swarm.out.emit(&PeerEvent::Started(Started {
+        info_hash: info_hash.to_hex(),
+        pieces: piece_count,
+        have: have_count,
+        listen: listen_addr.to_string(),
+        peer_id: swarm.peer_id.to_hex(),
+        file: swarm.storage.data_path().to_path_buf(),
+        resume: matches!(start_state, StartState::Resumed),
+        tracker: tracker.to_string(),
+    }));
     tracing::info!(
         "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
     );
@@ -146,7 +150,7 @@ impl Signals {
 /// Close peers, tell the tracker, flush the resume file.
 async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>) {
     swarm.shutdown.cancel();
-    swarm.close_all("shutting down");
+    swarm.close_all(Disconnect::ShuttingDown);
     swarm.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(3), swarm.tasks.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
@@ -156,10 +160,12 @@ async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>)
     swarm.out.finish();
     let (downloaded, peers) = swarm.summary();
     let seconds = swarm.elapsed().as_secs_f64();
-    swarm.out.event(
-        "stopped",
-        json!({"seconds": seconds, "downloaded": downloaded, "uploaded": swarm.uploaded(), "peers": peers}),
-    );
+    swarm.out.emit(&PeerEvent::Stopped {
+        seconds,
+        downloaded,
+        uploaded: swarm.uploaded(),
+        peers,
+    });
     swarm.say_summary("session", seconds, downloaded);
     swarm.out.close();
 }
@@ -180,6 +186,18 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Dials a peer from the tracker's list, if the swarm wants it.
+fn dial(swarm: &Arc<Swarm>, entry: &PeerEntry) {
+    let Some((addr, legacy)) = swarm.dial_target(entry) else {
+        return;
+    };
+    let swarm = swarm.clone();
+    swarm.tasks.clone().spawn(async move {
+        peer_conn::dial(swarm.clone(), addr, legacy).await;
+        swarm.dial_ended(addr);
+    });
 }
 
 async fn tracker_loop(
@@ -203,7 +221,7 @@ async fn tracker_loop(
                 interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
                 tracing::debug!("tracker: {} peers", resp.peers.len());
                 for entry in &resp.peers {
-                    swarm.dial(entry);
+                    dial(&swarm, entry);
                 }
                 if event == Some(Event::Completed) {
                     completed_sent = true;
@@ -217,9 +235,9 @@ async fn tracker_loop(
             Err(e) => {
                 failures += 1;
                 tracing::warn!("announce failed: {e:#}");
-                swarm
-                    .out
-                    .event("tracker_error", json!({"error": format!("{e:#}")}));
+                swarm.out.emit(&PeerEvent::TrackerError {
+                    error: format!("{e:#}"),
+                });
                 if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
                     swarm.shutdown.cancel();
                     break;
@@ -295,11 +313,13 @@ async fn progress_loop(swarm: Arc<Swarm>) {
         };
         if !done {
             swarm.out.progress(bytes, peers);
-            swarm.out.event(
-                "progress",
-                json!({"have": count, "pieces": info.piece_count(), "bytes": bytes,
-                       "rate": rate.round(), "peers": peers}),
-            );
+            swarm.out.emit(&PeerEvent::Progress(Progress::Swarm {
+                have: count,
+                pieces: info.piece_count(),
+                bytes,
+                rate: rate.round(),
+                peers,
+            }));
         }
         if let Some(have) = have {
             if let Err(e) = swarm.storage.save_resume(&have) {

@@ -3,7 +3,8 @@
 //! Everything that crosses a lanswarm TCP connection (or a tracker
 //! replication datagram) is defined here, as pure
 //! data transformations. The binaries (`tracker`, `peer`) own the sockets and
-//! drive these types from one tokio task per connection.
+//! the clock, and drive these types from one tokio task per connection: time
+//! comes in as an `Instant` parameter, never from a clock read here.
 //!
 //! | module | holds |
 //! |---|---|
@@ -17,7 +18,11 @@
 //! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
 //! | [`layout`] | where a piece's bytes lie among a torrent's files |
 //! | [`pyrepr`] | reading Python `bytes` reprs, the seed tool's piece-hash form |
-//! | [`connection`] | the per-connection choke/interest state machine |
+//! | [`discovery`] | LAN peer discovery (BEP 14 `BT-SEARCH` datagrams) and its sans-IO state machine |
+//! | [`connection`] | one peer connection's protocol: handshake (ours and legacy), choke/interest, requests, timers, close |
+//! | [`upload`] | the queue of pieces a peer asked us for, with their cancels |
+//! | [`timers`] | a connection's time limits (handshake, piece, idle, keep-alive), as data |
+//! | [`disconnect`] | [`Disconnect`]: why a connection ended, one typed variant per cause |
 //!
 //! Nothing in this crate panics on input from the network: every decoder
 //! returns a typed error instead, and no decoder allocates more than the
@@ -26,20 +31,26 @@
 pub mod bitfield;
 pub mod codec;
 pub mod connection;
+pub mod disconnect;
+pub mod discovery;
 pub mod frame;
 pub mod ids;
 pub mod layout;
 pub mod message;
 pub mod pyrepr;
 pub mod replica;
+pub mod timers;
 pub mod torrent;
 pub mod tracker;
+pub mod upload;
 
 pub use bitfield::Bitfield;
 pub use codec::{PeerCodec, WireError};
-pub use connection::{ConnEvent, Connection, ProtocolError};
+pub use connection::{Config, ConnEvent, Connection, ProtocolError, RequestRefused, Role};
+pub use disconnect::{BanReason, Disconnect};
 pub use frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
 pub use ids::{InfoHash, PeerId};
 pub use layout::{Layout, Span};
 pub use message::{Message, MessageError};
+pub use timers::{Timeouts, Timer};
 pub use torrent::{FileEntry, Info, Torrent, TorrentError, MAX_PIECE_LENGTH};

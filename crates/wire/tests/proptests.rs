@@ -15,6 +15,7 @@
 
 use std::fmt::Debug;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 use wire::codec::encode_framed;
-use wire::connection::RequestRefused;
+use wire::connection::{Config as ConnConfig, RequestRefused, Role};
 use wire::replica::TrackerId;
 use wire::torrent::validate_file_name;
 use wire::tracker::{
@@ -32,9 +33,9 @@ use wire::tracker::{
     SwarmStatus, TrackerRequest, MAX_STRING_LEN,
 };
 use wire::{
-    pyrepr, Bitfield, ConnEvent, Connection, FileEntry, FrameCodec, FrameError, Info, InfoHash,
-    Layout, Message, MessageError, PeerCodec, PeerId, ProtocolError, Torrent, WireError,
-    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, MAX_PIECE_LENGTH,
+    pyrepr, Bitfield, ConnEvent, Connection, Disconnect, FileEntry, FrameCodec, FrameError, Info,
+    InfoHash, Layout, Message, MessageError, PeerCodec, PeerId, ProtocolError, Timeouts, Timer,
+    Torrent, WireError, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, MAX_PIECE_LENGTH,
 };
 
 /// A small frame limit, so that "just under the limit" is cheap to generate.
@@ -1092,6 +1093,7 @@ enum Step {
     Request(u32),
     Cancel(u32),
     Have(u32),
+    /// Time passes until a KeepAlive is due.
     KeepAlive,
 }
 
@@ -1112,6 +1114,56 @@ fn step(pieces: u32) -> impl Strategy<Value = Step> {
         1 => index().prop_map(Step::Have),
         1 => Just(Step::KeepAlive),
     ]
+}
+
+const OUR_HASH: InfoHash = InfoHash([7; 20]);
+const OUR_ID: PeerId = PeerId([1; 20]);
+
+fn conn_config(pieces: u32) -> ConnConfig {
+    ConnConfig {
+        info_hash: OUR_HASH,
+        peer_id: OUR_ID,
+        piece_count: pieces,
+        timeouts: Timeouts::default(),
+    }
+}
+
+/// A connection past its opening (legacy: dialed; ours: the peer's
+/// handshake answered), with our empty bitfield sent.
+fn opened(pieces: u32, legacy: bool, now: Instant) -> Result<Connection, TestCaseError> {
+    let mut conn = Connection::new(conn_config(pieces), Role::Outgoing { legacy }, now);
+    if !legacy {
+        conn.handle(
+            Message::Handshake {
+                info_hash: OUR_HASH,
+                peer_id: PeerId([2; 20]),
+            },
+            now,
+        );
+    }
+    let opened = matches!(
+        conn.poll_event(),
+        Some(ConnEvent::Established { legacy: l, .. }) if l == legacy
+    );
+    prop_assert!(opened, "not open");
+    while conn.poll_transmit(now).is_some() {}
+    conn.send_bitfield(&Bitfield::new(pieces));
+    Ok(conn)
+}
+
+/// Splits what `Connection::handle` reported: the protocol error it closed
+/// for, if any, and the other events.
+fn handled(events: Vec<ConnEvent>) -> (Result<(), ProtocolError>, Vec<ConnEvent>) {
+    let mut result = Ok(());
+    let mut rest = Vec::new();
+    for ev in events {
+        match ev {
+            ConnEvent::Closed(Disconnect::Protocol(e)) => result = Err(e),
+            ConnEvent::Closed(_) => {}
+            other => rest.push(other),
+        }
+    }
+    (result, rest)
 }
 
 /// Checks what `Connection::handle` did with `msg`.
@@ -1177,9 +1229,10 @@ fn check_handled(
 proptest! {
     #![proptest_config(config(128))]
 
-    /// Any sequence of decoded remote messages and local commands: no panic,
-    /// the documented typed errors, consistent state, and every queued
-    /// message decodable by a peer of the same torrent.
+    /// Any sequence of decoded remote messages and local commands on an open
+    /// connection: no panic, the documented typed errors, consistent state,
+    /// and every queued message decodable by a peer of the same torrent.
+    /// When a step closes the connection, the next steps run on a new one.
     #[test]
     fn connection_handles_any_decoded_messages(
         (pieces, steps) in (0u32..24).prop_flat_map(|n| {
@@ -1187,9 +1240,12 @@ proptest! {
         }),
         legacy in any::<bool>(),
     ) {
-        let mut conn = Connection::new(pieces, legacy);
-        conn.send_bitfield(&Bitfield::new(pieces));
+        let mut now = Instant::now();
+        let mut conn = opened(pieces, legacy, now)?;
         for step in steps {
+            if conn.close_reason().is_some() {
+                conn = opened(pieces, legacy, now)?;
+            }
             let incoming = match step {
                 Step::Raw(body) => Message::decode(Bytes::from(body), Some(pieces)).ok(),
                 Step::Remote(msg) => {
@@ -1211,11 +1267,15 @@ proptest! {
                 Step::Interested(b) => { conn.set_interested(b); None }
                 Step::Request(i) => {
                     let before = conn.in_flight().to_vec();
-                    match conn.request(i) {
+                    match conn.request(i, now) {
                         Ok(()) => prop_assert_eq!(conn.in_flight().last(), Some(&i)),
                         Err(RequestRefused::AlreadyRequested) => prop_assert!(before.contains(&i)),
                         Err(RequestRefused::NotAvailable) => prop_assert!(!conn.remote().has(i)),
                         Err(RequestRefused::Choked) => prop_assert!(conn.peer_choking()),
+                        Err(RequestRefused::OneAtATime) => {
+                            prop_assert!(legacy && !before.is_empty())
+                        }
+                        Err(RequestRefused::NotOpen) => prop_assert!(!conn.is_open()),
                     }
                     None
                 }
@@ -1225,14 +1285,21 @@ proptest! {
                     None
                 }
                 Step::Have(i) => { conn.have(i); None }
-                Step::KeepAlive => { conn.keep_alive(); None }
+                Step::KeepAlive => {
+                    if let Some(due) = conn.deadline(Timer::KeepAlive) {
+                        now = now.max(due);
+                        conn.handle_timeout(now);
+                    }
+                    None
+                }
             };
             if let Some(msg) = incoming {
                 let was_in_flight = matches!(
                     msg, Message::Piece { index, .. } if conn.in_flight().contains(&index)
                 );
-                let result = conn.handle(msg.clone());
-                let events: Vec<ConnEvent> = std::iter::from_fn(|| conn.poll_event()).collect();
+                conn.handle(msg.clone(), now);
+                let (result, events) =
+                    handled(std::iter::from_fn(|| conn.poll_event()).collect());
                 check_handled(&msg, &result, pieces, was_in_flight, &events)?;
             }
 
@@ -1248,9 +1315,12 @@ proptest! {
             if conn.peer_choking() {
                 prop_assert!(in_flight.is_empty());
             }
+            if legacy {
+                prop_assert!(in_flight.len() <= 1, "{:?} in flight at a legacy peer", in_flight);
+            }
 
             // Whatever we queue, the peer can decode.
-            while let Some(out) = conn.poll_transmit() {
+            while let Some(out) = conn.poll_transmit(now) {
                 if legacy {
                     prop_assert!(
                         !matches!(out, Message::Have(_) | Message::Cancel(_) | Message::KeepAlive),
@@ -1260,6 +1330,154 @@ proptest! {
                 let mut buf = BytesMut::new();
                 PeerCodec::for_torrent(pieces).encode(&out, &mut buf)?;
                 prop_assert_eq!(PeerCodec::for_torrent(pieces).decode(&mut buf)?, Some(out));
+            }
+        }
+    }
+}
+
+/// One thing that happens to a connection, from its first moment on.
+#[derive(Debug, Clone)]
+enum Happening {
+    /// A message from the remote, `ms` after the previous happening (the
+    /// clock may also step back: drivers pass what they read).
+    Message(Message, i64),
+    /// The driver wakes up at this offset from the previous happening.
+    Timeout(i64),
+    /// The driver's own calls.
+    Request(u32),
+    Cancel(u32),
+    Have(u32),
+    Unchoke,
+    Choke,
+    Interested(bool),
+    Bitfield(Vec<bool>),
+    Upload,
+    Close,
+    Eof,
+}
+
+fn happening(pieces: u32) -> impl Strategy<Value = Happening> {
+    let ms = prop_oneof![4 => -1_000i64..200_000, 1 => Just(i64::MAX / 4), 1 => Just(i64::MIN / 4)];
+    let handshake =
+        (any::<bool>(), any::<bool>()).prop_map(|(right_hash, other_id)| Message::Handshake {
+            info_hash: if right_hash {
+                OUR_HASH
+            } else {
+                InfoHash([9; 20])
+            },
+            peer_id: if other_id { PeerId([2; 20]) } else { OUR_ID },
+        });
+    prop_oneof![
+        10 => (prop_oneof![4 => message(pieces), 1 => handshake], ms.clone())
+            .prop_map(|(m, ms)| Happening::Message(m, ms)),
+        3 => ms.prop_map(Happening::Timeout),
+        2 => index().prop_map(Happening::Request),
+        1 => index().prop_map(Happening::Cancel),
+        1 => index().prop_map(Happening::Have),
+        1 => Just(Happening::Unchoke),
+        1 => Just(Happening::Choke),
+        1 => any::<bool>().prop_map(Happening::Interested),
+        1 => prop::collection::vec(any::<bool>(), 0..30).prop_map(Happening::Bitfield),
+        2 => Just(Happening::Upload),
+        1 => Just(Happening::Close),
+        1 => Just(Happening::Eof),
+    ]
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::Incoming),
+        any::<bool>().prop_map(|legacy| Role::Outgoing { legacy }),
+    ]
+}
+
+/// `base` moved by `ms` milliseconds, clamped to what an `Instant` can hold.
+fn shift(base: Instant, ms: i64) -> Instant {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    let moved = if ms >= 0 {
+        base.checked_add(d)
+    } else {
+        base.checked_sub(d)
+    };
+    moved.unwrap_or(base)
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any role, any happenings in any order at any times, the opening
+    /// included: nothing panics, the events keep their shape (Established
+    /// first, at most one Closed and nothing after it), the driver is never
+    /// asked to wake in the past, and legacy peers never get Have, Cancel or
+    /// KeepAlive.
+    #[test]
+    fn connection_survives_any_messages_at_any_times(
+        (pieces, happenings) in (0u32..24).prop_flat_map(|n| {
+            (Just(n), prop::collection::vec(happening(n), 0..80))
+        }),
+        role in role(),
+    ) {
+        let start = Instant::now();
+        let mut now = start;
+        let mut conn = Connection::new(conn_config(pieces), role, now);
+        let mut established = matches!(role, Role::Outgoing { legacy: true });
+        let mut seen_open = false;
+        let mut closed = false;
+        for h in happenings {
+            match h {
+                Happening::Message(msg, ms) => {
+                    now = shift(now, ms);
+                    conn.handle(msg, now);
+                }
+                Happening::Timeout(ms) => {
+                    now = shift(now, ms);
+                    conn.handle_timeout(now);
+                    if let Some(next) = conn.poll_timeout() {
+                        prop_assert!(next > now, "asked to wake at {:?}, now {:?}", next, now);
+                    }
+                }
+                Happening::Request(i) => { let _ = conn.request(i, now); }
+                Happening::Cancel(i) => { conn.cancel(i); }
+                Happening::Have(i) => conn.have(i),
+                Happening::Unchoke => conn.unchoke(),
+                Happening::Choke => conn.choke(),
+                Happening::Interested(b) => conn.set_interested(b),
+                Happening::Bitfield(bits) => conn.send_bitfield(&Bitfield::from_bools(bits)),
+                Happening::Upload => {
+                    if let Some(i) = conn.poll_upload() {
+                        prop_assert!(i < pieces);
+                    }
+                }
+                Happening::Close => conn.close(Disconnect::ShuttingDown),
+                Happening::Eof => conn.handle_eof(),
+            }
+            while let Some(ev) = conn.poll_event() {
+                prop_assert!(!closed, "{:?} after Closed", ev);
+                match ev {
+                    ConnEvent::Established { legacy, .. } => {
+                        prop_assert!(!seen_open, "opened twice");
+                        seen_open = true;
+                        established = true;
+                        prop_assert_eq!(legacy, conn.is_legacy());
+                    }
+                    ConnEvent::Closed(reason) => {
+                        closed = true;
+                        prop_assert_eq!(Some(&reason), conn.close_reason());
+                    }
+                    other => prop_assert!(established, "{:?} before Established", other),
+                }
+            }
+            while let Some(out) = conn.poll_transmit(now) {
+                if conn.is_legacy() {
+                    prop_assert!(
+                        !matches!(out, Message::Have(_) | Message::Cancel(_) | Message::KeepAlive),
+                        "legacy peer sent {:?}", out
+                    );
+                }
+            }
+            if closed {
+                prop_assert_eq!(conn.poll_timeout(), None);
+                prop_assert_eq!(conn.uploads_queued(), 0);
             }
         }
     }
@@ -1284,5 +1502,51 @@ fn sixteen_exbibyte_claim_is_refused_without_allocating() {
             "{err:?}"
         );
         assert_eq!(buf.capacity(), capacity);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// LAN discovery datagrams (BEP 14)
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn discovery_parse_takes_anything(bytes in prop::collection::vec(any::<u8>(), 0..1600)) {
+        let _ = wire::discovery::Announce::parse(&bytes);
+    }
+
+    #[test]
+    fn discovery_parse_takes_near_misses(
+        port in "[0-9]{0,7}",
+        hashes in prop::collection::vec("[0-9a-fA-F]{0,42}", 0..40),
+        cookie in text(80),
+        junk in text(40),
+    ) {
+        let mut s = format!("BT-SEARCH * HTTP/1.1\r\nPort: {port}\r\n{junk}\r\n");
+        for h in &hashes {
+            s.push_str(&format!("Infohash: {h}\r\n"));
+        }
+        s.push_str(&format!("cookie: {cookie}\r\n\r\n"));
+        if let Ok(a) = wire::discovery::Announce::parse(s.as_bytes()) {
+            prop_assert!(a.port > 0);
+            prop_assert!(!a.info_hashes.is_empty() && a.info_hashes.len() <= wire::discovery::MAX_HASHES);
+        }
+    }
+
+    #[test]
+    fn discovery_round_trips(
+        port in 1u16..,
+        hashes in prop::collection::vec(any::<[u8; 20]>(), 1..=wire::discovery::MAX_HASHES),
+        cookie in prop::option::of("[A-Za-z0-9]{1,32}"),
+    ) {
+        let mut info_hashes: Vec<InfoHash> = hashes.into_iter().map(InfoHash).collect();
+        info_hashes.dedup();
+        let a = wire::discovery::Announce { port, info_hashes, cookie };
+        let bytes = a.encode("239.192.152.143:6771");
+        if bytes.len() <= wire::discovery::MAX_DATAGRAM {
+            prop_assert_eq!(wire::discovery::Announce::parse(&bytes)?, a);
+        }
     }
 }
