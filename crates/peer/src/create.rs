@@ -108,7 +108,16 @@ fn open_source(path: &Path) -> std::io::Result<File> {
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<()> {
-    let (announce, port) = parse_host_port(&args.tracker)?;
+    let (announce, port) = parse_host_port(&args.tracker[0])?;
+    for other in &args.tracker[1..] {
+        parse_host_port(other)?;
+    }
+    // One tracker: the plain form; several: all of them, in order, too.
+    let announce_list = if args.tracker.len() > 1 {
+        args.tracker.clone()
+    } else {
+        Vec::new()
+    };
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     // `peer create .` names the torrent after the directory itself.
@@ -198,6 +207,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
     let torrent = Torrent {
         announce,
         port,
+        announce_list,
         comment: args.comment,
         info: Info {
             piece_length,

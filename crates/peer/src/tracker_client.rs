@@ -2,6 +2,9 @@
 //!
 //! Each announce uses a fresh connection, so trackers that close after every
 //! reply (as the seed's do) work, and a broken tracker costs one timeout.
+//! The request goes out as soon as the connection is open: a connection
+//! that sends nothing would block the seed's tracker. Which tracker to ask,
+//! and when, is [`crate::announcer`]'s business.
 
 use std::time::Duration;
 
@@ -40,21 +43,4 @@ pub async fn announce(tracker: &str, req: &AnnounceRequest) -> anyhow::Result<An
     tokio::time::timeout(TIMEOUT, exchange)
         .await
         .with_context(|| format!("tracker {tracker} did not answer within {TIMEOUT:?}"))?
-}
-
-/// Backoff after `failures` consecutive failures: 1, 2, 4, … capped at 30 s.
-pub fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(5)).min(Duration::from_secs(30))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(40), Duration::from_secs(30));
-    }
 }

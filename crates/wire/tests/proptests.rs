@@ -274,6 +274,7 @@ fn torrent() -> impl Strategy<Value = Torrent> {
             |(piece_length, piece_hash, file_length, file_name, announce, port, comment)| Torrent {
                 announce,
                 port,
+                announce_list: Vec::new(),
                 comment,
                 info: Info {
                     piece_length,
@@ -308,6 +309,7 @@ fn dir_torrent() -> impl Strategy<Value = Torrent> {
             Torrent {
                 announce: "127.0.0.1".into(),
                 port: 6666,
+                announce_list: Vec::new(),
                 comment: String::new(),
                 info: Info {
                     piece_length,
