@@ -236,6 +236,11 @@ async fn tracker_loop(
         after = match tracker_client::announce(&announce.tracker, &req).await {
             Ok(resp) => {
                 tracing::debug!("tracker {}: {} peers", announce.tracker, resp.peers.len());
+                swarm.out.emit(&PeerEvent::Announced {
+                    tracker: announce.tracker.clone(),
+                    announce: announce.event.map(|e| e.as_str().to_string()),
+                    peers: resp.peers.len(),
+                });
                 for entry in &resp.peers {
                     dial(&swarm, entry);
                 }
@@ -260,9 +265,15 @@ async fn tracker_loop(
     }
     let goodbyes = plan.leaving().into_iter().map(|bye| {
         let req = swarm.announce_request(bye.event, announce_ip);
+        let swarm = &swarm;
         async move {
-            if let Err(e) = tracker_client::announce(&bye.tracker, &req).await {
-                tracing::debug!("leaving {}: {e:#}", bye.tracker);
+            match tracker_client::announce(&bye.tracker, &req).await {
+                Ok(resp) => swarm.out.emit(&PeerEvent::Announced {
+                    tracker: bye.tracker.clone(),
+                    announce: bye.event.map(|e| e.as_str().to_string()),
+                    peers: resp.peers.len(),
+                }),
+                Err(e) => tracing::debug!("leaving {}: {e:#}", bye.tracker),
             }
         }
     });
