@@ -9,7 +9,10 @@
 //! - forged datagrams (from outside `--replicate-from`, or claiming a
 //!   tracker's own id) and garbage (malformed, oversize) are counted and
 //!   change nothing;
-//! - real peers announced to different trackers find each other and finish.
+//! - real peers announced to different trackers find each other and finish;
+//! - one of three trackers killed mid-swarm: a leecher that announced to it
+//!   fails over and finishes, and a peer joining afterwards through a
+//!   survivor finds the seeder that only ever announced to the dead one.
 //!
 //! Everything waits on the trackers' typed events, never on sleeps.
 
@@ -17,12 +20,14 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use lanswarm::expect_event;
 use lanswarm::fixture::{create_torrent, expect_done, start_peer, write_random_file, STEP};
-use lanswarm::mcast_lab::lab;
-use lanswarm::netns::Host;
+use lanswarm::mcast_lab::{lab, lab_with};
+use lanswarm::netns::{Host, LanOptions};
 use lanswarm::tracker_lab::{
     announce_from, peer_on, start_tracker_on, status_rows, HostTracker, PeerRow,
 };
+use peer::events::{Event as PeerEvent, Progress};
 use tracker::events::ReplicaChange;
 use tracker::replication::DEFAULT_GROUP;
 use tracker::Event;
@@ -265,6 +270,88 @@ fn peers_on_different_trackers_find_each_other() {
                 &tmp.path().join(format!("l{host}")).join("data.bin")
             ),
             "leecher on host {host} has a bad copy"
+        );
+    }
+}
+
+#[test]
+fn killing_a_tracker_mid_swarm_loses_nobody() {
+    // Hosts' uploads limited to 16 Mbit/s: the download takes seconds, so a
+    // tracker can be killed in the middle of it.
+    let Some(lan) = lab_with(
+        6,
+        LanOptions {
+            rate_mbit: Some(16),
+            ipv6: false,
+        },
+    ) else {
+        return;
+    };
+    let mut t: Vec<HostTracker> = (0..3)
+        .map(|i| start_tracker_on(lan.host(i), &format!("t{i}"), &[]))
+        .collect();
+    let ids: Vec<TrackerId> = t.iter().map(|t| t.id).collect();
+    t[2].wait_event(STEP, |e| match e {
+        Event::ReplicaHeard { id, .. } if id == ids[1] => Some(()),
+        _ => None,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("seed").join("data.bin");
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    write_random_file(&data, 6 << 20, 8);
+    let torrent = create_torrent(
+        &data,
+        t[1].addr,
+        Some(64 << 10),
+        &tmp.path().join("t.torrent"),
+    );
+    let dir = |name: &str| tmp.path().join(name);
+
+    // The seeder only ever announces to t1, the tracker about to die.
+    let (_seeder, seeder) = start_peer(
+        "seeder",
+        peer_on(lan.host(3), &torrent, &dir("seed"), &[t[1].addr]),
+    );
+    t[2].wait_event(STEP, |e| match e {
+        Event::Replicated {
+            peer,
+            change: ReplicaChange::Join,
+            ..
+        } if peer.peer_id == seeder.peer_id => Some(()),
+        _ => None,
+    });
+    // A leecher announcing to t1 first, with t2 and t0 to fall back on.
+    let mut cmd = peer_on(
+        lan.host(4),
+        &torrent,
+        &dir("l1"),
+        &[t[1].addr, t[2].addr, t[0].addr],
+    );
+    cmd.arg("--exit-when-done");
+    let (mut l1, _) = start_peer("l1", cmd);
+    let first = expect_event!(l1, STEP, PeerEvent::Announced { tracker, .. } => tracker);
+    assert_eq!(first, t[1].addr.to_string());
+    expect_event!(l1, STEP, PeerEvent::Progress(Progress::Swarm { have, pieces, .. })
+        if have > 0 && have < pieces);
+    t[1].proc.kill();
+
+    // It finishes, and tells a surviving tracker (t2, next in its list).
+    expect_done(&mut l1);
+    let told = expect_event!(l1, STEP, PeerEvent::Announced { tracker, announce: Some(a), .. }
+        if a == "completed" => tracker);
+    assert_eq!(told, t[2].addr.to_string());
+    assert_eq!(l1.wait_exit(STEP).unwrap().code(), Some(0));
+
+    // A peer joining now through t0 finds the seeder, which only ever
+    // announced to the dead tracker, and completes.
+    let mut cmd = peer_on(lan.host(5), &torrent, &dir("l2"), &[t[0].addr]);
+    cmd.arg("--exit-when-done");
+    let (mut l2, _) = start_peer("l2", cmd);
+    expect_done(&mut l2);
+    for name in ["l1", "l2"] {
+        assert!(
+            lanswarm::files::same_file(&data, &dir(name).join("data.bin")),
+            "{name} has a bad copy"
         );
     }
 }
