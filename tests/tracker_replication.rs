@@ -25,7 +25,7 @@ use lanswarm::fixture::{create_torrent, expect_done, start_peer, write_random_fi
 use lanswarm::mcast_lab::{lab, lab_with};
 use lanswarm::netns::{Host, LanOptions};
 use lanswarm::tracker_lab::{
-    announce_from, peer_on, start_tracker_on, status_rows, HostTracker, PeerRow,
+    announce_from, peer_on, start_tracker_on, status_from, status_rows, HostTracker, PeerRow,
 };
 use peer::events::{Event as PeerEvent, Progress};
 use tracker::events::ReplicaChange;
@@ -150,6 +150,23 @@ fn trackers_replicate_converge_and_ignore_forgeries() {
     for (i, tracker) in t.iter().enumerate() {
         assert_eq!(rows_of(lan.host(i), tracker), expected, "tracker {i}");
     }
+    // Status shows whom t0 hears from, where, and that it misses nothing.
+    let replication = status_from(lan.host(0), t[0].addr).replication.unwrap();
+    assert_eq!(replication.id, ids[0]);
+    let heard: BTreeSet<(TrackerId, String)> = replication
+        .replicas
+        .iter()
+        .map(|r| (r.id, r.addr.ip().to_string()))
+        .collect();
+    let expected_heard = BTreeSet::from([
+        (ids[1], "10.77.0.2".to_string()),
+        (ids[2], "10.77.0.3".to_string()),
+    ]);
+    assert_eq!(heard, expected_heard);
+    assert!(
+        replication.replicas.iter().all(|r| r.lag == 0 && r.seq > 0),
+        "{replication:?}"
+    );
 
     // A fourth tracker, started late, holds the same state within seconds.
     let started = Instant::now();
