@@ -21,9 +21,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
 use lanswarm::expect_event;
-use lanswarm::fixture::{create_torrent, expect_done, start_peer, write_random_file, STEP};
+use lanswarm::fixture::{
+    create_torrent, expect_done, start_peer, write_random_file, Started, STEP,
+};
 use lanswarm::mcast_lab::{lab, lab_with};
 use lanswarm::netns::{Host, LanOptions};
+use lanswarm::process::Proc;
 use lanswarm::tracker_lab::{
     announce_from, peer_on, start_tracker_on, status_from, status_rows, HostTracker, PeerRow,
 };
@@ -83,12 +86,11 @@ fn send_to_group(host: &Host, datagrams: &[Vec<u8>]) {
         .unwrap();
 }
 
-#[test]
-fn trackers_replicate_converge_and_ignore_forgeries() {
-    let Some(lan) = lab(5) else { return };
-    let peers = lan.host(3);
+/// Three trackers on hosts 0–2 started with `args`, once each has heard
+/// the other two.
+fn three_trackers(lan: &lanswarm::netns::Lan, args: &[&str]) -> Vec<HostTracker> {
     let mut t: Vec<HostTracker> = (0..3)
-        .map(|i| start_tracker_on(lan.host(i), &format!("t{i}"), &ACCEPT))
+        .map(|i| start_tracker_on(lan.host(i), &format!("t{i}"), args))
         .collect();
     let ids: Vec<TrackerId> = t.iter().map(|t| t.id).collect();
     for (i, tracker) in t.iter_mut().enumerate() {
@@ -98,6 +100,56 @@ fn trackers_replicate_converge_and_ignore_forgeries() {
             _ => None,
         });
     }
+    t
+}
+
+/// A temporary directory holding `seed/data.bin` (`size` bytes) and its
+/// torrent `t.torrent` (64 KiB pieces) naming `tracker`.
+struct Files {
+    tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    torrent: std::path::PathBuf,
+}
+
+impl Files {
+    fn new(size: u64, seed: u64, tracker: SocketAddr) -> Files {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("seed").join("data.bin");
+        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+        write_random_file(&data, size, seed);
+        let torrent = create_torrent(
+            &data,
+            tracker,
+            Some(64 << 10),
+            &tmp.path().join("t.torrent"),
+        );
+        Files { tmp, data, torrent }
+    }
+
+    fn dir(&self, name: &str) -> std::path::PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A seeder on `host` announcing to `tracker` only.
+    fn start_seeder(&self, host: &Host, tracker: SocketAddr) -> (Proc, Started) {
+        let cmd = peer_on(host, &self.torrent, &self.dir("seed"), &[tracker]);
+        start_peer("seeder", cmd)
+    }
+
+    fn assert_copy(&self, name: &str) {
+        assert!(
+            lanswarm::files::same_file(&self.data, &self.dir(name).join("data.bin")),
+            "{name} has a bad copy"
+        );
+    }
+}
+
+#[test]
+fn trackers_replicate_converge_and_ignore_forgeries() {
+    let Some(lan) = lab(5) else { return };
+    let peers = lan.host(3);
+    let mut t = three_trackers(&lan, &ACCEPT);
+    let ids: Vec<TrackerId> = t.iter().map(|t| t.id).collect();
 
     // Three peers, each announced to a different tracker.
     for (i, port) in [7001u16, 7002, 7003].into_iter().enumerate() {
@@ -235,35 +287,11 @@ fn trackers_replicate_converge_and_ignore_forgeries() {
 fn peers_on_different_trackers_find_each_other() {
     let Some(lan) = lab(6) else { return };
     // Default --replicate-from: the trackers' own subnet.
-    let mut t: Vec<HostTracker> = (0..3)
-        .map(|i| start_tracker_on(lan.host(i), &format!("t{i}"), &[]))
-        .collect();
-    let third = t[2].id;
-    t[0].wait_event(STEP, |e| match e {
-        Event::ReplicaHeard { id, .. } if id == third => Some(()),
-        _ => None,
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("seed").join("data.bin");
-    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-    write_random_file(&data, 3 << 20, 7);
-    let torrent = create_torrent(
-        &data,
-        t[0].addr,
-        Some(64 << 10),
-        &tmp.path().join("t.torrent"),
-    );
+    let mut t = three_trackers(&lan, &[]);
+    let f = Files::new(3 << 20, 7, t[0].addr);
 
     // The seeder announces to t0 only; each leecher to another tracker.
-    let (_seeder, seeder) = start_peer(
-        "seeder",
-        peer_on(
-            lan.host(3),
-            &torrent,
-            &tmp.path().join("seed"),
-            &[t[0].addr],
-        ),
-    );
+    let (_seeder, seeder) = f.start_seeder(lan.host(3), t[0].addr);
     t[0].wait_event(STEP, |e| match e {
         Event::Join { peer, .. } if peer.peer_id == seeder.peer_id => Some(()),
         _ => None,
@@ -271,8 +299,8 @@ fn peers_on_different_trackers_find_each_other() {
     let mut leechers: Vec<_> = [(4, 1), (5, 2)]
         .into_iter()
         .map(|(host, tracker)| {
-            let dir = tmp.path().join(format!("l{host}"));
-            let mut cmd = peer_on(lan.host(host), &torrent, &dir, &[t[tracker].addr]);
+            let dir = f.dir(&format!("l{host}"));
+            let mut cmd = peer_on(lan.host(host), &f.torrent, &dir, &[t[tracker].addr]);
             cmd.arg("--exit-when-done");
             start_peer(&format!("leecher{host}"), cmd).0
         })
@@ -280,14 +308,8 @@ fn peers_on_different_trackers_find_each_other() {
     for l in &mut leechers {
         expect_done(l);
     }
-    for host in [4, 5] {
-        assert!(
-            lanswarm::files::same_file(
-                &data,
-                &tmp.path().join(format!("l{host}")).join("data.bin")
-            ),
-            "leecher on host {host} has a bad copy"
-        );
+    for name in ["l4", "l5"] {
+        f.assert_copy(name);
     }
 }
 
@@ -304,31 +326,11 @@ fn killing_a_tracker_mid_swarm_loses_nobody() {
     ) else {
         return;
     };
-    let mut t: Vec<HostTracker> = (0..3)
-        .map(|i| start_tracker_on(lan.host(i), &format!("t{i}"), &[]))
-        .collect();
-    let ids: Vec<TrackerId> = t.iter().map(|t| t.id).collect();
-    t[2].wait_event(STEP, |e| match e {
-        Event::ReplicaHeard { id, .. } if id == ids[1] => Some(()),
-        _ => None,
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("seed").join("data.bin");
-    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-    write_random_file(&data, 6 << 20, 8);
-    let torrent = create_torrent(
-        &data,
-        t[1].addr,
-        Some(64 << 10),
-        &tmp.path().join("t.torrent"),
-    );
-    let dir = |name: &str| tmp.path().join(name);
+    let mut t = three_trackers(&lan, &[]);
+    let f = Files::new(6 << 20, 8, t[1].addr);
 
     // The seeder only ever announces to t1, the tracker about to die.
-    let (_seeder, seeder) = start_peer(
-        "seeder",
-        peer_on(lan.host(3), &torrent, &dir("seed"), &[t[1].addr]),
-    );
+    let (_seeder, seeder) = f.start_seeder(lan.host(3), t[1].addr);
     t[2].wait_event(STEP, |e| match e {
         Event::Replicated {
             peer,
@@ -338,12 +340,8 @@ fn killing_a_tracker_mid_swarm_loses_nobody() {
         _ => None,
     });
     // A leecher announcing to t1 first, with t2 and t0 to fall back on.
-    let mut cmd = peer_on(
-        lan.host(4),
-        &torrent,
-        &dir("l1"),
-        &[t[1].addr, t[2].addr, t[0].addr],
-    );
+    let fallbacks = [t[1].addr, t[2].addr, t[0].addr];
+    let mut cmd = peer_on(lan.host(4), &f.torrent, &f.dir("l1"), &fallbacks);
     cmd.arg("--exit-when-done");
     let (mut l1, _) = start_peer("l1", cmd);
     let first = expect_event!(l1, STEP, PeerEvent::Announced { tracker, .. } => tracker);
@@ -361,14 +359,11 @@ fn killing_a_tracker_mid_swarm_loses_nobody() {
 
     // A peer joining now through t0 finds the seeder, which only ever
     // announced to the dead tracker, and completes.
-    let mut cmd = peer_on(lan.host(5), &torrent, &dir("l2"), &[t[0].addr]);
+    let mut cmd = peer_on(lan.host(5), &f.torrent, &f.dir("l2"), &[t[0].addr]);
     cmd.arg("--exit-when-done");
     let (mut l2, _) = start_peer("l2", cmd);
     expect_done(&mut l2);
     for name in ["l1", "l2"] {
-        assert!(
-            lanswarm::files::same_file(&data, &dir(name).join("data.bin")),
-            "{name} has a bad copy"
-        );
+        f.assert_copy(name);
     }
 }
