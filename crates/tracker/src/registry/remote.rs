@@ -10,8 +10,9 @@
 //!   e.g. from a snapshot still on its way, cannot bring it back.
 //! - **Bounds.** Peers learned from replicas are counted by the tracker they
 //!   announced to: at most [`MAX_ORIGINS`] such trackers,
-//!   [`MAX_PEERS_PER_ORIGIN`] peers each and [`MAX_REMOTE_PEERS`] in all.
-//!   Graves are capped at [`MAX_GRAVES`]. Records past a bound are refused
+//!   [`MAX_PEERS_PER_ORIGIN`] peers each and [`MAX_REMOTE_PEERS`] in all;
+//!   a record adds no swarm once there are [`MAX_SWARMS`]. Graves are
+//!   capped at [`MAX_GRAVES`]. Records past a bound are refused
 //!   ([`Applied::OverLimit`]), so hostile datagrams cannot grow memory
 //!   without bound.
 
@@ -30,7 +31,9 @@ pub const MAX_ORIGINS: usize = 32;
 /// Most peers held for one other tracker.
 pub const MAX_PEERS_PER_ORIGIN: usize = 65_536;
 /// Most peers held for other trackers in all.
-pub const MAX_REMOTE_PEERS: usize = 262_144;
+pub const MAX_REMOTE_PEERS: usize = 131_072;
+/// A replica's record adds no swarm past this many (each costs more than a peer).
+pub const MAX_SWARMS: usize = 16_384;
 /// Most removed peers remembered.
 pub const MAX_GRAVES: usize = 65_536;
 
@@ -184,7 +187,8 @@ impl Registry {
             .get(&p.swarm)
             .and_then(|s| s.index.get(&p.addr).map(|&i| i as usize));
         let Some(i) = held else {
-            if !self.remote.claim(origin) {
+            let new_swarm = !self.swarms.contains_key(&p.swarm);
+            if (new_swarm && self.swarms.len() >= MAX_SWARMS) || !self.remote.claim(origin) {
                 return Applied::OverLimit;
             }
             let swarm = self.swarms.entry(p.swarm).or_default();
@@ -502,6 +506,20 @@ mod tests {
         assert_eq!(
             reg.remote_peer_count(),
             MAX_PEERS_PER_ORIGIN + MAX_ORIGINS - 1
+        );
+        // Swarms.
+        let mut other_swarm = peer(1, 2, 0);
+        for i in 0..MAX_SWARMS as u32 {
+            other_swarm.swarm = InfoHash([0; 20]);
+            other_swarm.swarm.0[..4].copy_from_slice(&i.to_be_bytes());
+            other_swarm.origin = id(3);
+            reg.apply(&Record::Join(other_swarm.clone()), now);
+        }
+        assert!(reg.swarms.len() <= MAX_SWARMS);
+        other_swarm.swarm = InfoHash([9; 20]);
+        assert_eq!(
+            reg.apply(&Record::Join(other_swarm), now),
+            Applied::OverLimit
         );
         // Graves are capped.
         for i in 0..(MAX_GRAVES + 10) as u32 {
