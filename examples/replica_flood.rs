@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     lan.host(1)
         .ns()
-        .run(|| {
+        .run_inside(|| {
             let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
             sock.set_multicast_ttl_v4(1).unwrap();
             let mut rng = rand::rng();
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let reply = lan
         .host(0)
         .ns()
-        .run(|| Client::connect(tracker.addr).request_raw(&TrackerRequest::Status.to_json()))
+        .run_inside(|| Client::connect(tracker.addr).request_raw(&TrackerRequest::Status.to_json()))
         .expect("enter host 0");
     let held = match serde_json::from_slice::<StatusResponse>(&reply) {
         Ok(status) => {

@@ -162,14 +162,16 @@ pub fn create_torrent(
     out.to_path_buf()
 }
 
-/// A `peer --torrent T --dir DIR --listen 127.0.0.1:0 --json` command.
+/// A `peer --torrent T --dir DIR --listen 127.0.0.1:0 --json --no-discover`
+/// command. LAN discovery is off: tests on this host must not multicast on
+/// its real interfaces (discovery tests run in their own namespaces).
 pub fn peer_command(torrent: &Path, dir: &Path) -> Command {
     let mut cmd = command("peer");
     cmd.arg("--torrent")
         .arg(torrent)
         .arg("--dir")
         .arg(dir)
-        .args(["--listen", "127.0.0.1:0", "--json"]);
+        .args(["--listen", "127.0.0.1:0", "--json", "--no-discover"]);
     cmd
 }
 

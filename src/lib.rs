@@ -8,17 +8,22 @@
 //!   torrents and fake wire peers for swarm tests and demos.
 //! - [`tracker_client`]: a raw, blocking client of the tracker protocol, frame by
 //!   frame, for tests of the tracker itself.
+//! - [`chat_lab`]: `peer chat` members typed at and read back as `peer::events::Event`,
+//!   and a raw member speaking the chat wire by hand.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
 //! - [`tracker_lab`]: replicating trackers and peers on namespace hosts, their typed
 //!   events and status, announces sent from inside a host.
+//! - [`router_lab`]: two LAN segments joined by a multicast router, and the routing daemons (smcroute, pimd) run in it.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 
+pub mod chat_lab;
 pub mod files;
 pub mod fixture;
 pub mod mcast_lab;
 pub mod netns;
 pub mod process;
+pub mod router_lab;
 pub mod testbed;
 pub mod tracker_client;
 pub mod tracker_lab;

@@ -1,4 +1,4 @@
-//! The `mcast` lab: `mcast` (and Python scripts) run on [`netns`] hosts, their
+//! The `mcast` lab: `mcast` (and Python scripts) run on [`netns`](crate::netns) hosts, their
 //! JSON lines read back into the program's own [`Event`] enum.
 //!
 //! ```no_run

@@ -6,15 +6,17 @@
 //! and namespaces left behind by processes that died are removed by
 //! [`cleanup_stale`], which [`Netns::new`] runs once per process.
 //!
-//! - [`Netns`]: one namespace with `lo` up; run commands inside it, or a
-//!   closure on a thread that entered it ([`Netns::run`]: its sockets live
-//!   in the namespace, also after the closure returns them).
+//! - [`Netns`]: one namespace with `lo` up; run commands inside it, or make
+//!   sockets there from the test itself ([`Netns::run_inside`]).
 //! - [`Lan`]: N hosts, each in its own namespace with `eth0`, connected by veth
 //!   pairs to a Linux bridge that lives in a dedicated namespace. Hosts get
-//!   `10.77.0.<i+1>/24` (and `fd77::<i+1>/64` with [`LanOptions::ipv6`]),
+//!   `10.77.0.<i+1>/24` (and `fd77::<i+1>/64` with [`LanOptions::ipv6`]; on
+//!   subnet `s` of [`Lan::with_subnet`], `10.77.s.<i+1>` and `fd77:0:0:s::<i+1>`),
 //!   multicast routes (`224.0.0.0/4`, `ff00::/8` on `eth0`) and, with
 //!   [`LanOptions::rate_mbit`], a `tbf` rate limit on their `eth0`.
 //!   The bridge floods multicast (IGMP/MLD snooping off), like a hub.
+//!   [`Lan::attach`] plugs an interface of another namespace (a router's)
+//!   into the bridge.
 //! - [`is_root`], [`skip_unless_root`]: namespaces need root; tests skip without.
 //!
 //! ```no_run
@@ -159,24 +161,24 @@ impl Netns {
         run(cmd)
     }
 
-    /// Runs `f` on a thread that has entered this namespace, and returns
-    /// what it returns. Sockets it opens belong to the namespace for good,
-    /// so it can hand them back to the caller.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+    /// Runs `f` on a thread that entered the namespace, and returns what it
+    /// returns: sockets made there stay in the namespace wherever they are
+    /// used afterwards (a test's own clients).
+    pub fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path)?;
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    // SAFETY: setns on a namespace file we hold open; it only
-                    // moves this thread, which exits when the closure is done.
+                    use std::os::fd::AsRawFd as _;
+                    // SAFETY: setns on an open namespace file; it changes only this thread.
                     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                         return Err(io::Error::last_os_error());
                     }
                     Ok(f())
                 })
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .map_err(|_| io::Error::other("the thread inside the namespace panicked"))?
         })
     }
 
@@ -280,12 +282,20 @@ impl Host {
 pub struct Lan {
     hosts: Vec<Host>,
     bridge: Netns,
+    subnet: u8,
+    ipv6: bool,
 }
 
 impl Lan {
     /// Builds the LAN: bridge namespace, `n_hosts` host namespaces, veth pairs,
     /// addresses, multicast routes and optional rate limits.
     pub fn new(n_hosts: usize, opts: LanOptions) -> io::Result<Lan> {
+        Lan::with_subnet(n_hosts, opts, 0)
+    }
+
+    /// Like [`Lan::new`], on `10.77.<subnet>.0/24` (and `fd77:0:0:<subnet>::/64`),
+    /// so that several LANs can be joined by a router.
+    pub fn with_subnet(n_hosts: usize, opts: LanOptions, subnet: u8) -> io::Result<Lan> {
         if n_hosts == 0 || n_hosts > MAX_HOSTS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -306,6 +316,8 @@ impl Lan {
         let mut lan = Lan {
             hosts: Vec::with_capacity(n_hosts),
             bridge,
+            subnet,
+            ipv6: opts.ipv6,
         };
         for index in 0..n_hosts {
             let host = lan.add_host(index, &opts)?;
@@ -321,40 +333,8 @@ impl Lan {
             ns.sysctl("net.ipv6.conf.all.accept_dad", "0")?;
             ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
         }
-        let port = format!("veth{index}");
-        self.bridge.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            HOST_IF,
-            "netns",
-            ns.name(),
-        ])?;
-        self.bridge
-            .ip(&["link", "set", &port, "master", "br0", "up"])?;
         let octet = u8::try_from(index + 1).expect("index checked against MAX_HOSTS");
-        let ipv4 = Ipv4Addr::new(10, 77, 0, octet);
-        ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", HOST_IF])?;
-        let ipv6 = if opts.ipv6 {
-            let v6 = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, u16::from(octet));
-            ns.ip(&[
-                "-6",
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                HOST_IF,
-                "nodad",
-            ])?;
-            Some(v6)
-        } else {
-            None
-        };
-        ns.ip(&["link", "set", HOST_IF, "up"])?;
+        let (ipv4, ipv6) = self.plug(&ns, HOST_IF, &format!("veth{index}"), octet)?;
         ns.ip(&["route", "add", "224.0.0.0/4", "dev", HOST_IF])?;
         if opts.ipv6 {
             ns.ip(&[
@@ -371,6 +351,84 @@ impl Lan {
             host.set_rate(Some(rate))?;
         }
         Ok(host)
+    }
+
+    /// Plugs a new veth into the bridge (bridge side named `port`) whose
+    /// other end is `ifname` in `ns`, addressed `10.77.<subnet>.<octet>/24`
+    /// (and `fd77:0:0:<subnet>::<octet>/64` on an IPv6 LAN), and brings it up.
+    fn plug(
+        &self,
+        ns: &Netns,
+        ifname: &str,
+        port: &str,
+        octet: u8,
+    ) -> io::Result<(Ipv4Addr, Option<Ipv6Addr>)> {
+        self.bridge.ip(&[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            ns.name(),
+        ])?;
+        self.bridge
+            .ip(&["link", "set", port, "master", "br0", "up"])?;
+        let ipv4 = self.ipv4(octet);
+        ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", ifname])?;
+        let ipv6 = if self.ipv6 {
+            let v6 = self.ipv6(octet);
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ])?;
+            Some(v6)
+        } else {
+            None
+        };
+        ns.ip(&["link", "set", ifname, "up"])?;
+        Ok((ipv4, ipv6))
+    }
+
+    /// Plugs interface `ifname` of namespace `ns` (a router, say) into this
+    /// LAN's bridge with address `10.77.<subnet>.<octet>` (an octet no host
+    /// uses: 251 to 254 are always free). Returns the address.
+    pub fn attach(&self, ns: &Netns, ifname: &str, octet: u8) -> io::Result<Ipv4Addr> {
+        if ns.ip(&["link", "show", ifname]).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already has an interface {ifname}", ns.name()),
+            ));
+        }
+        self.plug(ns, ifname, &format!("att{octet}"), octet)
+            .map(|(v4, _)| v4)
+    }
+
+    /// The LAN's IPv4 address ending in `octet` (`10.77.<subnet>.<octet>`).
+    pub fn ipv4(&self, octet: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 77, self.subnet, octet)
+    }
+
+    /// The LAN's IPv6 address ending in `octet` (`fd77:0:0:<subnet>::<octet>`).
+    pub fn ipv6(&self, octet: u8) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0xfd77,
+            0,
+            0,
+            u16::from(self.subnet),
+            0,
+            0,
+            0,
+            u16::from(octet),
+        )
     }
 
     /// All hosts, in creation order.

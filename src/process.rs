@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -49,14 +49,28 @@ pub struct Proc {
     lines: Receiver<(Stream, String)>,
     /// Every line seen so far, for failure messages.
     log: Arc<Mutex<Vec<(Stream, String)>>>,
+    /// The threads reading stdout and stderr (finished at end of stream).
+    readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Proc {
     /// Spawns `cmd` with stdout and stderr piped (stdin closed).
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null());
+        Proc::start(name, cmd)
+    }
+
+    /// Spawns `cmd` with stdin, stdout and stderr piped; the test types on
+    /// the returned stdin (dropping it is the end of input).
+    pub fn spawn_with_stdin(name: &str, mut cmd: Command) -> (Proc, ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut proc = Proc::start(name, cmd);
+        let stdin = proc.child.stdin.take().expect("piped stdin");
+        (proc, stdin)
+    }
+
+    fn start(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
@@ -64,6 +78,7 @@ impl Proc {
         let log = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
+        let mut readers = Vec::new();
         for (stream, reader) in [
             (
                 Stream::Stdout,
@@ -73,19 +88,20 @@ impl Proc {
         ] {
             let tx = tx.clone();
             let log = log.clone();
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 for line in BufReader::new(reader).lines() {
                     let Ok(line) = line else { break };
                     log.lock().unwrap().push((stream, line.clone()));
                     let _ = tx.send((stream, line));
                 }
-            });
+            }));
         }
         Proc {
             name: name.to_string(),
             child,
             lines: rx,
             log,
+            readers,
         }
     }
 
@@ -217,6 +233,7 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                self.drain_output(deadline);
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -228,6 +245,15 @@ impl Proc {
             }
             // Polling an exit status; not used to order events between processes.
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// After the exit: lets the readers take in what is still in the pipes,
+    /// so that [`Proc::output`] holds everything the process printed (until
+    /// `deadline`, in case a grandchild holds a pipe open).
+    fn drain_output(&self, deadline: Instant) {
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
         }
     }
 

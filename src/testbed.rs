@@ -352,7 +352,7 @@ impl Testbed {
             .arg("--dir")
             .arg(server_dir)
             .args(["--listen", &format!("{server_ip}:0")])
-            .args(["--tracker", &tracker_addr, "--json"]);
+            .args(["--tracker", &tracker_addr, "--json", "--no-discover"]);
         let mut seeder = Proc::spawn("seeder", cmd);
         let started = seeder.try_event(SETUP_TIMEOUT, |e| match e {
             Event::Started(started) => Some(started),
@@ -375,7 +375,7 @@ impl Testbed {
                 .arg("--dir")
                 .arg(dir)
                 .args(["--listen", &format!("{}:0", host.ipv4())])
-                .args(["--tracker", &tracker_addr, "--json"]);
+                .args(["--tracker", &tracker_addr, "--json", "--no-discover"]);
             if leechers_exit {
                 cmd.arg("--exit-when-done");
             }

@@ -103,7 +103,7 @@ pub type PeerRow = (String, String, String, bool, Option<TrackerId>);
 /// Asks the tracker at `addr` for its status, from `host`.
 pub fn status_from(host: &Host, addr: SocketAddr) -> StatusResponse {
     host.ns()
-        .run(|| {
+        .run_inside(|| {
             let reply = Client::connect(addr).request_raw(&TrackerRequest::Status.to_json());
             serde_json::from_slice(&reply).expect("a status reply")
         })
@@ -145,7 +145,7 @@ pub fn announce_from(
 ) -> AnnounceResponse {
     let body = announce_body(port, peer_id, extra);
     host.ns()
-        .run(|| Client::connect(tracker).request(&body))
+        .run_inside(|| Client::connect(tracker).request(&body))
         .expect("enter the host's namespace")
 }
 

@@ -9,7 +9,8 @@
 
 use lanswarm::mcast_lab::{lab, Stalled};
 use mcast::events::{
-    ChatSummary, Event, Joined, ProbeRecvSummary, ProbeSendSummary, RecvSummary, SendSummary,
+    ChatSummary, Event, IgmpSummary, Joined, ProbeRecvSummary, ProbeSendSummary, QuerierSummary,
+    RecvSummary, SendSummary,
 };
 
 /// Starts `mcast ARGS…` with its stdout held full, sends `sig` once it is
@@ -76,5 +77,23 @@ fn probe_send_stops_cleanly_on_sigterm_right_after_start() {
     if let Some(last) = signal_when_ready(&args, libc::SIGTERM, start) {
         let summary = ProbeSendSummary::try_from(last).expect("probe send summary");
         assert!(summary.sent < 1000, "stopped early: {summary:?}");
+    }
+}
+
+#[test]
+fn igmp_stops_cleanly_on_sigint_right_after_listening() {
+    let listening = |e: &Event| matches!(e, Event::Listening(_));
+    if let Some(last) = signal_when_ready(&["igmp"], libc::SIGINT, listening) {
+        IgmpSummary::try_from(last).expect("igmp summary");
+    }
+}
+
+#[test]
+fn querier_stops_cleanly_on_sigterm_right_after_starting() {
+    let args = ["querier", "--iface", "eth0"];
+    let started = |e: &Event| matches!(e, Event::QuerierStarted(_));
+    if let Some(last) = signal_when_ready(&args, libc::SIGTERM, started) {
+        let summary = QuerierSummary::try_from(last).expect("querier summary");
+        assert!(summary.querier, "{summary:?}");
     }
 }

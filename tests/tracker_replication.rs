@@ -76,7 +76,7 @@ fn rows_of(host: &Host, t: &HostTracker) -> BTreeSet<PeerRow> {
 fn send_to_group(host: &Host, datagrams: &[Vec<u8>]) {
     let group: SocketAddr = DEFAULT_GROUP.parse().unwrap();
     host.ns()
-        .run(|| {
+        .run_inside(|| {
             let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
             sock.set_multicast_ttl_v4(1).unwrap();
             for d in datagrams {

@@ -10,6 +10,7 @@
 //! | [`exit`] | the one error type behind the exit codes: 0 success, 1 runtime failure, 2 bad input ([`BadInput`]) |
 //! | [`harness`] | a program's `main`: `RUST_LOG` logging, the runtime, error printing, the exit code ([`harness::run`]) |
 //! | [`signals`] | SIGINT and SIGTERM handlers, installed before a program says it is ready ([`Signals`]) |
+//! | [`escape`] | control characters in untrusted text shown as escapes before printing |
 //! | [`events`] | the JSON event line writer: one serde enum per program, never blocking the runtime ([`EventWriter`]) |
 //! | [`frame`] | reading and writing one 8-byte-length frame, blocking and async |
 //! | [`group`] | multicast group addresses: validation, datagram size limits, destinations |
@@ -17,6 +18,7 @@
 //! | [`multicast`] | multicast UDP sockets: any-source and source-specific joins, IPv4 and IPv6, TTL, loopback, interface, `recvmsg` with the arrival TTL |
 
 pub mod cidr;
+pub mod escape;
 pub mod events;
 pub mod exit;
 pub mod frame;

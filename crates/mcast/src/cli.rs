@@ -25,6 +25,9 @@ Examples:
   mcast recv --group 232.1.1.1 --source 10.0.0.5   source-specific join (IGMPv3)
   mcast probe recv        then   mcast probe send --rate 10000 --count 50000
   mcast chat --name alice --iface eth0
+  mcast igmp --iface eth0                     watch joins, leaves and queries (root)
+  mcast groups                                this host's memberships, per interface
+  mcast querier --iface eth0 --interval 60    be the IGMP querier of a router-less LAN (root)
 
 JSON events (--json):
   send: sent, ack {from}, summary {sent, acks, responders, ignored}
@@ -32,6 +35,11 @@ JSON events (--json):
   probe: start / joined, report {received, lost, duplicates, reordered,
          latency_p50_us, latency_p99_us, ...}, summary
   chat: joined, member_joined, member_left, message {from, name, bytes, text}, summary
+  igmp: listening, igmp / mld {iface, direction, src, dst, ttl, router_alert,
+        checksum_ok, message {type, …}}, malformed {error, head}, summary
+  groups: groups {index, name, igmp_version, groups [{group, users, mode, sources}]}
+  querier: querier_started, query_sent, query_heard {from, version, group},
+           stepped_down {querier}, took_over {previous, silent_ms}, summary
 ";
 
 /// IP multicast from the command line: send and receive raw datagrams with
@@ -62,6 +70,29 @@ pub enum Command {
     /// Group chat: each stdin line goes to the group; others' lines print with their name.
     #[command(after_help = AFTER_HELP)]
     Chat(ChatArgs),
+    /// Watch IGMP and MLD on an interface (or all): every query, report and
+    /// leave, decoded. Needs root.
+    ///
+    /// Messages this host sends show too (direction out). A message with a
+    /// wrong checksum is shown, marked; one that does not decode is shown
+    /// as malformed with its first bytes.
+    #[command(after_help = AFTER_HELP)]
+    Igmp(IgmpArgs),
+    /// List this host's multicast memberships per interface: groups, the
+    /// IGMP version in use, and the sources of source-specific joins.
+    ///
+    /// Read from /proc/net/igmp, igmp6, mcfilter and mcfilter6 (of the
+    /// network namespace it runs in).
+    #[command(after_help = AFTER_HELP)]
+    Groups(GroupsArgs),
+    /// Be the IGMP querier of a segment that has no multicast router. Needs root.
+    ///
+    /// Sends IGMPv3 general queries every --interval seconds; stops when it
+    /// hears a querier with a lower address, and takes over again when that
+    /// one has been silent for 2 × interval + half the max response time
+    /// (RFC 2236/3376 querier election).
+    #[command(after_help = AFTER_HELP)]
+    Querier(QuerierArgs),
 }
 
 impl Command {
@@ -77,6 +108,9 @@ impl Command {
                 role: ProbeRole::Recv(a),
             }) => &a.common,
             Command::Chat(a) => &a.common,
+            Command::Igmp(a) => &a.common,
+            Command::Groups(a) => &a.common,
+            Command::Querier(a) => &a.common,
         }
     }
 }
@@ -245,6 +279,34 @@ pub struct ChatArgs {
     pub common: Common,
 }
 
+/// `mcast igmp`.
+#[derive(Debug, Args)]
+pub struct IgmpArgs {
+    /// Exit after this many messages (malformed ones included).
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast groups`.
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mcast querier`.
+#[derive(Debug, Args)]
+pub struct QuerierArgs {
+    /// Seconds between general queries (RFC default 125).
+    #[arg(long, value_name = "SECS", default_value_t = 125,
+          value_parser = clap::value_parser!(u64).range(1..=31_744))]
+    pub interval: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +329,20 @@ mod tests {
         assert_eq!(args.count, 1);
         assert_eq!(args.wait, Duration::from_millis(200));
         assert!(!args.no_loop);
+    }
+
+    #[test]
+    fn querier_interval_defaults_to_the_rfc_and_is_bounded() {
+        let cli = Cli::try_parse_from(["mcast", "querier", "--iface", "eth0"]).unwrap();
+        let Command::Querier(args) = cli.command else {
+            panic!("expected querier")
+        };
+        assert_eq!(args.interval, 125);
+        assert_eq!(args.common.iface.as_deref(), Some("eth0"));
+        let err = Cli::try_parse_from(["mcast", "querier", "--interval", "0"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let cli = Cli::try_parse_from(["mcast", "igmp", "-n", "3", "--json"]).unwrap();
+        assert!(cli.command.common().json);
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //! ([`Summary`]). Their payloads are told apart by their fields, so scripts
 //! and the tests read every line back into this very type.
 
+use crate::capture::Direction;
 use crate::probe::stats;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+use std::fmt::Display;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use wire::igmp::IgmpMessage;
+use wire::mld::MldMessage;
+use wire::procnet::{FilterMode, HostGroup, InterfaceGroups};
 
 /// One line of `mcast` output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,8 +50,93 @@ pub enum Event {
     Joined(Joined),
     /// `recv`: a datagram; `chat`: a member's line.
     Message(Message),
-    /// Every subcommand, last: what it did.
+    // ---- igmp ----
+    /// `igmp` captures (it is ready).
+    Listening(Listening),
+    /// `igmp`: an IGMP message.
+    Igmp(Seen<IgmpMessage>),
+    /// `igmp`: an MLD message.
+    Mld(Seen<MldMessage>),
+    /// `igmp`: a packet carrying IGMP or MLD that does not decode.
+    Malformed(Malformed),
+    // ---- groups ----
+    /// `groups`: one interface's memberships.
+    Groups(InterfaceGroups),
+    // ---- querier ----
+    /// `querier` starts, as the querier (it is ready).
+    QuerierStarted(QuerierStarted),
+    /// `querier` sent a general query.
+    QuerySent {
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+        max_resp_ms: u32,
+    },
+    /// `querier` heard another querier's query (right checksum).
+    QueryHeard {
+        from: Ipv4Addr,
+        version: u8,
+        /// 0.0.0.0 for a general query.
+        group: Ipv4Addr,
+    },
+    /// `querier` heard a lower address query and stopped querying.
+    SteppedDown { querier: Ipv4Addr },
+    /// `querier` queries again: `previous` was silent for `silent_ms`.
+    TookOver { previous: Ipv4Addr, silent_ms: u64 },
+    /// Every subcommand but `groups`, last: what it did.
     Summary(Summary),
+}
+
+/// `igmp` is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listening {
+    /// `--iface`; null: every interface.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub iface: Option<String>,
+}
+
+/// An IGMP or MLD message `igmp` saw, with what its IP header said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen<M> {
+    pub iface: String,
+    /// `in`: received; `out`: sent by this host.
+    pub direction: Direction,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL (hop limit); membership messages are sent with 1.
+    pub ttl: u8,
+    /// The IP Router Alert option was present.
+    pub router_alert: bool,
+    /// false: the message is shown, but its checksum is wrong.
+    pub checksum_ok: bool,
+    /// The decoded message, tagged on `type`.
+    pub message: M,
+}
+
+/// A packet `igmp` could not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Malformed {
+    pub iface: String,
+    pub direction: Direction,
+    /// From the IP header, when that much was readable.
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub error: String,
+    /// The packet's length, IP header included.
+    pub bytes: usize,
+    /// Its first bytes, in hex.
+    pub head: String,
+}
+
+/// `querier` is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerierStarted {
+    pub iface: String,
+    /// The address it queries from, which the election compares.
+    pub address: Ipv4Addr,
+    pub interval_s: u64,
+    pub max_resp_ms: u32,
+    /// How long a lower querier may be silent before this one takes over.
+    pub other_querier_present_ms: u64,
 }
 
 /// The payload of a `joined` event.
@@ -154,6 +244,8 @@ pub enum Summary {
     ProbeSend(ProbeSendSummary),
     ProbeRecv(ProbeRecvSummary),
     Chat(ChatSummary),
+    Igmp(IgmpSummary),
+    Querier(QuerierSummary),
 }
 
 /// What `send` did.
@@ -207,6 +299,24 @@ pub struct ChatSummary {
     pub foreign: u64,
 }
 
+/// What `igmp` saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgmpSummary {
+    /// Messages decoded (bad checksums included).
+    pub seen: u64,
+    pub bad_checksum: u64,
+    pub malformed: u64,
+}
+
+/// What `querier` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerierSummary {
+    pub queries_sent: u64,
+    pub queries_heard: u64,
+    /// Whether it was the querier at the end.
+    pub querier: bool,
+}
+
 /// `TryFrom<Event>` for each payload, so a reader can ask for one shape:
 /// `RecvSummary::try_from(event)` is the summary of a `recv`, or gives the
 /// event back.
@@ -237,6 +347,12 @@ payloads!(
     ProbeSendSummary: Event::Summary(Summary::ProbeSend(p)) => p,
     ProbeRecvSummary: Event::Summary(Summary::ProbeRecv(p)) => p,
     ChatSummary: Event::Summary(Summary::Chat(p)) => p,
+    Listening: Event::Listening(p) => p,
+    Malformed: Event::Malformed(p) => p,
+    InterfaceGroups: Event::Groups(p) => p,
+    QuerierStarted: Event::QuerierStarted(p) => p,
+    IgmpSummary: Event::Summary(Summary::Igmp(p)) => p,
+    QuerierSummary: Event::Summary(Summary::Querier(p)) => p,
 );
 
 impl lanio::events::Event for Event {
@@ -256,9 +372,97 @@ impl lanio::events::Event for Event {
                 format!("from {} ({} bytes): {}", m.from, m.bytes, m.text)
             }
             Event::Message(Message::Chat(m)) => format!("<{}> {}", m.name, m.text),
+            Event::Listening(l) => match &l.iface {
+                Some(i) => format!("watching IGMP and MLD on {i}"),
+                None => "watching IGMP and MLD on every interface".to_string(),
+            },
+            Event::Igmp(seen) => seen.human(),
+            Event::Mld(seen) => seen.human(),
+            Event::Malformed(m) => format!(
+                "{} {}: malformed packet of {} bytes{}: {}; starts {}",
+                m.iface,
+                m.direction,
+                m.bytes,
+                m.src.map(|s| format!(" from {s}")).unwrap_or_default(),
+                m.error,
+                m.head
+            ),
+            Event::Groups(i) => groups_human(i),
+            Event::QuerierStarted(q) => format!(
+                "querier on {} as {}: general queries every {} s, max response {} ms; \
+                 takes over from a lower querier silent for {} ms",
+                q.iface, q.address, q.interval_s, q.max_resp_ms, q.other_querier_present_ms
+            ),
+            Event::QuerySent { from, to, .. } => format!("general query sent from {from} to {to}"),
+            Event::QueryHeard {
+                from,
+                version,
+                group,
+            } if group.is_unspecified() => {
+                format!("heard an IGMPv{version} general query from {from}")
+            }
+            Event::QueryHeard {
+                from,
+                version,
+                group,
+            } => {
+                format!("heard an IGMPv{version} query for {group} from {from}")
+            }
+            Event::SteppedDown { querier } => {
+                format!("{querier} has a lower address and queries: stopped querying")
+            }
+            Event::TookOver {
+                previous,
+                silent_ms,
+            } => format!("{previous} silent for {silent_ms} ms: querying again"),
             Event::Summary(s) => s.human(),
         })
     }
+}
+
+impl<M: Display> Seen<M> {
+    fn human(&self) -> String {
+        let bad = if self.checksum_ok {
+            ""
+        } else {
+            " [BAD CHECKSUM]"
+        };
+        format!(
+            "{} {} {} -> {} ttl {}: {}{bad}",
+            self.iface, self.direction, self.src, self.dst, self.ttl, self.message
+        )
+    }
+}
+
+fn groups_human(i: &InterfaceGroups) -> String {
+    let version = i
+        .igmp_version
+        .map(|v| format!(", IGMPv{v}"))
+        .unwrap_or_default();
+    let mut text = format!("{} (index {}{version}):", i.name, i.index);
+    if i.groups.is_empty() {
+        text.push_str(" no groups");
+    }
+    for g in &i.groups {
+        text.push_str(&format!("\n  {}", group_human(g)));
+    }
+    text
+}
+
+fn group_human(g: &HostGroup) -> String {
+    let list = |s: &[IpAddr]| {
+        s.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sources = match (g.mode, g.sources.is_empty()) {
+        (FilterMode::Exclude, true) => "any source".to_string(),
+        (FilterMode::Exclude, false) => format!("any source but {}", list(&g.sources)),
+        (FilterMode::Include, _) => format!("from {}", list(&g.sources)),
+    };
+    let users = if g.users == 1 { "user" } else { "users" };
+    format!("{} {sources} ({} {users})", g.group, g.users)
 }
 
 impl Joined {
@@ -317,6 +521,16 @@ impl Summary {
             Summary::Chat(s) => format!(
                 "* left; sent {}, received {}, ignored {} foreign datagrams",
                 s.sent, s.received, s.foreign
+            ),
+            Summary::Igmp(s) => format!(
+                "summary: {} messages ({} with a bad checksum), {} malformed",
+                s.seen, s.bad_checksum, s.malformed
+            ),
+            Summary::Querier(s) => format!(
+                "summary: sent {} queries, heard {}; querier at the end: {}",
+                s.queries_sent,
+                s.queries_heard,
+                if s.querier { "yes" } else { "no" }
             ),
         }
     }
@@ -408,6 +622,54 @@ mod tests {
             r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1}"#,
             "* left; sent 1, received 1, ignored 1 foreign datagrams",
         ),
+        (
+            r#"{"event":"listening","iface":"eth0"}"#,
+            "watching IGMP and MLD on eth0",
+        ),
+        (
+            r#"{"event":"igmp","iface":"eth0","direction":"in","src":"10.77.0.2","dst":"224.0.0.2","ttl":1,"router_alert":true,"checksum_ok":true,"message":{"type":"v2_leave","group":"239.1.2.3"}}"#,
+            "eth0 in 10.77.0.2 -> 224.0.0.2 ttl 1: IGMPv2 leave 239.1.2.3",
+        ),
+        (
+            r#"{"event":"igmp","iface":"eth0","direction":"out","src":"10.77.0.2","dst":"224.0.0.22","ttl":1,"router_alert":true,"checksum_ok":false,"message":{"type":"v3_report","records":[{"mode":"allow_new_sources","group":"232.1.1.1","sources":["10.77.0.1"],"aux_words":0}]}}"#,
+            "eth0 out 10.77.0.2 -> 224.0.0.22 ttl 1: IGMPv3 report, 1 record(s): ALLOW 232.1.1.1 {10.77.0.1} [BAD CHECKSUM]",
+        ),
+        (
+            r#"{"event":"mld","iface":"eth0","direction":"in","src":"fe80::1","dst":"ff02::1","ttl":1,"router_alert":true,"checksum_ok":true,"message":{"type":"query","version":2,"group":"::","max_resp_ms":10000,"v3":{"suppress":false,"qrv":2,"qqi_s":125,"sources":[]}}}"#,
+            "eth0 in fe80::1 -> ff02::1 ttl 1: MLDv2 general query, max response 10000 ms, S=0 QRV=2 QQI=125s",
+        ),
+        (
+            r#"{"event":"malformed","iface":"eth0","direction":"in","src":"10.77.0.9","dst":"224.0.0.1","error":"x","bytes":30,"head":"46c0"}"#,
+            "eth0 in: malformed packet of 30 bytes from 10.77.0.9: x; starts 46c0",
+        ),
+        (
+            r#"{"event":"summary","seen":4,"bad_checksum":1,"malformed":1}"#,
+            "summary: 4 messages (1 with a bad checksum), 1 malformed",
+        ),
+        (
+            r#"{"event":"groups","index":2,"name":"eth0","igmp_version":3,"groups":[{"group":"224.3.29.71","users":2,"mode":"exclude","sources":[]},{"group":"232.1.1.1","users":1,"mode":"include","sources":["10.77.0.1"]}]}"#,
+            "eth0 (index 2, IGMPv3):\n  224.3.29.71 any source (2 users)\n  232.1.1.1 from 10.77.0.1 (1 user)",
+        ),
+        (
+            r#"{"event":"querier_started","iface":"eth0","address":"10.77.0.1","interval_s":1,"max_resp_ms":500,"other_querier_present_ms":2250}"#,
+            "querier on eth0 as 10.77.0.1: general queries every 1 s, max response 500 ms; takes over from a lower querier silent for 2250 ms",
+        ),
+        (
+            r#"{"event":"query_heard","from":"10.77.0.1","version":3,"group":"0.0.0.0"}"#,
+            "heard an IGMPv3 general query from 10.77.0.1",
+        ),
+        (
+            r#"{"event":"stepped_down","querier":"10.77.0.1"}"#,
+            "10.77.0.1 has a lower address and queries: stopped querying",
+        ),
+        (
+            r#"{"event":"took_over","previous":"10.77.0.1","silent_ms":2300}"#,
+            "10.77.0.1 silent for 2300 ms: querying again",
+        ),
+        (
+            r#"{"event":"summary","queries_sent":3,"queries_heard":2,"querier":true}"#,
+            "summary: sent 3 queries, heard 2; querier at the end: yes",
+        ),
     ];
 
     fn event(i: usize) -> Event {
@@ -435,6 +697,8 @@ mod tests {
         assert!(is::<RecvJoined>(4) && is::<ProbeJoined>(11) && is::<ChatJoined>(14));
         assert!(is::<RecvMessage>(6) && is::<ChatMessage>(16));
         assert!(is::<ProbeStart>(9) && is::<ProbeReport>(12));
+        assert!(is::<Listening>(19) && is::<Malformed>(23) && is::<IgmpSummary>(24));
+        assert!(is::<InterfaceGroups>(25) && is::<QuerierStarted>(26) && is::<QuerierSummary>(30));
         assert!(RecvSummary::try_from(event(0)).is_err());
     }
 }

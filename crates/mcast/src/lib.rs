@@ -1,4 +1,5 @@
-//! `mcast`: IP multicast from the command line — send, receive, ack, probe and chat.
+//! `mcast`: IP multicast from the command line — send, receive, ack, probe and
+//! chat; and group management: watch IGMP/MLD, list memberships, be the querier.
 //!
 //! Module map:
 //! - [`cli`]: clap definitions of the subcommands and their flags.
@@ -7,6 +8,14 @@
 //! - [`probe`]: `mcast probe send|recv` — paced numbered datagrams; loss, duplicates,
 //!   reordering and one-way latency ([`probe::packet`], [`probe::stats`]).
 //! - [`chat`]: `mcast chat` — group chat with join/leave notices ([`chat::packet`]).
+//! - [`igmp`]: `mcast igmp` — every IGMP and MLD message on an interface, decoded
+//!   ([`wire::inet`], [`wire::igmp`], [`wire::mld`]).
+//! - [`capture`]: the packet socket `igmp` reads from (`AF_PACKET`, a BPF filter
+//!   for IGMP and MLD, all-multicast).
+//! - [`groups`]: `mcast groups` — this host's memberships from `/proc/net` ([`wire::procnet`]).
+//! - [`querier`]: `mcast querier` — general queries and the querier election
+//!   ([`wire::querier`]).
+//! - [`igmp_socket`]: the raw IGMP socket the querier sends and hears queries on.
 //! - [`preamble`]: the magic, version and kind bytes that open probe and chat datagrams.
 //! - [`events`]: every event the program prints, one serde enum ([`events::Event`])
 //!   with its `--json` line and its human sentence; tests read it back.
@@ -27,14 +36,19 @@
 //! Raw mode: `send` and `recv` put nothing but the message into a datagram and
 //! answer with the three bytes `ack`, so scripts in any language interoperate.
 
+pub mod capture;
 pub mod chat;
 pub mod cli;
 pub mod duration;
 pub mod escape;
 pub mod events;
+pub mod groups;
 pub mod idle;
+pub mod igmp;
+pub mod igmp_socket;
 pub mod preamble;
 pub mod probe;
+pub mod querier;
 pub mod recv;
 pub mod send;
 
@@ -58,7 +72,8 @@ pub type Out = lanio::EventWriter<events::Event>;
 /// Runs one parsed command to completion.
 ///
 /// The signal handlers are installed before the subcommand starts, so before
-/// it says it is ready (`joined`, `start`, `sent`): a script may signal as
+/// it says it is ready (`joined`, `start`, `sent`, `listening`,
+/// `querier_started`): a script may signal as
 /// soon as it reads that line and still gets the summary and exit 0. Every
 /// event is written out (for at most [`FLUSH_TIMEOUT`]) before this returns.
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
@@ -72,6 +87,9 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             cli::ProbeRole::Recv(a) => probe::run_recv(a, &out, &mut signals).await,
         },
         cli::Command::Chat(args) => chat::run(args, &out, &mut signals).await,
+        cli::Command::Igmp(args) => igmp::run(args, &out, &mut signals).await,
+        cli::Command::Groups(args) => groups::run(args, &out).await,
+        cli::Command::Querier(args) => querier::run(args, &out, &mut signals).await,
     };
     out.finish(FLUSH_TIMEOUT);
     result

@@ -44,8 +44,23 @@ fn refused(out: &Output, says: &[&str]) {
 fn help_explains_commands_and_exit_codes() {
     help_mentions(
         &["--help"],
-        &["send", "recv", "probe", "chat", "Exit codes", "--json"],
+        &[
+            "send",
+            "recv",
+            "probe",
+            "chat",
+            "igmp",
+            "groups",
+            "querier",
+            "Exit codes",
+            "--json",
+        ],
     );
+    help_mentions(
+        &["querier", "--help"],
+        &["--interval", "--iface", "lower address", "125"],
+    );
+    help_mentions(&["igmp", "--help"], &["--iface", "--count", "checksum"]);
     help_mentions(
         &["send", "--help"],
         &[
@@ -118,4 +133,12 @@ fn bad_durations_and_sizes_are_usage_errors() {
     );
     refused(&mcast(&["chat", "--name", ""]), &["--name"]);
     refused(&mcast(&["send", "--ttl", "300"]), &["--ttl"]);
+}
+
+#[test]
+fn unknown_interfaces_are_refused_before_any_socket() {
+    for sub in ["igmp", "groups", "querier"] {
+        let out = mcast(&[sub, "--iface", "no-such-if0"]);
+        refused(&out, &["no-such-if0"]);
+    }
 }

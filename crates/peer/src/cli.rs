@@ -35,6 +35,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Client/server mode: receive one file from a `peer serve` server.
     Fetch(FetchArgs),
+    /// Chat: a room found through the tracker, messages sent directly to
+    /// its members over TCP (and to the seed's UDP clients as datagrams).
+    #[command(long_about = CHAT_ABOUT)]
+    Chat(ChatArgs),
 }
 
 /// Describing a torrent.
@@ -74,6 +78,23 @@ pub struct SwarmArgs {
     #[arg(long)]
     pub exit_when_done: bool,
 
+    /// Do not look for peers on the LAN. By default the peer also announces
+    /// its swarm on the LAN (BEP 14 local discovery: multicast
+    /// 239.192.152.143:6771 and `[ff15::efc0:988f]:6771`) and connects to the
+    /// peers of the same swarm that it hears there; a torrent without a
+    /// tracker swarms by discovery alone.
+    #[arg(long)]
+    pub no_discover: bool,
+
+    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub discover_ttl: u32,
+
+    /// Discover on this interface only (name or address); default: every
+    /// multicast-capable interface.
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+
     /// Print one JSON object per line on stdout (events: started, peer_connected,
     /// peer_disconnected, peer_banned, progress, done) instead of a progress bar.
     #[arg(long)]
@@ -101,6 +122,11 @@ pub struct CreateArgs {
     /// order, go into `announce_list`.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
     pub tracker: Vec<String>,
+
+    /// Write no tracker into the torrent: its peers find each other by LAN
+    /// discovery alone.
+    #[arg(long, conflicts_with = "tracker")]
+    pub no_tracker: bool,
 
     /// Piece length in bytes (default: about 1,000–2,000 pieces, 64 KiB..4 MiB).
     #[arg(long, value_name = "BYTES")]
@@ -161,3 +187,75 @@ pub struct FetchArgs {
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub stall_timeout: f64,
 }
+
+/// `peer chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Your name in the room: 1-64 bytes, no control characters or spaces.
+    /// The tracker refuses a name another member online holds.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// The room (a swarm of the tracker named by SHA-1 of `lanswarm-chat/ROOM`).
+    #[arg(long, value_name = "ROOM", default_value = wire::chat::DEFAULT_ROOM)]
+    pub room: String,
+
+    /// A tracker to register with; repeat it for several (the room is
+    /// everyone any of them lists). Without one, the room forms on the LAN
+    /// by discovery (BEP 14 announces of the room's id).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tracker: Vec<String>,
+
+    /// Do not look for members on the LAN (then --tracker is needed).
+    #[arg(long)]
+    pub no_discover: bool,
+
+    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub discover_ttl: u32,
+
+    /// Discover on this interface only (name or address).
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+
+    /// Address to accept members on (TCP) and the seed's clients' datagrams
+    /// on (UDP, the same port); port 0 picks a free one.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Print one JSON object per line (events: joined, member_joined,
+    /// member_left, message, sent, delivered, queue_dropped, who, notice,
+    /// peer_refused, tracker_error, left) instead of lines for a person.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Send this one line to the room, wait until every member online has
+    /// acknowledged it, leave and exit 0 (1 if not all did within --timeout).
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+
+    /// Seconds --send waits for acknowledgements.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+const CHAT_ABOUT: &str = "Chat with the members of a room.
+
+The tracker is the directory: `peer chat` registers there under --name and
+learns who else is in the room; messages then go directly to each member over
+TCP, never through the tracker. On start it shows who is online, then who
+joins and leaves. A typed line goes to the whole room; /msg NAME TEXT to one
+member; /who lists the room; /quit, Ctrl-D or Ctrl-C leaves. Standard input
+may be a pipe.
+
+Every message is acknowledged by each member, and you see \"delivered n/N\".
+One sender's messages arrive in order. A member that drops and comes back
+within 2 minutes gets what was sent meanwhile (at most 256 lines are kept;
+dropping one is said).
+
+The seed project's UDP chat clients, registered through `tracker --seed-udp`,
+are in the room `lobby` as ip:port; lines to them go as UDP datagrams, and a
+datagram from one is shown as a line from ip:port.
+
+Exit codes: 0 left the room (or --send delivered to all), 1 runtime failure
+(no tracker, name taken, --send not acknowledged in time), 2 bad usage.";

@@ -108,12 +108,16 @@ fn open_source(path: &Path) -> std::io::Result<File> {
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<()> {
-    let (announce, port) = parse_host_port(&args.tracker[0])?;
+    let (announce, port) = if args.no_tracker {
+        (String::new(), 0)
+    } else {
+        parse_host_port(&args.tracker[0])?
+    };
     for other in &args.tracker[1..] {
         parse_host_port(other)?;
     }
     // One tracker: the plain form; several: all of them, in order, too.
-    let announce_list = if args.tracker.len() > 1 {
+    let announce_list = if args.tracker.len() > 1 && !args.no_tracker {
         args.tracker.clone()
     } else {
         Vec::new()

@@ -2,7 +2,7 @@
 //! the kit's multicast sockets.
 //!
 //! One socket bound to port 6771 joins 239.192.152.143 on every chosen
-//! interface, and one joins [ff15::efc0:988f] where IPv6 multicast works.
+//! interface, and one joins `ff15::efc0:988f` where IPv6 multicast works.
 //! Announces go out on each interface in turn (`IP_MULTICAST_IF`), with the
 //! configured TTL (1 by default: the datagrams stay on the LAN); answers go
 //! back by unicast from the same socket. Peers found are handed to the

@@ -7,6 +7,10 @@
 //!
 //! Scripts and the tests read these lines back with `serde_json` into this
 //! very type.
+//!
+//! `peer chat` prints its own events (joined … left, below) with a human
+//! line each ([`crate::chat::ui::human`]); the other subcommands' events
+//! have none.
 
 use std::path::PathBuf;
 
@@ -34,6 +38,13 @@ pub enum Event {
     PeerBanned { addr: String, reason: String },
     /// A piece failed its hash check.
     PieceFailed { addr: String, piece: u32 },
+    /// A peer of the swarm was heard on the LAN (BEP 14 discovery); `via`
+    /// is the group it was heard on (`lsd-v4` or `lsd-v6`).
+    PeerDiscovered {
+        addr: String,
+        info_hash: String,
+        via: String,
+    },
     /// An announce to the tracker failed.
     TrackerError { error: String },
     /// A tracker answered an announce: which one, the announce's event
@@ -81,6 +92,63 @@ pub enum Event {
     // ---- peer info ----
     /// `peer info`: what a torrent describes.
     Info(TorrentInfo),
+    // ---- peer chat ----
+    /// `peer chat` is in the room: who was online when it came.
+    Joined {
+        name: String,
+        room: String,
+        /// The TCP and UDP port, as bound.
+        listen: String,
+        /// Members online, and the seed's UDP clients (`ip:port`).
+        members: Vec<String>,
+    },
+    /// A member came (or came back) online.
+    MemberJoined { name: String, addr: String },
+    /// A member left (`bye`), dropped, or broke the protocol.
+    MemberLeft { name: String, reason: String },
+    /// A line from a member (escaped). `private` for a whisper.
+    Message {
+        from: String,
+        text: String,
+        private: bool,
+    },
+    /// We sent a line: its `seq` and who should acknowledge it.
+    Sent {
+        seq: u64,
+        private: bool,
+        to: Vec<String>,
+    },
+    /// A member acknowledged our `seq`: `acked` of `of` recipients so far.
+    Delivered {
+        seq: u64,
+        to: String,
+        acked: usize,
+        of: usize,
+    },
+    /// Messages kept for an absent member were dropped: the queue was full,
+    /// or the member stayed away too long.
+    QueueDropped {
+        to: String,
+        messages: usize,
+        reason: String,
+    },
+    /// The answer to `/who`.
+    Who {
+        members: Vec<String>,
+        away: Vec<String>,
+    },
+    /// Something for the person at the keyboard (a bad command, a cut line).
+    Notice { text: String },
+    /// `peer chat` left the room.
+    Left {
+        sent: u64,
+        received: u64,
+        /// Messages or hellos that claimed another member's name.
+        forged: u64,
+        /// Connections closed for breaking the protocol.
+        refused: u64,
+        queue_dropped: u64,
+    },
     // ---- peer create ----
     /// `peer create` wrote a torrent.
     Created {
@@ -205,9 +273,13 @@ impl SwarmDone {
     }
 }
 
-/// Events reach people through the progress bar and summaries instead, so
-/// none has a human line of its own.
-impl lanio::events::Event for Event {}
+/// Only `peer chat`'s events have a human line; the others reach people
+/// through the progress bar and summaries.
+impl lanio::events::Event for Event {
+    fn human(&self) -> Option<String> {
+        crate::chat::ui::human(self)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -22,11 +22,13 @@
 //! | [`output`] | events through the kit's non-blocking writer, progress bar, human summary |
 //! | [`zerocopy`] | `sendfile` from the page cache to a socket |
 //! | [`serve`] / [`fetch`] | client/server mode: the seed's one-frame file transfer |
+//! | [`chat`] | `peer chat`: a room through the tracker, messages directly between members, the seed's UDP clients |
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
 
 pub mod announcer;
 pub mod beneath;
+pub mod chat;
 pub mod choker;
 pub mod cli;
 pub mod create;
@@ -54,12 +56,19 @@ use cli::{Cli, Command};
 /// Runs the command line, returning the process exit code (see
 /// [`lanio::exit`]: 0 success or a clean stop, 1 runtime failure, 2 bad input).
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(Command::Chat(args)) = cli.command {
+        // One thread: at exit, a read of stdin still waiting is abandoned.
+        let program =
+            lanio::harness::Program::new("peer chat").flavor(lanio::harness::Flavor::CurrentThread);
+        return lanio::harness::run(&program, || chat::run(args));
+    }
     lanio::harness::run(&lanio::harness::Program::new("peer"), || async move {
         match cli.command {
             Some(Command::Serve(args)) => serve::run(args).await,
             Some(Command::Fetch(args)) => fetch::run(args).await,
             Some(Command::Create(args)) => create::run(args),
             Some(Command::Info(args)) => info::run(args),
+            Some(Command::Chat(_)) => unreachable!("run above"),
             None => session::run(cli.swarm).await,
         }
     })

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use wire::tracker::PeerEntry;
 use wire::{Bitfield, Disconnect, InfoHash, Torrent};
 
@@ -21,7 +20,9 @@ use crate::events::{Event as PeerEvent, Progress, Started};
 use crate::output::Output;
 use crate::storage::{StartState, Storage};
 use crate::swarm::{ProgressSnapshot, Swarm};
-use crate::{peer_conn, tracker_client};
+use crate::{discover, peer_conn, tracker_client};
+use lanio::Signals;
+use wire::discovery::{Discovery, DiscoveryConfig};
 
 /// Seconds between choking rounds.
 const CHOKE_ROUND: Duration = Duration::from_secs(5);
@@ -42,15 +43,27 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     } else if !torrent.announce_list.is_empty() {
         torrent.announce_list.clone()
     } else {
-        vec![format!("{}:{}", torrent.announce, torrent.port)]
+        torrent.tracker().into_iter().collect()
     };
-    let tracker = trackers.join(",");
+    let tracker = (!trackers.is_empty()).then(|| trackers.join(","));
+    if tracker.is_none() && args.no_discover {
+        return Err(BadInput(format!(
+            "{} names no tracker and --no-discover is set: no way to find peers (give --tracker)",
+            path.display()
+        ))
+        .into());
+    }
+    let iface = args
+        .iface
+        .as_deref()
+        .map(lanio::iface::Iface::resolve)
+        .transpose()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let listen_addr = listener.local_addr()?;
     // Before anything announces that we are up: a script may signal us at once.
-    let mut signals = Signals::install()?;
+    let mut signals = Signals::install().context("installing the signal handlers")?;
     let info_hash = torrent.info_hash();
     let out = Output::new(args.json, torrent.info.file_length);
 
@@ -74,10 +87,11 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         peer_id: swarm.peer_id.to_hex(),
         file: swarm.storage.data_path().to_path_buf(),
         resume: matches!(start_state, StartState::Resumed),
-        tracker: tracker.to_string(),
+        tracker: tracker.clone().unwrap_or_default(),
     }));
     tracing::info!(
-        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {tracker}"
+        "swarm {info_hash}: {have_count}/{piece_count} pieces, listening on {listen_addr}, tracker {}",
+        tracker.as_deref().unwrap_or("none")
     );
     if !swarm.out.is_json() {
         swarm.out.say(&format!(
@@ -90,19 +104,84 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
     swarm.tasks.spawn(choke_loop(swarm.clone()));
     swarm.tasks.spawn(progress_loop(swarm.clone()));
-    let tracker_task = tokio::spawn(tracker_loop(
-        swarm.clone(),
-        trackers,
-        args.announce_ip,
-        exit_when_done,
-    ));
+    if !args.no_discover {
+        start_discovery(&swarm, iface, args.discover_ttl);
+    }
+    let tracker_task = if trackers.is_empty() {
+        tokio::spawn(exit_when_complete(swarm.clone(), exit_when_done))
+    } else {
+        tokio::spawn(tracker_loop(
+            swarm.clone(),
+            trackers,
+            args.announce_ip,
+            exit_when_done,
+        ))
+    };
     if swarm.is_complete() {
         swarm.download_complete();
     }
 
-    signals.wait(&swarm.shutdown).await;
+    tokio::select! {
+        stop = signals.recv() => tracing::info!("{stop:?}: shutting down"),
+        _ = swarm.shutdown.cancelled() => {}
+    }
     shutdown(&swarm, tracker_task).await;
     Ok(())
+}
+
+/// Without a tracker, `--exit-when-done` ends the session once the data is complete.
+async fn exit_when_complete(swarm: Arc<Swarm>, exit_when_done: bool) {
+    if !exit_when_done {
+        return;
+    }
+    tokio::select! {
+        _ = swarm.download_completed() => swarm.shutdown.cancel(),
+        _ = swarm.shutdown.cancelled() => {}
+    }
+}
+
+/// LAN discovery: announces the swarm, dials the peers heard. A failure to
+/// start (no multicast interface, say) is logged; the tracker may still work.
+fn start_discovery(swarm: &Arc<Swarm>, iface: Option<lanio::iface::Iface>, ttl: u32) {
+    let opts = match discover::Options::new(iface, ttl) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("LAN discovery is off: {e:#}");
+            return;
+        }
+    };
+    let mut disc = Discovery::new(
+        swarm.listen_addr.port(),
+        discover::new_cookie(),
+        DiscoveryConfig::default(),
+    );
+    disc.add_swarm(swarm.info_hash, Instant::now());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let stop = swarm.shutdown.clone();
+    swarm.tasks.spawn(async move {
+        if let Err(e) = discover::run(disc, opts, tx, stop).await {
+            tracing::warn!("LAN discovery stopped: {e:#}");
+        }
+    });
+    let swarm = swarm.clone();
+    swarm.tasks.clone().spawn(async move {
+        while let Some(found) = rx.recv().await {
+            swarm.out.emit(&PeerEvent::PeerDiscovered {
+                addr: found.addr.to_string(),
+                info_hash: found.info_hash.to_hex(),
+                via: found.via.to_string(),
+            });
+            dial(
+                &swarm,
+                &PeerEntry {
+                    peer_id: String::new(),
+                    peer_ip: found.addr.ip().to_string(),
+                    peer_port: found.addr.port(),
+                    proto: Some(1),
+                },
+            );
+        }
+    });
 }
 
 async fn open_storage(
@@ -126,31 +205,6 @@ async fn open_storage(
     tokio::task::spawn_blocking(move || Storage::open(&dir, &info, info_hash, progress))
         .await
         .context("storage task failed")?
-}
-
-/// Ctrl-C and SIGTERM, listened for from the moment this is created.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        })
-    }
-
-    /// Waits for a signal or for `shutdown`.
-    async fn wait(&mut self, shutdown: &CancellationToken) {
-        tokio::select! {
-            _ = self.int.recv() => tracing::info!("interrupted; shutting down"),
-            _ = self.term.recv() => tracing::info!("terminated; shutting down"),
-            _ = shutdown.cancelled() => {}
-        }
-    }
 }
 
 /// Close peers, tell the tracker, flush the resume file.

@@ -7,9 +7,10 @@
 //! (cannot listen, cannot reach a tracker), 2 bad usage or a bad `--torrent`
 //! ([`lanio::BadInput`]).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,7 @@ use wire::Torrent;
 
 use crate::replication::DEFAULT_GROUP;
 use crate::replicator::ReplicationConfig;
+use crate::seed::{self, SeedConfig};
 use crate::server::{self, Config, SwarmConfig};
 use crate::status;
 
@@ -38,12 +40,17 @@ the default swarm (the first --torrent's, if given). Joins, leaves and expiries
 are logged at info level (RUST_LOG overrides). Ctrl-C or SIGTERM stops
 accepting, finishes the replies in flight and exits 0.
 
+Chat rooms (`peer chat`) are swarms too; their members announce a `name`,
+which one live member of a room holds at a time. With --seed-udp PORT the
+tracker also serves the seed project's UDP chat directory and joins the seed
+servers' exchange on --seed-group.
+
 With --replicate, trackers share their registries over a multicast group
 (default 239.255.66.66:6666, UDP): a peer announced to any of them is listed
 by all. A tracker that starts asks the others for their state.
 
 Exit codes: 0 ok, 1 runtime failure (cannot listen / reach the tracker /
-join the group), 2 bad usage or unreadable/invalid --torrent file.";
+join a group), 2 bad usage or unreadable/invalid --torrent file.";
 
 /// `tracker` command line.
 #[derive(Debug, Parser)]
@@ -90,8 +97,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub idle_timeout: Duration,
     /// Also print events as JSON lines on stdout (listening, join, seed,
-    /// leave, expire, shutdown; with --replicate also replicating,
-    /// replica_heard, replicated, snapshot_*, replica_dropped).
+    /// leave, expire, seed_dropped, shutdown; with --replicate also
+    /// replicating, replica_heard, replicated, snapshot_*, replica_dropped).
     #[arg(long)]
     pub json: bool,
     /// Share the registry with the other trackers on this multicast group
@@ -106,6 +113,21 @@ pub struct ServeArgs {
     /// for several); default: the subnets of this host's interfaces.
     #[arg(long = "replicate-from", value_name = "CIDR", requires = "replicate")]
     pub replicate_from: Vec<Cidr>,
+    /// Also serve the seed project's chat directory on this UDP port (the
+    /// seed used 8000-8002): `READY`/`RETURN` registers the sender in the
+    /// chat room `lobby` as `ip:port` and answers with the list, one
+    /// `('ip', port)` per line; `QUIT_CLIENT` leaves. Takes part in the seed
+    /// servers' exchange on --seed-group.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub seed_udp: Option<u16>,
+    /// The seed servers' multicast group and port (with --seed-udp).
+    #[arg(long, value_name = "ADDR:PORT", default_value_t = wire::seed_chat::SEED_GROUP,
+          value_parser = parse_seed_group)]
+    pub seed_group: SocketAddrV4,
+    /// TTL of datagrams to --seed-group: 1 stays on the LAN, 0 on this host.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub seed_ttl: u32,
 }
 
 /// Options of `tracker status`.
@@ -156,6 +178,18 @@ fn parse_group(arg: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+fn parse_seed_group(arg: &str) -> Result<SocketAddrV4, String> {
+    let addr: SocketAddrV4 = arg
+        .parse()
+        .map_err(|_| format!("{arg:?} is not an IPv4 ADDR:PORT"))?;
+    if !addr.ip().is_multicast() || addr.port() == 0 {
+        return Err(format!(
+            "{arg} must be an IPv4 multicast group (224.0.0.0/4) with a port"
+        ));
+    }
+    Ok(addr)
+}
+
 fn parse_secs(arg: &str) -> Result<Duration, String> {
     let secs: f64 = arg
         .parse()
@@ -179,6 +213,7 @@ impl ServeArgs {
             json: self.json,
             swarms,
             replication: None,
+            seed: None,
         }
     }
 
@@ -235,6 +270,14 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let mut config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
     config.replication = args.replication()?;
+    if let Some(port) = args.seed_udp {
+        let seed = SeedConfig {
+            listen: seed::client_listen(args.listen, port),
+            group: args.seed_group,
+            ttl: args.seed_ttl,
+        };
+        config.seed = Some(Arc::new(seed::Bound::bind(&seed)?));
+    }
     server::serve(config, listener, async move {
         signals.recv().await;
     })

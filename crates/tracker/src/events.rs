@@ -8,6 +8,7 @@
 //! | `seed` | `info_hash`, `peer_id`, `addr`: a leech announced `completed` |
 //! | `leave` | `info_hash`, `peer_id`, `addr`: the peer announced `stopped` |
 //! | `expire` | `info_hash`, `peer_id`, `addr`: not heard from in twice the interval |
+//! | `seed_dropped` | `from`, `reason`, `dropped` (so far): a datagram of the seed's UDP directory (`--seed-udp`) that was not understood, or over a bound |
 //! | `shutdown` | `open_connections`: still being finished |
 //!
 //! With `--replicate`:
@@ -51,6 +52,13 @@ pub enum Event {
     Leave(PeerEvent),
     /// A peer was not heard from in twice the interval and was removed.
     Expire(PeerEvent),
+    /// `--seed-udp`: a datagram dropped (malformed, or over a bound).
+    SeedDropped {
+        from: SocketAddr,
+        reason: String,
+        /// Datagrams and list lines dropped so far.
+        dropped: u64,
+    },
     /// The tracker stopped accepting; it finishes these connections, then exits.
     Shutdown { open_connections: usize },
     /// Replication is on: this tracker's id, its group, the source ranges

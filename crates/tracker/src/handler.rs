@@ -5,6 +5,7 @@
 //! announced port; the `ip` key only with `--trust-ip-field`), applies it to
 //! the [`Registry`] and renders the reply. Bad input becomes an
 //! `error_code: 1` reply naming the problem; it never ends the connection.
+//! So does a `name` another live member of the swarm holds.
 //! When the tracker replicates, every change is also queued for the group
 //! ([`Link`]).
 
@@ -85,7 +86,7 @@ impl Tracker {
 
     /// Answers one request frame from a connection whose source is `src`.
     pub fn handle(&self, body: &[u8], src: SocketAddr, now: Instant) -> Handled {
-        let request = match TrackerRequest::parse(body) {
+        let (request, extras) = match TrackerRequest::parse_with_extras(body) {
             Ok(r) => r,
             Err(e) => {
                 return Handled {
@@ -118,10 +119,21 @@ impl Tracker {
             event: a.event,
             numwant: a.numwant,
             proto: a.proto,
+            name: extras.name.as_deref(),
         };
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
         if let Some(link) = &self.replication {
             link.record_announce(&announce, &outcome, now);
+        }
+        if outcome.change == Change::NameTaken {
+            let name = extras.name.as_deref().unwrap_or_default();
+            return Handled {
+                reply: AnnounceResponse::error(format!(
+                    "key 'name': {name:?} is held by another live member of this swarm"
+                ))
+                .to_json(),
+                note: None,
+            };
         }
         let message = match a.event {
             Some(Event::Stopped) => "disconnect ACK",
@@ -131,7 +143,7 @@ impl Tracker {
         let reply = ok_reply(message, outcome.others, &outcome.peers, self.interval_secs);
         let addr = announce.addr;
         let note = match outcome.change {
-            Change::Refreshed | Change::Absent => None,
+            Change::Refreshed | Change::Absent | Change::NameTaken => None,
             change => Some(Note {
                 change,
                 swarm: outcome.swarm,
@@ -256,6 +268,22 @@ mod tests {
         let status: StatusResponse = serde_json::from_slice(&h.reply).unwrap();
         assert_eq!(status.swarms.len(), 1);
         assert_eq!(status.swarms[0].peers[0].entry.peer_port, 7001);
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_naming_the_key() {
+        let t = tracker(false);
+        let ann = r#"{"port":7001,"peer_id":"ann","name":"ann"}"#;
+        assert_eq!(ask(&t, ann, 1).error_code, 0);
+        let r = ask(&t, r#"{"port":7002,"peer_id":"x","name":"ann"}"#, 2);
+        assert_eq!(r.error_code, 1);
+        assert!(r.message.contains("key 'name'"), "{}", r.message);
+        let h = t.handle(br#"{"request":"status"}"#, src(3), Instant::now());
+        let status: StatusResponse = serde_json::from_slice(&h.reply).unwrap();
+        assert_eq!(status.swarms[0].peers.len(), 1);
+        assert_eq!(status.swarms[0].peers[0].name.as_deref(), Some("ann"));
+        let bad = ask(&t, r#"{"port":7003,"peer_id":"x","name":"a\u0007"}"#, 4);
+        assert!(bad.message.contains("key 'name'"), "{}", bad.message);
     }
 
     #[test]

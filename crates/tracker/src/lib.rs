@@ -13,12 +13,14 @@
 //! | [`replicator`] | the replication socket: receive and merge, send changes, heartbeats, paced snapshots |
 //! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
 //! | [`report`] | info-level log lines, and the events through a non-blocking [`lanio::EventWriter`] |
+//! | [`seed`] | `--seed-udp`: the seed's chat directory over UDP text and its servers' multicast exchange ([`seed::directory`] is its sans-IO core) |
 //! | [`status`] | the `tracker status` client: fetch, table and JSON output |
 //! | [`cli`] | command-line parsing and dispatch on [`lanio::harness`] (logging, exit codes) |
 //!
 //! The arrows run one way: `cli` → `status`, `server`; `server` → `report`
 //! → `events`; `server` → `handler` → `registry`; `server` → `replicator`
-//! → `handler`, `replication`, `report`. Everything → `lanio`, `wire`.
+//! → `handler`, `replication`, `report`; `server` → `seed` → `handler`,
+//! `registry`, `report`. Everything → `lanio`, `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
 //! address) at info level on stderr and, with `--json`, prints
@@ -46,6 +48,7 @@ pub mod registry;
 pub mod replication;
 pub mod replicator;
 pub mod report;
+pub mod seed;
 pub mod server;
 pub mod status;
 

@@ -6,6 +6,10 @@
 //! Peers live in a `Vec` (for O(1) random choice) with a `HashMap` from
 //! address to index (for O(1) lookup); removal is a swap-remove.
 //!
+//! A peer may carry a name (chat rooms): within a swarm a name belongs to
+//! one address at a time, and an announce claiming a name another live peer
+//! holds is refused ([`Change::NameTaken`]) and changes nothing.
+//!
 //! Each peer keeps its list entry pre-rendered as JSON (shared through an
 //! [`Arc<str>`]), so answering an announce only copies bytes: no per-reply
 //! serialisation of up to 200 entries.
@@ -41,6 +45,8 @@ struct Peer {
     addr: SocketAddr,
     peer_id: Box<str>,
     proto: Option<u32>,
+    /// The name a chat member announced.
+    name: Option<Box<str>>,
     seed: bool,
     last_seen: Instant,
     /// The tracker it announced to, when that is a replica; `None` when here.
@@ -72,11 +78,34 @@ struct Swarm {
     pinned: bool,
     peers: Vec<Peer>,
     index: HashMap<SocketAddr, u32>,
+    /// Who holds each name.
+    names: HashMap<Box<str>, SocketAddr>,
 }
 
 impl Swarm {
+    /// Whether `name` is held by a peer other than the one at `addr`.
+    fn name_taken(&self, name: &str, addr: SocketAddr) -> bool {
+        self.names.get(name).is_some_and(|holder| *holder != addr)
+    }
+
+    /// Gives the peer at `addr` the name `new` in the index, releasing `old`.
+    fn rename(&mut self, addr: SocketAddr, old: Option<&str>, new: Option<&str>) {
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            if self.names.get(old) == Some(&addr) {
+                self.names.remove(old);
+            }
+        }
+        if let Some(new) = new {
+            self.names.insert(new.into(), addr);
+        }
+    }
+
     fn remove_at(&mut self, i: usize) -> Peer {
         let peer = self.peers.swap_remove(i);
+        self.rename(peer.addr, peer.name.as_deref(), None);
         self.index.remove(&peer.addr);
         if let Some(moved) = self.peers.get(i) {
             self.index.insert(moved.addr, i as u32);
@@ -96,6 +125,8 @@ pub struct Announce<'a> {
     pub event: Option<Event>,
     pub numwant: Option<u32>,
     pub proto: Option<u32>,
+    /// A chat member's name.
+    pub name: Option<&'a str>,
 }
 
 /// What an announce changed.
@@ -113,6 +144,9 @@ pub enum Change {
     Left,
     /// `stopped` (or a seed-protocol `completed`) from a peer that was not registered.
     Absent,
+    /// Another live peer of the swarm holds the announced name; nothing
+    /// changed.
+    NameTaken,
 }
 
 /// The registry's answer to an announce.
@@ -197,12 +231,32 @@ impl Registry {
         if a.event == Some(Event::Stopped) || (completed && a.proto.is_none()) {
             return self.stop(key, a.addr, now);
         }
+        if let Some(name) = a.name {
+            if self
+                .swarms
+                .get(&key)
+                .is_some_and(|s| s.name_taken(name, a.addr))
+            {
+                return Outcome {
+                    swarm: key,
+                    change: Change::NameTaken,
+                    seed: false,
+                    others: 0,
+                    peers: Vec::new(),
+                };
+            }
+        }
         let swarm = self.swarms.entry(key).or_default();
         let (me, change) = match swarm.index.get(&a.addr) {
             Some(&i) => {
                 let peer = &mut swarm.peers[i as usize];
                 peer.last_seen = now;
                 self.remote.release(peer.origin.take());
+                if peer.name.as_deref() != a.name {
+                    let old = std::mem::replace(&mut peer.name, a.name.map(Into::into));
+                    swarm.rename(a.addr, old.as_deref(), a.name);
+                }
+                let peer = &mut swarm.peers[i as usize];
                 if *peer.peer_id != *a.peer_id || peer.proto != a.proto {
                     peer.peer_id = a.peer_id.into();
                     peer.proto = a.proto;
@@ -222,12 +276,14 @@ impl Registry {
                     addr: a.addr,
                     peer_id: a.peer_id.into(),
                     proto: a.proto,
+                    name: a.name.map(Into::into),
                     seed: completed,
                     last_seen: now,
                     origin: None,
                     entry: Peer::render(a.addr, a.peer_id, a.proto),
                 });
                 swarm.index.insert(a.addr, i as u32);
+                swarm.rename(a.addr, None, a.name);
                 (i, Change::Joined { seed: completed })
             }
         };
@@ -288,6 +344,13 @@ impl Registry {
         }
     }
 
+    /// The address and `proto` of every peer of `swarm`.
+    pub fn addrs(&self, swarm: InfoHash) -> Vec<(SocketAddr, Option<u32>)> {
+        self.swarms.get(&swarm).map_or_else(Vec::new, |s| {
+            s.peers.iter().map(|p| (p.addr, p.proto)).collect()
+        })
+    }
+
     /// Drops every peer not heard from within the TTL before `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<Departed> {
         let ttl = self.ttl;
@@ -335,6 +398,7 @@ impl Registry {
                             proto: p.proto,
                         },
                         seed: p.seed,
+                        name: p.name.as_deref().map(str::to_string),
                         last_seen_secs: (now.saturating_duration_since(p.last_seen).as_secs_f64()
                             * 1000.0)
                             .round()
@@ -384,6 +448,7 @@ mod tests {
             event,
             numwant: None,
             proto: None,
+            name: None,
         }
     }
 
@@ -594,5 +659,58 @@ mod tests {
         assert_eq!(entries[1].proto, None);
         assert_eq!(entries[1].peer_id, "new");
         assert_eq!(entries[1].peer_ip, "127.0.0.1");
+    }
+
+    #[test]
+    fn a_name_belongs_to_one_live_peer_of_a_swarm() {
+        let (mut reg, mut rng, t0) = setup(9);
+        let named = |port, name| Announce {
+            name: Some(name),
+            ..req(port, Some(Event::Started))
+        };
+        assert_eq!(
+            reg.announce(&named(1, "ann"), t0, &mut rng).change,
+            Change::Joined { seed: false }
+        );
+        // Another address may not take it, and nothing changes.
+        let taken = reg.announce(&named(2, "ann"), t0, &mut rng);
+        assert_eq!(taken.change, Change::NameTaken);
+        assert_eq!(reg.peer_count(), 1);
+        // The holder refreshes with it; another room may use it.
+        assert_eq!(
+            reg.announce(&named(1, "ann"), t0, &mut rng).change,
+            Change::Refreshed
+        );
+        let mut elsewhere = named(2, "ann");
+        elsewhere.swarm = Some(InfoHash([3; 20]));
+        assert!(matches!(
+            reg.announce(&elsewhere, t0, &mut rng).change,
+            Change::Joined { .. }
+        ));
+        // A rename frees the old name.
+        reg.announce(&named(1, "anna"), t0, &mut rng);
+        assert!(matches!(
+            reg.announce(&named(3, "ann"), t0, &mut rng).change,
+            Change::Joined { .. }
+        ));
+        // Leaving, or expiring, frees a name too.
+        reg.announce(&req(3, Some(Event::Stopped)), t0, &mut rng);
+        assert!(matches!(
+            reg.announce(&named(4, "ann"), t0, &mut rng).change,
+            Change::Joined { .. }
+        ));
+        reg.expire(t0 + TTL * 2);
+        assert!(matches!(
+            reg.announce(&named(5, "anna"), t0 + TTL * 2, &mut rng)
+                .change,
+            Change::Joined { .. }
+        ));
+        let status = reg.status(t0 + TTL * 2);
+        let names: Vec<_> = status.swarms[0]
+            .peers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        assert_eq!(names, [Some("anna".to_string())]);
     }
 }

@@ -279,6 +279,8 @@ impl Replication {
                 addr: a.addr,
                 age_ms: 0,
             }),
+            // Refused: nothing changed.
+            Change::NameTaken => return,
         };
         self.outbox.push(record, now);
     }
@@ -778,6 +780,7 @@ mod tests {
             event: None,
             numwant: None,
             proto: Some(1),
+            name: None,
         };
         let outcome = |change, seed| Outcome {
             swarm: InfoHash::default(),

@@ -67,7 +67,7 @@ impl Reporter {
                 info!(%swarm, %addr, peer_id, "leave");
                 Event::Leave(peer())
             }
-            Change::Refreshed | Change::Absent => return,
+            Change::Refreshed | Change::Absent | Change::NameTaken => return,
         };
         self.out.emit(&event);
     }
@@ -139,6 +139,16 @@ impl Reporter {
             counts.foreign, counts.malformed, counts.oversize, counts.over_limit, counts.own
         );
         self.out.emit(&Event::ReplicaDropped(counts));
+    }
+
+    /// A datagram of the seed's directory that was dropped.
+    pub fn seed_dropped(&self, d: &crate::seed::directory::Dropped, total: u64) {
+        info!(from = %d.from, "seed: dropped a datagram: {} ({total} so far)", d.reason);
+        self.out.emit(&Event::SeedDropped {
+            from: d.from,
+            reason: d.reason.clone(),
+            dropped: total,
+        });
     }
 
     pub fn shutdown(&self, open_connections: usize) {

@@ -73,6 +73,8 @@ pub struct Config {
     pub swarms: Vec<SwarmConfig>,
     /// Share the registry with other trackers over multicast.
     pub replication: Option<ReplicationConfig>,
+    /// `--seed-udp`: the seed's chat directory, its sockets already bound.
+    pub seed: Option<Arc<crate::seed::Bound>>,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             json: false,
             swarms: Vec::new(),
             replication: None,
+            seed: None,
         }
     }
 }
@@ -187,6 +190,10 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let seed = config.seed.clone().map(|bound| {
+        let task = crate::seed::run(bound, tracker.clone(), reporter.clone(), config.interval);
+        tokio::spawn(task)
+    });
     let sweeper = tokio::spawn(sweep(tracker.clone(), reporter.clone(), config.interval));
     reporter.listening(addr);
     let replicator = replication.map(|(link, sock, iface)| {
@@ -236,6 +243,9 @@ pub async fn serve(
     sweeper.abort();
     if let Some(task) = replicator {
         task.abort();
+    }
+    if let Some(seed) = seed {
+        seed.abort();
     }
     reporter.shutdown(config.max_connections - limit.available_permits());
     let _ = stop_tx.send(true);

@@ -101,7 +101,8 @@ pub fn render_json(status: &StatusResponse) -> String {
     serde_json::to_string(status).expect("status always serialises")
 }
 
-/// The human form: one block per swarm, one row per peer.
+/// The human form: one block per swarm, one row per peer; a chat room's
+/// peers (those that announced a `name`) show it in a last column.
 pub fn render_table(status: &StatusResponse) -> String {
     let mut out = String::new();
     if status.swarms.is_empty() {
@@ -127,13 +128,18 @@ pub fn render_table(status: &StatusResponse) -> String {
             out.push_str("  (no peers)\n");
             continue;
         }
-        let _ = write!(
+        let names = swarm.peers.iter().any(|p| p.name.is_some());
+        let trackers = swarm.peers.iter().any(|p| p.tracker.is_some());
+        let _ = writeln!(
             out,
-            "  {:<24} {:<24} {:<5} {:>9}",
-            "ADDRESS", "PEER ID", "ROLE", "LAST SEEN"
+            "  {:<24} {:<24} {:<5} {:>9}{}{}",
+            "ADDRESS",
+            "PEER ID",
+            "ROLE",
+            "LAST SEEN",
+            if trackers { "  TRACKER         " } else { "" },
+            if names { "  NAME" } else { "" }
         );
-        let replicated = swarm.peers.iter().any(|p| p.tracker.is_some());
-        out.push_str(if replicated { "  TRACKER\n" } else { "\n" });
         for p in &swarm.peers {
             let e = &p.entry;
             let addr = if e.peer_ip.contains(':') {
@@ -145,13 +151,19 @@ pub fn render_table(status: &StatusResponse) -> String {
             let id = e.peer_id.escape_debug().to_string();
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
-            let _ = write!(out, "  {addr:<24} {id:<24} {role:<5} {seen:>9}");
-            match p.tracker {
-                Some(t) => {
-                    let _ = writeln!(out, "  {t}");
-                }
-                None => out.push('\n'),
-            }
+            let tracker = match (trackers, p.tracker) {
+                (true, Some(t)) => format!("  {t}"),
+                (true, None) => format!("  {:<16}", "-"),
+                (false, _) => String::new(),
+            };
+            let name = match &p.name {
+                Some(name) => format!("  {}", name.escape_debug()),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {addr:<24} {id:<24} {role:<5} {seen:>9}{tracker}{name}"
+            );
         }
     }
     if let Some(r) = &status.replication {
@@ -215,6 +227,7 @@ mod tests {
                         seed: true,
                         last_seen_secs: 3.4,
                         tracker: None,
+                        name: None,
                     }],
                 },
                 SwarmStatus {
@@ -301,6 +314,16 @@ mod tests {
         assert_eq!(v["swarms"][0]["peers"][0]["tracker"], "000000000000beef");
         assert_eq!(v["replication"]["replicas"][0]["lag"], 2);
         assert_eq!(v["replication"]["dropped"]["foreign"], 7);
+    }
+
+    #[test]
+    fn chat_members_show_their_names() {
+        let mut s = sample();
+        assert!(!render_table(&s).contains("NAME"));
+        s.swarms[0].peers[0].name = Some("ann".into());
+        let table = render_table(&s);
+        assert!(table.contains("NAME"), "{table}");
+        assert!(table.contains("3s ago  ann"), "{table}");
     }
 
     #[test]

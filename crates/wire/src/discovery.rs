@@ -14,7 +14,7 @@
 //! \r\n
 //! ```
 //!
-//! to 239.192.152.143:6771 (and [ff15::efc0:988f]:6771 over IPv6). `Port`
+//! to 239.192.152.143:6771 (and `[ff15::efc0:988f]:6771` over IPv6). `Port`
 //! is the sender's peer port; its address is the datagram's source. Header
 //! names are case-insensitive, unknown headers are ignored, and the
 //! `cookie` lets a peer recognise (and ignore) its own datagrams.
@@ -24,7 +24,7 @@
 //! against floods and keeps a bounded table of peers found.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use crate::ids::InfoHash;
@@ -154,8 +154,14 @@ pub struct DiscoveryConfig {
     pub min_gap: Duration,
     /// The least time between two unicast answers to one source.
     pub answer_gap: Duration,
-    /// Datagrams handled per second; the rest are dropped and counted.
+    /// Datagrams handled per second in all; the rest are dropped and counted.
     pub max_per_second: u32,
+    /// Datagrams handled per second from one source address, so that one
+    /// flooding host cannot crowd out the others.
+    pub max_per_source: u32,
+    /// Peers remembered per swarm and source address (distinct ports), so
+    /// that one host's forged announces take few places.
+    pub max_ports_per_source: usize,
     /// Peers remembered per swarm (oldest forgotten first).
     pub max_peers_per_swarm: usize,
     /// Sources remembered for answer pacing.
@@ -168,7 +174,9 @@ impl Default for DiscoveryConfig {
             interval: Duration::from_secs(300),
             min_gap: Duration::from_secs(60),
             answer_gap: Duration::from_secs(10),
-            max_per_second: 200,
+            max_per_second: 2000,
+            max_per_source: 20,
+            max_ports_per_source: 4,
             max_peers_per_swarm: 256,
             max_sources: 1024,
         }
@@ -214,8 +222,10 @@ pub struct Discovery {
     found: HashMap<InfoHash, VecDeque<SocketAddr>>,
     /// When each source was last answered, oldest first.
     answered: VecDeque<(SocketAddr, Instant)>,
-    /// The flood guard: the current one-second window and its count.
+    /// The flood guard: the current one-second window and its count, in
+    /// all and per source address (bounded by `max_sources`).
     window: (Option<Instant>, u32),
+    per_source: HashMap<IpAddr, u32>,
     events: VecDeque<DiscoveryEvent>,
     stats: DiscoveryStats,
 }
@@ -233,6 +243,7 @@ impl Discovery {
             found: HashMap::new(),
             answered: VecDeque::new(),
             window: (None, 0),
+            per_source: HashMap::new(),
             events: VecDeque::new(),
             stats: DiscoveryStats::default(),
         }
@@ -298,15 +309,9 @@ impl Discovery {
     /// Takes in one datagram from `src`.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
         self.stats.received += 1;
-        match self.window {
-            (Some(start), n) if now.saturating_duration_since(start) < Duration::from_secs(1) => {
-                if n >= self.config.max_per_second {
-                    self.stats.flood_dropped += 1;
-                    return;
-                }
-                self.window.1 = n + 1;
-            }
-            _ => self.window = (Some(now), 1),
+        if !self.admit(now, src.ip()) {
+            self.stats.flood_dropped += 1;
+            return;
         }
         let Ok(announce) = Announce::parse(bytes) else {
             self.stats.malformed += 1;
@@ -328,9 +333,11 @@ impl Discovery {
         }
         let peer = SocketAddr::new(src.ip(), announce.port);
         let mut new_to_us = false;
+        let max_ports = self.config.max_ports_per_source;
         for h in &ours {
             let table = self.found.entry(*h).or_default();
-            if !table.contains(&peer) {
+            let from_source = table.iter().filter(|a| a.ip() == peer.ip()).count();
+            if !table.contains(&peer) && from_source < max_ports {
                 if table.len() >= self.config.max_peers_per_swarm {
                     table.pop_front();
                 }
@@ -347,6 +354,32 @@ impl Discovery {
             self.events
                 .push_back(DiscoveryEvent::Unicast(src, self.announce(ours)));
         }
+    }
+
+    /// The flood guard: whether a datagram from `ip` is handled, within the
+    /// total and the per-source budgets of the current second.
+    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let fresh = self
+            .window
+            .0
+            .is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if fresh {
+            self.window = (Some(now), 0);
+            self.per_source.clear();
+        }
+        if self.window.1 >= self.config.max_per_second {
+            return false;
+        }
+        if !self.per_source.contains_key(&ip) && self.per_source.len() >= self.config.max_sources {
+            return false;
+        }
+        let n = self.per_source.entry(ip).or_insert(0);
+        if *n >= self.config.max_per_source {
+            return false;
+        }
+        *n += 1;
+        self.window.1 += 1;
+        true
     }
 
     fn may_answer(&mut self, src: SocketAddr, now: Instant) -> bool {
@@ -497,6 +530,40 @@ mod tests {
             (s.own, s.foreign_swarm, s.malformed, s.received),
             (1, 1, 1, 5)
         );
+    }
+
+    #[test]
+    fn one_flooding_source_cannot_crowd_out_another_or_fill_the_table() {
+        let t0 = Instant::now();
+        let mut d = Discovery::new(7000, "me".into(), DiscoveryConfig::default());
+        d.add_swarm(h(1), t0);
+        let flooder: SocketAddr = "10.0.0.66:6771".parse().unwrap();
+        for port in 1..=10_000u16 {
+            let forged = Announce {
+                port,
+                info_hashes: vec![h(1)],
+                cookie: None,
+            };
+            d.handle_datagram(t0, flooder, &forged.encode("g"));
+        }
+        let honest = Announce {
+            port: 7005,
+            info_hashes: vec![h(1)],
+            cookie: None,
+        };
+        d.handle_datagram(t0, "10.0.0.5:6771".parse().unwrap(), &honest.encode("g"));
+        let mut found = Vec::new();
+        while let Some(e) = d.poll_event() {
+            if let DiscoveryEvent::Discovered { addr, .. } = e {
+                found.push(addr);
+            }
+        }
+        assert_eq!(found.iter().filter(|a| a.ip() == flooder.ip()).count(), 4);
+        assert!(
+            found.contains(&"10.0.0.5:7005".parse().unwrap()),
+            "{found:?}"
+        );
+        assert_eq!(d.stats().flood_dropped, 10_000 - 20);
     }
 
     #[test]

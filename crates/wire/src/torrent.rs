@@ -72,7 +72,8 @@ impl FileEntry {
 /// A torrent file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Torrent {
-    /// Tracker host.
+    /// Tracker host; empty for a torrent without a tracker, which swarms by
+    /// LAN discovery alone (`announce` and `port` are then left out).
     pub announce: String,
     /// Tracker port.
     pub port: u16,
@@ -479,13 +480,20 @@ impl Torrent {
             key: "(top level)",
             expected: "an object",
         })?;
-        let port = as_u64(need(obj, "port")?, "port")?;
-        let port = u16::try_from(port).map_err(|_| TorrentError::WrongType {
-            key: "port",
-            expected: "a port number (0-65535)",
-        })?;
+        // No `announce` at all: a torrent for LAN discovery only.
+        let (announce, port) = match obj.get("announce") {
+            None | Some(Value::Null) => (String::new(), 0),
+            Some(a) => {
+                let port = as_u64(need(obj, "port")?, "port")?;
+                let port = u16::try_from(port).map_err(|_| TorrentError::WrongType {
+                    key: "port",
+                    expected: "a port number (0-65535)",
+                })?;
+                (as_str(a, "announce")?.to_string(), port)
+            }
+        };
         Ok(Torrent {
-            announce: as_str(need(obj, "announce")?, "announce")?.to_string(),
+            announce,
             port,
             announce_list: announce_list(obj)?,
             comment: match obj.get("comment") {
@@ -513,18 +521,29 @@ impl Torrent {
                 "files": files_json(files),
             }),
         };
-        let mut v = json!({
-            "announce": self.announce,
-            "port": self.port,
-            "comment": self.comment,
-            "info": info,
-        });
+        let mut v = match (self.announce.is_empty(), self.port) {
+            (true, 0) => json!({
+                "comment": self.comment,
+                "info": info,
+            }),
+            _ => json!({
+                "announce": self.announce,
+                "port": self.port,
+                "comment": self.comment,
+                "info": info,
+            }),
+        };
         if !self.announce_list.is_empty() {
             v["announce_list"] = json!(self.announce_list);
         }
         let mut s = serde_json::to_string_pretty(&v).expect("JSON values always serialise");
         s.push('\n');
         s
+    }
+
+    /// The tracker as `HOST:PORT`, or `None` for a torrent without one.
+    pub fn tracker(&self) -> Option<String> {
+        (!self.announce.is_empty()).then(|| format!("{}:{}", self.announce, self.port))
     }
 
     /// The swarm's name: SHA-1 of [`Info::canonical_bytes`].
@@ -651,6 +670,23 @@ mod tests {
                 (vec!["tree", "c"], 7)
             ]
         );
+    }
+
+    #[test]
+    fn a_torrent_without_tracker_round_trips_without_announce() {
+        let mut t = sample();
+        t.announce.clear();
+        t.port = 0;
+        let text = t.to_json_pretty();
+        assert!(
+            !text.contains("announce") && !text.contains("\"port\""),
+            "{text}"
+        );
+        let back = Torrent::from_json(text.as_bytes()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.tracker(), None);
+        assert_eq!(back.info_hash(), sample().info_hash());
+        assert_eq!(sample().tracker().as_deref(), Some("127.0.0.1:6666"));
     }
 
     #[test]
@@ -803,6 +839,10 @@ mod tests {
         ));
         assert_eq!(
             Torrent::from_json(b"{}"),
+            Err(TorrentError::Missing("info"))
+        );
+        assert_eq!(
+            Torrent::from_json(br#"{"announce": "h"}"#),
             Err(TorrentError::Missing("port"))
         );
     }

@@ -7,13 +7,16 @@
 //! Request keys: `port` (1–65535, required), `peer_id` (string, required),
 //! `ip` (dotted quad), `event` (`started` | `completed` | `stopped`; absent
 //! means a periodic refresh), and ours: `info_hash` (40 hex), `numwant`,
-//! `proto`. A request `{"request":"status"}` asks for the tracker's swarms.
+//! `proto`, and `name` (chat rooms: the member's name, 1–64 bytes without
+//! control characters; see [`crate::chat`]). A request `{"request":"status"}`
+//! asks for the tracker's swarms.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::chat::{validate_name, NameError};
 use crate::ids::InfoHash;
 use crate::replica::{ReplicationStatus, TrackerId};
 
@@ -53,6 +56,15 @@ pub struct AnnounceRequest {
     pub proto: Option<u32>,
 }
 
+/// The announce keys only some clients send, kept apart from
+/// [`AnnounceRequest`] so that clients which never send them build their
+/// requests as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnounceExtras {
+    /// A chat member's name ([`validate_name`]).
+    pub name: Option<String>,
+}
+
 /// Anything a client may ask a tracker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackerRequest {
@@ -86,6 +98,8 @@ pub enum RequestError {
     TooLong { key: &'static str },
     #[error("unknown request {0:?}")]
     UnknownRequest(String),
+    #[error("key 'name' {0}")]
+    BadName(NameError),
 }
 
 fn get_str<'a>(
@@ -120,19 +134,29 @@ fn get_uint(obj: &Map<String, Value>, key: &'static str) -> Result<Option<u64>, 
 impl TrackerRequest {
     /// Parses and validates one request frame.
     pub fn parse(body: &[u8]) -> Result<TrackerRequest, RequestError> {
+        Self::parse_with_extras(body).map(|(request, _)| request)
+    }
+
+    /// Parses and validates one request frame, with the keys of
+    /// [`AnnounceExtras`] (empty for a status request).
+    pub fn parse_with_extras(
+        body: &[u8],
+    ) -> Result<(TrackerRequest, AnnounceExtras), RequestError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| RequestError::BadJson(e.to_string()))?;
         let Value::Object(obj) = value else {
             return Err(RequestError::NotAnObject);
         };
-        if let Some(kind) = get_str(&obj, "request")? {
-            return match kind {
-                "status" => Ok(TrackerRequest::Status),
-                "announce" => AnnounceRequest::from_object(&obj).map(TrackerRequest::Announce),
-                other => Err(RequestError::UnknownRequest(other.to_string())),
-            };
+        match get_str(&obj, "request")? {
+            None | Some("announce") => {}
+            Some("status") => return Ok((TrackerRequest::Status, AnnounceExtras::default())),
+            Some(other) => return Err(RequestError::UnknownRequest(other.to_string())),
         }
-        AnnounceRequest::from_object(&obj).map(TrackerRequest::Announce)
+        let announce = AnnounceRequest::from_object(&obj)?;
+        Ok((
+            TrackerRequest::Announce(announce),
+            AnnounceExtras::from_object(&obj)?,
+        ))
     }
 
     /// The JSON body of this request.
@@ -228,6 +252,26 @@ impl AnnounceRequest {
     }
 }
 
+impl AnnounceExtras {
+    fn from_object(obj: &Map<String, Value>) -> Result<AnnounceExtras, RequestError> {
+        let name = get_str(obj, "name")?
+            .map(|n| validate_name(n).map(|()| n.to_string()))
+            .transpose()
+            .map_err(RequestError::BadName)?;
+        Ok(AnnounceExtras { name })
+    }
+
+    /// `request`'s JSON body with these keys added.
+    pub fn add_to(&self, request: &AnnounceRequest) -> Vec<u8> {
+        let mut obj: Map<String, Value> =
+            serde_json::from_slice(&request.to_json()).expect("our own JSON reads back");
+        if let Some(name) = &self.name {
+            obj.insert("name".into(), name.clone().into());
+        }
+        serde_json::to_vec(&Value::Object(obj)).expect("a JSON map always serialises")
+    }
+}
+
 /// One entry of a tracker's peer list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEntry {
@@ -294,6 +338,9 @@ pub struct StatusPeer {
     /// The tracker it announced to, when the tracker replicates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerId>,
+    /// The name a chat member announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// One swarm as shown by `tracker status`.
@@ -431,6 +478,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("'port'"));
+    }
+
+    #[test]
+    fn name_key_is_checked_and_optional() {
+        let (_, extras) =
+            TrackerRequest::parse_with_extras(br#"{"port":1,"peer_id":"x","name":"ann"}"#).unwrap();
+        assert_eq!(extras.name.as_deref(), Some("ann"));
+        let (req, none) =
+            TrackerRequest::parse_with_extras(br#"{"port":1,"peer_id":"x"}"#).unwrap();
+        assert_eq!(none, AnnounceExtras::default());
+        let TrackerRequest::Announce(req) = req else {
+            panic!()
+        };
+        let body = extras.add_to(&req);
+        let (again, back) = TrackerRequest::parse_with_extras(&body).unwrap();
+        assert_eq!((again, back), (TrackerRequest::Announce(req), extras));
+        for bad in [
+            r#"{"port":1,"peer_id":"x","name":""}"#,
+            r#"{"port":1,"peer_id":"x","name":"a\u001b"}"#,
+            r#"{"port":1,"peer_id":"x","name":7}"#,
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.to_string().contains("'name'"), "{bad}: {err}");
+        }
+        let long = format!(r#"{{"port":1,"peer_id":"x","name":"{}"}}"#, "n".repeat(65));
+        assert_eq!(
+            parse(&long),
+            Err(RequestError::BadName(NameError::TooLong(65)))
+        );
     }
 
     #[test]

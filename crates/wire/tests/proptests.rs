@@ -205,10 +205,11 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
         any::<bool>(),
         0u64..1_000_000_000_000,
         prop::option::of(any::<u32>()),
+        prop::option::of(text(20)),
         prop::option::of(1u64..),
     )
         .prop_map(
-            |(peer_id, peer_ip, peer_port, seed, millis, proto, tracker)| StatusPeer {
+            |(peer_id, peer_ip, peer_port, seed, millis, proto, name, tracker)| StatusPeer {
                 entry: PeerEntry {
                     peer_id,
                     peer_ip,
@@ -217,6 +218,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
                 },
                 seed,
                 last_seen_secs: millis as f64 / 1000.0,
+                name,
                 tracker: tracker.and_then(TrackerId::new),
             },
         );

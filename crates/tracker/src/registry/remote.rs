@@ -197,6 +197,7 @@ impl Registry {
                 addr: p.addr,
                 peer_id: p.peer_id.as_str().into(),
                 proto: p.proto,
+                name: None,
                 seed: p.seed,
                 last_seen: seen,
                 origin,
@@ -332,6 +333,7 @@ mod tests {
             event,
             numwant: None,
             proto: Some(1),
+            name: None,
         };
         reg.announce(&a, now, &mut StdRng::seed_from_u64(1)).change
     }
