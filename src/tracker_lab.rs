@@ -149,15 +149,21 @@ pub fn announce_from(
         .expect("enter the host's namespace")
 }
 
-/// `peer --torrent T --dir DIR --listen IP:0 --json --tracker A [--tracker B …]`
-/// on `host`.
+/// `peer --torrent T --dir DIR --listen IP:0 --json --no-discover --tracker A
+/// [--tracker B …]` on `host`: the peers it finds come from the trackers
+/// alone, not from LAN discovery.
 pub fn peer_on(host: &Host, torrent: &Path, dir: &Path, trackers: &[SocketAddr]) -> Command {
     let mut cmd = host.command(bin_path("peer"));
     cmd.arg("--torrent")
         .arg(torrent)
         .arg("--dir")
         .arg(dir)
-        .args(["--listen", &format!("{}:0", host.ipv4()), "--json"]);
+        .args([
+            "--listen",
+            &format!("{}:0", host.ipv4()),
+            "--json",
+            "--no-discover",
+        ]);
     for t in trackers {
         cmd.args(["--tracker", &t.to_string()]);
     }
