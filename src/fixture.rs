@@ -72,6 +72,19 @@ impl TrackerProc {
     }
 }
 
+/// [`start_tracker`] with `--http 127.0.0.1:0 ARGS…`: the tracker and the
+/// address of its web page, from its `http_listening` event.
+pub fn start_web_tracker(args: &[&str]) -> (TrackerProc, SocketAddr) {
+    let mut all = vec!["--http", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut tracker = start_tracker(&all);
+    let http = tracker.wait_event(STEP, |e| match e {
+        TrackerEvent::HttpListening { addr } => Some(addr),
+        _ => None,
+    });
+    (tracker, http)
+}
+
 /// The usual start of a swarm test: a tracker, a generated `data.bin` and
 /// its torrent, in a temporary directory removed on drop.
 pub struct Scenario {

@@ -16,8 +16,11 @@
 //!   events and status, announces sent from inside a host.
 //! - [`router_lab`]: two LAN segments joined by a multicast router, and the routing daemons (smcroute, pimd) run in it.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
+//! - [`web_client`]: a blocking HTTP client for `tracker --http`: requests and event streams.
+//! - [`chromium`]: headless Chromium over the DevTools pipe, for browser tests.
 
 pub mod chat_lab;
+pub mod chromium;
 pub mod files;
 pub mod fixture;
 pub mod mcast_lab;
@@ -28,3 +31,4 @@ pub mod testbed;
 pub mod tracker_client;
 pub mod tracker_lab;
 pub mod transfer;
+pub mod web_client;

@@ -180,6 +180,8 @@ fn send_fails_when_a_member_never_acknowledges() {
         info_hash: Some(room_hash("lobby")),
         numwant: None,
         proto: Some(CHAT_PROTO),
+        left: None,
+        downloaded: None,
     };
     let extras = AnnounceExtras {
         name: Some("mute".into()),

@@ -30,6 +30,8 @@ fn announce_fake(tracker: SocketAddr, port: u16, t: &Torrent, proto: Option<u32>
         info_hash: proto.map(|_| t.info_hash()),
         numwant: None,
         proto,
+        left: None,
+        downloaded: None,
     };
     let resp = announce(tracker, &req);
     assert_eq!(resp.error_code, 0, "fake peer's announce refused: {resp:?}");

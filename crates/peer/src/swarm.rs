@@ -616,6 +616,11 @@ impl Swarm {
         event: Option<Event>,
         announce_ip: Option<std::net::Ipv4Addr>,
     ) -> AnnounceRequest {
+        let (left, downloaded) = {
+            let st = self.lock();
+            let left = crate::tracker_client::bytes_left(&self.torrent.info, &st.have);
+            (left, st.downloaded)
+        };
         AnnounceRequest {
             port: self.listen_addr.port(),
             ip: announce_ip,
@@ -624,6 +629,8 @@ impl Swarm {
             info_hash: Some(self.info_hash),
             numwant: Some(50),
             proto: Some(1),
+            left: Some(left),
+            downloaded: Some(downloaded),
         }
     }
 }

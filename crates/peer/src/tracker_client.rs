@@ -13,7 +13,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use wire::tracker::{AnnounceRequest, AnnounceResponse};
-use wire::FrameCodec;
+use wire::{Bitfield, FrameCodec, Info};
 
 /// Largest reply we accept from a tracker (200 peers fit in a few KiB).
 const MAX_REPLY: usize = 1024 * 1024;
@@ -43,4 +43,32 @@ pub async fn announce(tracker: &str, req: &AnnounceRequest) -> anyhow::Result<An
     tokio::time::timeout(TIMEOUT, exchange)
         .await
         .with_context(|| format!("tracker {tracker} did not answer within {TIMEOUT:?}"))?
+}
+
+/// The `left` an announce reports: bytes of the pieces not yet held.
+pub fn bytes_left(info: &Info, have: &Bitfield) -> u64 {
+    have.iter_missing().map(|i| info.piece_size(i)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_counts_the_missing_pieces_the_last_one_short() {
+        let info = Info {
+            piece_length: 10,
+            piece_hash: vec![[0; 20]; 3],
+            file_name: "f".into(),
+            file_length: 25,
+            files: None,
+        };
+        let mut have = Bitfield::new(3);
+        assert_eq!(bytes_left(&info, &have), 25);
+        have.set(2, true);
+        assert_eq!(bytes_left(&info, &have), 20);
+        have.set(0, true);
+        have.set(1, true);
+        assert_eq!(bytes_left(&info, &have), 0);
+    }
 }

@@ -45,6 +45,15 @@ which one live member of a room holds at a time. With --seed-udp PORT the
 tracker also serves the seed project's UDP chat directory and joins the seed
 servers' exchange on --seed-group.
 
+With --http ADDR it also serves a web page at http://ADDR/ that shows every
+swarm and its peers (address, role, last seen, progress), announces per
+second and what was refused or dropped, updating live. The page reads
+/api/status (JSON, the same as `tracker status --json`) and /api/events
+(server-sent events: join, seed, leave, expire, and stats once a second).
+Off by default; it is read-only (other methods get 405) and has no
+authentication, so bind it where only the people who may watch can reach it
+(e.g. --http 127.0.0.1:8080).
+
 With --replicate, trackers share their registries over a multicast group
 (default 239.255.66.66:6666, UDP): a peer announced to any of them is listed
 by all. A tracker that starts asks the others for their state.
@@ -96,9 +105,20 @@ pub struct ServeArgs {
     /// a reply) before it is closed.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub idle_timeout: Duration,
-    /// Also print events as JSON lines on stdout (listening, join, seed,
-    /// leave, expire, seed_dropped, shutdown; with --replicate also
-    /// replicating, replica_heard, replicated, snapshot_*, replica_dropped).
+    /// Also serve the live web page and its API (/api/status, /api/events)
+    /// on this address, e.g. 127.0.0.1:8080; port 0 picks a free port (the
+    /// real address is logged as `http on ADDR`). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Most live event streams (/api/events) at once; more get 503. A viewer
+    /// that falls behind is dropped, and its page reconnects.
+    #[arg(long, value_name = "N", default_value_t = crate::web::DEFAULT_MAX_SUBSCRIBERS,
+          value_parser = clap::value_parser!(u64).range(1..=10_000).map(|n| n as usize))]
+    pub http_max_subscribers: usize,
+    /// Also print events as JSON lines on stdout (listening, http_listening,
+    /// join, seed, leave, expire, seed_dropped, shutdown; with --replicate
+    /// also replicating, replica_heard, replicated, snapshot_*,
+    /// replica_dropped).
     #[arg(long)]
     pub json: bool,
     /// Share the registry with the other trackers on this multicast group
@@ -214,6 +234,7 @@ impl ServeArgs {
             swarms,
             replication: None,
             seed: None,
+            max_subscribers: self.http_max_subscribers,
         }
     }
 
@@ -268,6 +289,14 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let http = match args.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for http on {addr}"))?,
+        ),
+        None => None,
+    };
     let mut config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
     config.replication = args.replication()?;
     if let Some(port) = args.seed_udp {
@@ -278,7 +307,7 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
         };
         config.seed = Some(Arc::new(seed::Bound::bind(&seed)?));
     }
-    server::serve(config, listener, async move {
+    server::serve_with_web(config, listener, http, async move {
         signals.recv().await;
     })
     .await?;

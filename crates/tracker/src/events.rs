@@ -4,6 +4,7 @@
 //! | event | fields |
 //! |---|---|
 //! | `listening` | `addr`: the bound address |
+//! | `http_listening` | `addr`: the web server's bound address (with `--http`), right after `listening` |
 //! | `join` | `info_hash`, `peer_id`, `addr`, `seed` (it announced `completed` straight away) |
 //! | `seed` | `info_hash`, `peer_id`, `addr`: a leech announced `completed` |
 //! | `leave` | `info_hash`, `peer_id`, `addr`: the peer announced `stopped` |
@@ -39,6 +40,8 @@ use wire::InfoHash;
 pub enum Event {
     /// The tracker accepts connections at `addr`.
     Listening { addr: SocketAddr },
+    /// The web page and API (`--http`) are served at `addr`.
+    HttpListening { addr: SocketAddr },
     /// A new peer.
     Join {
         #[serde(flatten)]
@@ -168,6 +171,12 @@ mod tests {
                     addr: "127.0.0.1:6666".parse().unwrap(),
                 },
                 json!({"event": "listening", "addr": "127.0.0.1:6666"}),
+            ),
+            (
+                Event::HttpListening {
+                    addr: "127.0.0.1:8080".parse().unwrap(),
+                },
+                json!({"event": "http_listening", "addr": "127.0.0.1:8080"}),
             ),
             (
                 Event::Join {

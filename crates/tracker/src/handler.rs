@@ -6,6 +6,7 @@
 //! the [`Registry`] and renders the reply. Bad input becomes an
 //! `error_code: 1` reply naming the problem; it never ends the connection.
 //! So does a `name` another live member of the swarm holds.
+//! Announces and bad requests are counted in the tracker's [`Counters`].
 //! When the tracker replicates, every change is also queued for the group
 //! ([`Link`]).
 
@@ -14,11 +15,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use wire::tracker::{AnnounceResponse, Event, TrackerRequest};
+use wire::tracker::{AnnounceResponse, Event, StatusResponse, TrackerRequest};
 use wire::InfoHash;
 
 use crate::registry::{Announce, Change, Departed, Registry};
 use crate::replicator::Link;
+use crate::stats::{Count, Counters};
 
 /// A registry change worth reporting (join, leave, seed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,7 @@ pub struct Handled {
 /// The tracker's shared state: the registry plus the reply policy.
 pub struct Tracker {
     registry: Mutex<Registry>,
+    counters: Arc<Counters>,
     interval_secs: u64,
     trust_ip_field: bool,
     /// Lock order: never hold the registry while locking this.
@@ -52,6 +55,7 @@ impl Tracker {
     pub fn new(registry_default: InfoHash, interval: Duration, trust_ip_field: bool) -> Self {
         Tracker {
             registry: Mutex::new(Registry::new(registry_default, interval * 2)),
+            counters: Arc::default(),
             interval_secs: interval.as_secs().max(1),
             trust_ip_field,
             replication: None,
@@ -75,6 +79,23 @@ impl Tracker {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The counters this tracker keeps.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Every swarm with its peers, and the counters. The registry is locked
+    /// only to copy the peers; sorting and rendering happen after.
+    pub fn status(&self, now: Instant) -> StatusResponse {
+        let snapshot = self.registry().snapshot(now);
+        let mut status = snapshot.into_status();
+        status.stats = Some(self.counters.snapshot());
+        if let Some(link) = &self.replication {
+            status.replication = Some(link.state().status(now));
+        }
+        status
+    }
+
     /// Drops expired peers.
     pub fn expire(&self, now: Instant) -> Vec<Departed> {
         let gone = self.registry().expire(now);
@@ -89,18 +110,16 @@ impl Tracker {
         let (request, extras) = match TrackerRequest::parse_with_extras(body) {
             Ok(r) => r,
             Err(e) => {
+                self.counters.add(Count::BadRequest);
                 return Handled {
                     reply: AnnounceResponse::error(e.to_string()).to_json(),
                     note: None,
-                }
+                };
             }
         };
         let a = match request {
             TrackerRequest::Status => {
-                let mut status = self.registry().status(now);
-                if let Some(link) = &self.replication {
-                    status.replication = Some(link.state().status(now));
-                }
+                let status = self.status(now);
                 return Handled {
                     reply: serde_json::to_vec(&status).expect("status always serialises"),
                     note: None,
@@ -120,7 +139,10 @@ impl Tracker {
             numwant: a.numwant,
             proto: a.proto,
             name: extras.name.as_deref(),
+            left: a.left,
+            downloaded: a.downloaded,
         };
+        self.counters.add(Count::Announce);
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
         if let Some(link) = &self.replication {
             link.record_announce(&announce, &outcome, now);
@@ -284,6 +306,24 @@ mod tests {
         assert_eq!(status.swarms[0].peers[0].name.as_deref(), Some("ann"));
         let bad = ask(&t, r#"{"port":7003,"peer_id":"x","name":"a\u0007"}"#, 4);
         assert!(bad.message.contains("key 'name'"), "{}", bad.message);
+    }
+
+    #[test]
+    fn announces_and_bad_requests_are_counted_and_listed() {
+        let t = tracker(false);
+        ask(
+            &t,
+            r#"{"port":7001,"peer_id":"a","left":5,"downloaded":7}"#,
+            1,
+        );
+        ask(&t, r#"{"port":7001,"peer_id":"a"}"#, 1);
+        ask(&t, "{oops", 1);
+        ask(&t, r#"{"port":0,"peer_id":"a"}"#, 1);
+        let status = t.status(Instant::now());
+        let stats = status.stats.expect("the tracker lists its counters");
+        assert_eq!((stats.announces, stats.bad_requests), (2, 2));
+        let peer = &status.swarms[0].peers[0];
+        assert_eq!((peer.left, peer.downloaded), (Some(5), Some(7)));
     }
 
     #[test]

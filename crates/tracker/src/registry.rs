@@ -14,6 +14,11 @@
 //! [`Arc<str>`]), so answering an announce only copies bytes: no per-reply
 //! serialisation of up to 200 entries.
 //!
+//! [`Registry::snapshot`] copies what a status listing needs (a few words
+//! per peer, the peer id shared, not copied) so that the caller can release
+//! the lock before sorting and rendering: a big listing never stalls
+//! announces.
+//!
 //! Time comes in as an [`Instant`] argument and randomness as an [`Rng`], so
 //! every rule here is unit-tested without sockets or clocks.
 //!
@@ -40,15 +45,20 @@ pub const DEFAULT_NUMWANT: usize = 50;
 /// Most peers returned, whatever `numwant` asks for.
 pub const MAX_NUMWANT: usize = 200;
 
-/// One registered peer.
+/// One registered peer. Cloning it is a few words and two reference
+/// counts (the id and the entry are shared): what a snapshot copies.
+#[derive(Clone)]
 struct Peer {
     addr: SocketAddr,
-    peer_id: Box<str>,
+    peer_id: Arc<str>,
     proto: Option<u32>,
     /// The name a chat member announced.
     name: Option<Box<str>>,
     seed: bool,
     last_seen: Instant,
+    /// Progress as last announced, when the peer says.
+    left: Option<u64>,
+    downloaded: Option<u64>,
     /// The tracker it announced to, when that is a replica; `None` when here.
     origin: Option<TrackerId>,
     /// This peer's `PeerEntry` as JSON, shared by every reply that lists it.
@@ -56,6 +66,26 @@ struct Peer {
 }
 
 impl Peer {
+    /// This peer as a status listing shows it at `now`, on the tracker
+    /// `own` (named as the tracker it announced to, unless a replica was).
+    fn status(&self, now: Instant, own: Option<TrackerId>) -> StatusPeer {
+        let age = now.saturating_duration_since(self.last_seen).as_secs_f64();
+        StatusPeer {
+            entry: PeerEntry {
+                peer_id: self.peer_id.to_string(),
+                peer_ip: self.addr.ip().to_string(),
+                peer_port: self.addr.port(),
+                proto: self.proto,
+            },
+            seed: self.seed,
+            name: self.name.as_deref().map(str::to_string),
+            last_seen_secs: (age * 1000.0).round() / 1000.0,
+            left: self.left,
+            downloaded: self.downloaded,
+            tracker: self.origin.or(own),
+        }
+    }
+
     fn render(addr: SocketAddr, peer_id: &str, proto: Option<u32>) -> Arc<str> {
         let entry = PeerEntry {
             peer_id: peer_id.to_string(),
@@ -127,6 +157,10 @@ pub struct Announce<'a> {
     pub proto: Option<u32>,
     /// A chat member's name.
     pub name: Option<&'a str>,
+    /// Bytes the peer still lacks, when it says.
+    pub left: Option<u64>,
+    /// Bytes the peer has downloaded, when it says.
+    pub downloaded: Option<u64>,
 }
 
 /// What an announce changed.
@@ -167,7 +201,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Departed {
     pub swarm: InfoHash,
-    pub peer_id: Box<str>,
+    pub peer_id: Arc<str>,
     pub addr: SocketAddr,
     /// When it last announced (to any tracker).
     pub last_seen: Instant,
@@ -257,6 +291,9 @@ impl Registry {
                     swarm.rename(a.addr, old.as_deref(), a.name);
                 }
                 let peer = &mut swarm.peers[i as usize];
+                // A refresh that leaves the keys out keeps what we knew.
+                peer.left = a.left.or(peer.left);
+                peer.downloaded = a.downloaded.or(peer.downloaded);
                 if *peer.peer_id != *a.peer_id || peer.proto != a.proto {
                     peer.peer_id = a.peer_id.into();
                     peer.proto = a.proto;
@@ -279,6 +316,8 @@ impl Registry {
                     name: a.name.map(Into::into),
                     seed: completed,
                     last_seen: now,
+                    left: a.left,
+                    downloaded: a.downloaded,
                     origin: None,
                     entry: Peer::render(a.addr, a.peer_id, a.proto),
                 });
@@ -378,50 +417,79 @@ impl Registry {
         gone
     }
 
-    /// Every swarm and its peers: the default swarm first, then by info hash;
-    /// peers by address.
+    /// Copies what a status listing needs, quickly: call it under the lock
+    /// and render the [`Snapshot`] after releasing it.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let swarms = self
+            .swarms
+            .iter()
+            .map(|(hash, swarm)| SwarmSnapshot {
+                info_hash: *hash,
+                file_name: swarm.file_name.clone(),
+                peers: swarm.peers.clone(),
+            })
+            .collect();
+        Snapshot {
+            default_swarm: self.default_swarm,
+            own: self.remote.id(),
+            now,
+            swarms,
+        }
+    }
+
+    /// Every swarm and its peers (see [`Snapshot::into_status`]).
     pub fn status(&self, now: Instant) -> StatusResponse {
-        let mut hashes: Vec<&InfoHash> = self.swarms.keys().collect();
-        hashes.sort_by_key(|h| (**h != self.default_swarm, **h));
-        let swarms = hashes
+        self.snapshot(now).into_status()
+    }
+}
+
+/// The registry's swarms at one instant, detached from the registry.
+pub struct Snapshot {
+    default_swarm: InfoHash,
+    /// This tracker's replication id, if it replicates.
+    own: Option<TrackerId>,
+    now: Instant,
+    swarms: Vec<SwarmSnapshot>,
+}
+
+struct SwarmSnapshot {
+    info_hash: InfoHash,
+    file_name: Option<String>,
+    peers: Vec<Peer>,
+}
+
+impl Snapshot {
+    /// Peers in the snapshot, over all swarms.
+    pub fn peer_count(&self) -> usize {
+        self.swarms.iter().map(|s| s.peers.len()).sum()
+    }
+
+    /// The status listing (no counters): the default swarm first, then by
+    /// info hash; peers by address, then peer id.
+    pub fn into_status(mut self) -> StatusResponse {
+        let default = self.default_swarm;
+        self.swarms
+            .sort_unstable_by_key(|s| (s.info_hash != default, s.info_hash));
+        let (now, own) = (self.now, self.own);
+        let swarms = self
+            .swarms
             .into_iter()
-            .map(|hash| {
-                let swarm = &self.swarms[hash];
-                let mut peers: Vec<StatusPeer> = swarm
+            .map(|mut swarm| {
+                swarm
                     .peers
-                    .iter()
-                    .map(|p| StatusPeer {
-                        entry: PeerEntry {
-                            peer_id: p.peer_id.to_string(),
-                            peer_ip: p.addr.ip().to_string(),
-                            peer_port: p.addr.port(),
-                            proto: p.proto,
-                        },
-                        seed: p.seed,
-                        name: p.name.as_deref().map(str::to_string),
-                        last_seen_secs: (now.saturating_duration_since(p.last_seen).as_secs_f64()
-                            * 1000.0)
-                            .round()
-                            / 1000.0,
-                        tracker: p.origin.or(self.remote.id()),
-                    })
-                    .collect();
-                peers.sort_by(|a, b| {
-                    (&a.entry.peer_ip, a.entry.peer_port, &a.entry.peer_id).cmp(&(
-                        &b.entry.peer_ip,
-                        b.entry.peer_port,
-                        &b.entry.peer_id,
-                    ))
-                });
+                    .sort_unstable_by(|a, b| (a.addr, &a.peer_id).cmp(&(b.addr, &b.peer_id)));
                 SwarmStatus {
-                    info_hash: hash.to_hex(),
-                    file_name: swarm.file_name.clone(),
-                    peers,
+                    info_hash: swarm.info_hash.to_hex(),
+                    file_name: swarm.file_name,
+                    peers: swarm.peers.iter().map(|p| p.status(now, own)).collect(),
                 }
             })
             .collect();
         StatusResponse {
             swarms,
+            rooms: Vec::new(),
+            replicas: Vec::new(),
+            stats: None,
             replication: None,
         }
     }
@@ -449,6 +517,8 @@ mod tests {
             numwant: None,
             proto: None,
             name: None,
+            left: None,
+            downloaded: None,
         }
     }
 
@@ -635,6 +705,52 @@ mod tests {
         let status = reg.status(now);
         assert_eq!(status.swarms.len(), 1);
         assert!(status.swarms[0].peers.is_empty());
+    }
+
+    #[test]
+    fn progress_is_kept_per_peer_and_listed() {
+        let (mut reg, mut rng, now) = setup(9);
+        let mut a = req(1, Some(Event::Started));
+        a.left = Some(1000);
+        a.downloaded = Some(0);
+        reg.announce(&a, now, &mut rng);
+        reg.announce(&req(2, Some(Event::Started)), now, &mut rng);
+        a.event = None;
+        a.left = Some(400);
+        a.downloaded = Some(600);
+        reg.announce(&a, now, &mut rng);
+        // A refresh without the keys keeps the last figures.
+        reg.announce(&req(1, None), now, &mut rng);
+        let peers = &reg.status(now).swarms[0].peers;
+        assert_eq!((peers[0].left, peers[0].downloaded), (Some(400), Some(600)));
+        assert_eq!((peers[1].left, peers[1].downloaded), (None, None));
+    }
+
+    #[test]
+    fn snapshot_outlives_changes_and_sorts_when_rendered() {
+        let (mut reg, mut rng, t0) = setup(10);
+        let other = InfoHash([1; 20]);
+        for port in [9, 3, 7] {
+            let mut a = req(port, Some(Event::Started));
+            a.swarm = Some(other);
+            reg.announce(&a, t0, &mut rng);
+        }
+        reg.announce(&req(5, Some(Event::Started)), t0, &mut rng);
+        let snap = reg.snapshot(t0 + Duration::from_millis(1500));
+        // The registry moves on; the snapshot does not.
+        reg.announce(&req(5, Some(Event::Stopped)), t0, &mut rng);
+        assert_eq!(snap.peer_count(), 4);
+        let status = snap.into_status();
+        assert_eq!(status.swarms[0].info_hash, InfoHash::default().to_hex());
+        assert_eq!(status.swarms[0].peers[0].entry.peer_port, 5);
+        assert_eq!(status.swarms[0].peers[0].last_seen_secs, 1.5);
+        let ports: Vec<u16> = status.swarms[1]
+            .peers
+            .iter()
+            .map(|p| p.entry.peer_port)
+            .collect();
+        assert_eq!(ports, [3, 7, 9]);
+        assert!(reg.status(t0).swarms[0].peers.is_empty());
     }
 
     #[test]

@@ -781,6 +781,8 @@ mod tests {
             numwant: None,
             proto: Some(1),
             name: None,
+            left: None,
+            downloaded: None,
         };
         let outcome = |change, seed| Outcome {
             swarm: InfoHash::default(),

@@ -315,7 +315,7 @@ async fn snapshot_sender(ctx: Ctx, mut stop: watch::Receiver<bool>) {
         };
         // The number was read first: the listing covers at least that far.
         let id = ctx.link.state().id();
-        let records = ctx.tracker.registry().snapshot(id, Instant::now());
+        let records = ctx.tracker.registry().snapshot_records(id, Instant::now());
         let (datagrams, bad) = pack_snapshot(id, seq, number, &records);
         for (record, e) in bad {
             warn!("not in the snapshot: {e}: {record:?}");

@@ -1,7 +1,8 @@
 //! What the tracker tells its operator: tracing lines at info level on
-//! stderr, and with `--json` one [`Event`] per line on stdout, written by a
+//! stderr, with `--json` one [`Event`] per line on stdout, written by a
 //! [`lanio::EventWriter`] so that a stdout nobody reads never stalls a
-//! connection.
+//! connection, and with `--http` the peer events (`join`, `seed`, `leave`,
+//! `expire`) on the web page's live [`Feed`] too, as the same JSON.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::events::{Event, PeerEvent, ReplicaChange};
 use crate::handler::Note;
 use crate::registry::{Change, Departed};
 use crate::replication::{Settings, SnapshotDone};
+use crate::web::Feed;
 
 /// Longest wait at exit for stdout to take the events still queued.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,6 +24,7 @@ pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Reporter {
     out: EventWriter<Event>,
+    feed: Option<Feed>,
 }
 
 impl Reporter {
@@ -29,7 +32,27 @@ impl Reporter {
     pub fn new(json: bool) -> Self {
         Reporter {
             out: EventWriter::stdout(json),
+            feed: None,
         }
+    }
+
+    /// Also sends peer events to the web page's `feed`.
+    pub fn with_feed(mut self, feed: Feed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// A peer event: on stdout (with `--json`) and on the feed.
+    fn peer_event(&self, event: Event) {
+        if let Some(feed) = &self.feed {
+            feed.publish(&event);
+        }
+        self.out.emit(&event);
+    }
+
+    pub fn http_listening(&self, addr: SocketAddr) {
+        info!("http on {addr}");
+        self.out.emit(&Event::HttpListening { addr });
     }
 
     pub fn listening(&self, addr: SocketAddr) {
@@ -69,12 +92,12 @@ impl Reporter {
             }
             Change::Refreshed | Change::Absent | Change::NameTaken => return,
         };
-        self.out.emit(&event);
+        self.peer_event(event);
     }
 
     pub fn expired(&self, d: &Departed) {
         info!(swarm = %d.swarm, addr = %d.addr, peer_id = &*d.peer_id, "expire: not heard from in 2 x interval");
-        self.out.emit(&Event::Expire(PeerEvent {
+        self.peer_event(Event::Expire(PeerEvent {
             info_hash: d.swarm,
             peer_id: d.peer_id.to_string(),
             addr: d.addr,

@@ -11,10 +11,16 @@
 //! - An oversize length prefix or a truncated frame closes only that connection.
 //! - With replication configured, the group is joined before `listening` is
 //!   reported and [`crate::replicator`] runs beside the accept loop.
+//! - Refusals, bad frames and timeouts are counted ([`crate::stats`]); a
+//!   meter task updates the announce rate once a second.
+//! - With a web listener ([`serve_with_web`]) the page and API run beside
+//!   the tracker on the same runtime ([`crate::web`]), and the reporter also
+//!   feeds peer events to the page.
 //! - Shutdown: the accept loop stops, a `watch` channel tells every connection
-//!   to stop reading, replies already being handled are still sent, and
-//!   [`serve`] returns once every connection task has dropped its `mpsc`
-//!   sender (each task owns a clone; `recv()` yields `None` when all are gone).
+//!   to stop reading, replies already being handled are still sent, the web
+//!   server ends its event streams and closes, and [`serve`] returns once
+//!   every connection task has dropped its `mpsc` sender (each task owns a
+//!   clone; `recv()` yields `None` when all are gone).
 
 use std::future::Future;
 use std::io;
@@ -28,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::timeout;
 use tokio_util::codec::{Decoder, Encoder, Framed};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wire::tracker::AnnounceResponse;
 use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
@@ -36,6 +43,8 @@ use crate::handler::Tracker;
 use crate::replication::Settings;
 use crate::replicator::{self, Link, ReplicationConfig};
 use crate::report::Reporter;
+use crate::stats::{self, Count, Counters};
+use crate::web::{self, Feed};
 
 /// Largest request frame the tracker reads. Requests are small JSON objects
 /// whose strings are at most 256 bytes; anything larger closes the connection.
@@ -75,6 +84,8 @@ pub struct Config {
     pub replication: Option<ReplicationConfig>,
     /// `--seed-udp`: the seed's chat directory, its sockets already bound.
     pub seed: Option<Arc<crate::seed::Bound>>,
+    /// Web event-stream subscribers at once (with a web listener); more get 503.
+    pub max_subscribers: usize,
 }
 
 impl Default for Config {
@@ -88,6 +99,7 @@ impl Default for Config {
             swarms: Vec::new(),
             replication: None,
             seed: None,
+            max_subscribers: web::DEFAULT_MAX_SUBSCRIBERS,
         }
     }
 }
@@ -136,6 +148,7 @@ struct Shared {
     tracker: Arc<Tracker>,
     reporter: Reporter,
     idle_timeout: Duration,
+    counters: Arc<Counters>,
 }
 
 /// Serves tracker requests on `listener` until `shutdown` completes, then
@@ -151,7 +164,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_with_web(config, listener, None, shutdown).await
+}
+
+/// [`serve`], and with `http` the web page and API on that listener too
+/// (see [`crate::web`]): logged as `http on ADDR`, and with `config.json`
+/// the `http_listening` event, right after `listening`. Its connections
+/// idle out like the tracker's (`config.idle_timeout`).
+pub async fn serve_with_web(
+    config: Config,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
     let default_swarm = config
         .swarms
         .first()
@@ -181,11 +208,17 @@ pub async fn serve(
             registry.configure_swarm(swarm.info_hash, Some(swarm.file_name.clone()));
         }
     }
-    let reporter = Reporter::new(config.json);
+    let counters = tracker.counters().clone();
+    let feed = Feed::new(config.max_subscribers, counters.clone());
+    let mut reporter = Reporter::new(config.json);
+    if http.is_some() {
+        reporter = reporter.with_feed(feed.clone());
+    }
     let shared = Shared {
         tracker: tracker.clone(),
         reporter: reporter.clone(),
         idle_timeout: config.idle_timeout,
+        counters: counters.clone(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -195,7 +228,23 @@ pub async fn serve(
         tokio::spawn(task)
     });
     let sweeper = tokio::spawn(sweep(tracker.clone(), reporter.clone(), config.interval));
+    let meter = tokio::spawn(stats::meter(counters.clone()));
     reporter.listening(addr);
+    let web_stop = CancellationToken::new();
+    let web_server = http.zip(http_addr).map(|(http, http_addr)| {
+        let app = web::App {
+            tracker: tracker.clone(),
+            feed,
+            stop: web_stop.clone(),
+        };
+        let limits = web::Limits {
+            max_subscribers: config.max_subscribers,
+            stall_timeout: config.idle_timeout,
+        };
+        let task = tokio::spawn(web::run(http, app, limits));
+        reporter.http_listening(http_addr);
+        task
+    });
     let replicator = replication.map(|(link, sock, iface)| {
         tokio::spawn(replicator::run(
             tracker,
@@ -233,7 +282,10 @@ pub async fn serve(
                             drop(done);
                         });
                     }
-                    Err(_) => refuse(socket, src, config.max_connections),
+                    Err(_) => {
+                        counters.add(Count::ConnectionRefused);
+                        refuse(socket, src, config.max_connections);
+                    }
                 }
             }
         }
@@ -247,10 +299,15 @@ pub async fn serve(
     if let Some(seed) = seed {
         seed.abort();
     }
+    meter.abort();
     reporter.shutdown(config.max_connections - limit.available_permits());
     let _ = stop_tx.send(true);
+    web_stop.cancel();
     drop(done_tx);
     let _ = done_rx.recv().await;
+    if let Some(web_server) = web_server {
+        let _ = web_server.await;
+    }
     // The last events (`shutdown`) reach a reader that keeps up; a stalled
     // stdout delays the exit by at most the finish timeout.
     let _ = tokio::task::spawn_blocking(move || reporter.finish()).await;
@@ -287,10 +344,12 @@ async fn connection(
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     info!(%src, "closing connection: {e}");
+                    shared.counters.add(Count::BadFrame);
                     break;
                 }
                 Err(_) => {
                     debug!(%src, "closing connection: no complete request within {idle:?}");
+                    shared.counters.add(Count::Timeout);
                     break;
                 }
             },
@@ -317,6 +376,7 @@ async fn connection(
             }
             Err(_) => {
                 debug!(%src, "closing connection: reply not taken within {idle:?}");
+                shared.counters.add(Count::Timeout);
                 break;
             }
         }

@@ -132,11 +132,12 @@ pub fn render_table(status: &StatusResponse) -> String {
         let trackers = swarm.peers.iter().any(|p| p.tracker.is_some());
         let _ = writeln!(
             out,
-            "  {:<24} {:<24} {:<5} {:>9}{}{}",
+            "  {:<24} {:<24} {:<5} {:>9} {:>14}{}{}",
             "ADDRESS",
             "PEER ID",
             "ROLE",
             "LAST SEEN",
+            "LEFT (BYTES)",
             if trackers { "  TRACKER         " } else { "" },
             if names { "  NAME" } else { "" }
         );
@@ -151,6 +152,7 @@ pub fn render_table(status: &StatusResponse) -> String {
             let id = e.peer_id.escape_debug().to_string();
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
+            let left = p.left.map_or_else(|| "-".to_string(), |n| n.to_string());
             let tracker = match (trackers, p.tracker) {
                 (true, Some(t)) => format!("  {t}"),
                 (true, None) => format!("  {:<16}", "-"),
@@ -162,9 +164,24 @@ pub fn render_table(status: &StatusResponse) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {addr:<24} {id:<24} {role:<5} {seen:>9}{tracker}{name}"
+                "  {addr:<24} {id:<24} {role:<5} {seen:>9} {left:>14}{tracker}{name}"
             );
         }
+    }
+    if let Some(s) = &status.stats {
+        let _ = writeln!(
+            out,
+            "\nannounces: {} ({:.1}/s)  bad requests: {}  bad frames: {}  \
+             connections refused: {}  timeouts: {}  web viewers refused: {}  dropped: {}",
+            s.announces,
+            s.announces_per_sec,
+            s.bad_requests,
+            s.bad_frames,
+            s.connections_refused,
+            s.timeouts,
+            s.subscribers_refused,
+            s.subscribers_dropped
+        );
     }
     if let Some(r) = &status.replication {
         render_replication(&mut out, r);
@@ -228,6 +245,8 @@ mod tests {
                         last_seen_secs: 3.4,
                         tracker: None,
                         name: None,
+                        left: None,
+                        downloaded: None,
                     }],
                 },
                 SwarmStatus {
@@ -237,6 +256,9 @@ mod tests {
                 },
             ],
             replication: None,
+            rooms: vec![],
+            replicas: vec![],
+            stats: None,
         }
     }
 
@@ -253,6 +275,23 @@ mod tests {
         assert!(table.contains("3s ago"), "{table}");
         assert!(table.contains("file: (unknown)"), "{table}");
         assert!(table.contains("(no peers)"), "{table}");
+        assert!(!table.contains("announces:"), "{table}");
+    }
+
+    #[test]
+    fn table_shows_progress_and_counters_when_listed() {
+        let mut s = sample();
+        s.swarms[0].peers[0].left = Some(123_456);
+        s.stats = Some(wire::tracker::TrackerStats {
+            announces: 42,
+            announces_per_sec: 2.5,
+            bad_requests: 3,
+            ..Default::default()
+        });
+        let table = render_table(&s);
+        assert!(table.contains("123456"), "{table}");
+        assert!(table.contains("announces: 42 (2.5/s)"), "{table}");
+        assert!(table.contains("bad requests: 3"), "{table}");
     }
 
     #[test]
@@ -323,7 +362,12 @@ mod tests {
         s.swarms[0].peers[0].name = Some("ann".into());
         let table = render_table(&s);
         assert!(table.contains("NAME"), "{table}");
-        assert!(table.contains("3s ago  ann"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("3s ago") && l.ends_with("  ann")),
+            "{table}"
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! Request keys: `port` (1–65535, required), `peer_id` (string, required),
 //! `ip` (dotted quad), `event` (`started` | `completed` | `stopped`; absent
 //! means a periodic refresh), and ours: `info_hash` (40 hex), `numwant`,
-//! `proto`, and `name` (chat rooms: the member's name, 1–64 bytes without
-//! control characters; see [`crate::chat`]). A request `{"request":"status"}`
+//! `proto`, `name` (chat rooms: the member's name, 1–64 bytes without
+//! control characters; see [`crate::chat`]), `left` and `downloaded` (bytes;
+//! optional, the seed's peers omit them). A request `{"request":"status"}`
 //! asks for the tracker's swarms.
 
 use std::net::Ipv4Addr;
@@ -54,6 +55,10 @@ pub struct AnnounceRequest {
     pub numwant: Option<u32>,
     /// Peer-wire version; `None` for the seed's original protocol.
     pub proto: Option<u32>,
+    /// Bytes the peer still lacks; `None` when it does not say.
+    pub left: Option<u64>,
+    /// Bytes the peer has downloaded since it started; `None` when it does not say.
+    pub downloaded: Option<u64>,
 }
 
 /// The announce keys only some clients send, kept apart from
@@ -225,6 +230,8 @@ impl AnnounceRequest {
             info_hash,
             numwant: clamp(get_uint(obj, "numwant")?),
             proto: clamp(get_uint(obj, "proto")?),
+            left: get_uint(obj, "left")?,
+            downloaded: get_uint(obj, "downloaded")?,
         })
     }
 
@@ -247,6 +254,12 @@ impl AnnounceRequest {
         }
         if let Some(p) = self.proto {
             obj.insert("proto".into(), p.into());
+        }
+        if let Some(n) = self.left {
+            obj.insert("left".into(), n.into());
+        }
+        if let Some(n) = self.downloaded {
+            obj.insert("downloaded".into(), n.into());
         }
         serde_json::to_vec(&Value::Object(obj)).expect("a JSON map always serialises")
     }
@@ -328,7 +341,7 @@ impl AnnounceResponse {
 }
 
 /// A peer as shown by `tracker status`: its list entry, plus whether it is a
-/// seed and when it was last heard from.
+/// seed, when it was last heard from and, when it says, its progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusPeer {
     #[serde(flatten)]
@@ -341,6 +354,12 @@ pub struct StatusPeer {
     /// The name a chat member announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Bytes the peer still lacks, as it last announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<u64>,
+    /// Bytes the peer has downloaded, as it last announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded: Option<u64>,
 }
 
 /// One swarm as shown by `tracker status`.
@@ -351,10 +370,67 @@ pub struct SwarmStatus {
     pub peers: Vec<StatusPeer>,
 }
 
-/// The answer to `{"request":"status"}`.
+/// A member of a chat room, as a tracker that hears of rooms shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomMember {
+    /// `IP:PORT`.
+    pub addr: String,
+    /// The name the member chats under.
+    pub name: String,
+    pub last_seen_secs: f64,
+}
+
+/// A chat room, as a tracker that hears of rooms shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStatus {
+    /// The room's name (for multicast chat, its group address).
+    pub name: String,
+    pub members: Vec<RoomMember>,
+}
+
+/// Another tracker this one replicates with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// `IP:PORT`.
+    pub addr: String,
+    pub last_seen_secs: f64,
+    /// Peers it reported, over all swarms.
+    pub peers: u64,
+}
+
+/// A tracker's counters: what it served, refused and dropped since it started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerStats {
+    /// Announces answered (good ones; bad requests are counted apart).
+    pub announces: u64,
+    /// Announces per second over the last second.
+    pub announces_per_sec: f64,
+    /// Requests answered with `error_code: 1` (bad JSON, a bad key, …).
+    pub bad_requests: u64,
+    /// Connections closed for an oversize or truncated frame.
+    pub bad_frames: u64,
+    /// Connections refused because `--max-connections` were open.
+    pub connections_refused: u64,
+    /// Connections closed for sending no request, or taking no reply, in time.
+    pub timeouts: u64,
+    /// Web event-stream subscribers refused because the cap was reached.
+    pub subscribers_refused: u64,
+    /// Web clients dropped for falling behind: an event stream too far
+    /// behind, or a client that took no data for the idle timeout.
+    pub subscribers_dropped: u64,
+}
+
+/// The answer to `{"request":"status"}`. `rooms`, `replicas` and `stats`
+/// are left out when the tracker has none (older trackers never send them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResponse {
     pub swarms: Vec<SwarmStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<RoomStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TrackerStats>,
     /// Present when the tracker replicates (`--replicate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
@@ -402,6 +478,30 @@ mod tests {
             parse(r#"{"request":"status"}"#).unwrap(),
             TrackerRequest::Status
         );
+    }
+
+    #[test]
+    fn progress_keys_are_optional() {
+        let TrackerRequest::Announce(old) = parse(r#"{"port":1,"peer_id":"x"}"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!((old.left, old.downloaded), (None, None));
+        assert!(!String::from_utf8(old.to_json()).unwrap().contains("left"));
+        let big = u64::MAX;
+        let body = format!(r#"{{"port":1,"peer_id":"x","left":{big},"downloaded":0}}"#);
+        let TrackerRequest::Announce(ours) = parse(&body).unwrap() else {
+            panic!()
+        };
+        assert_eq!((ours.left, ours.downloaded), (Some(big), Some(0)));
+        let again = TrackerRequest::parse(&ours.to_json()).unwrap();
+        assert_eq!(again, TrackerRequest::Announce(ours));
+        for bad in [r#""left":-1"#, r#""left":"9""#, r#""downloaded":1.5"#] {
+            let err = parse(&format!(r#"{{"port":1,"peer_id":"x",{bad}}}"#)).unwrap_err();
+            assert!(
+                matches!(err, RequestError::WrongType { key, .. } if bad.contains(key)),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -29,8 +29,9 @@ use wire::connection::{Config as ConnConfig, RequestRefused, Role};
 use wire::replica::TrackerId;
 use wire::torrent::validate_file_name;
 use wire::tracker::{
-    AnnounceRequest, AnnounceResponse, Event, PeerEntry, RequestError, StatusPeer, StatusResponse,
-    SwarmStatus, TrackerRequest, MAX_STRING_LEN,
+    AnnounceRequest, AnnounceResponse, Event, PeerEntry, ReplicaStatus, RequestError, RoomMember,
+    RoomStatus, StatusPeer, StatusResponse, SwarmStatus, TrackerRequest, TrackerStats,
+    MAX_STRING_LEN,
 };
 use wire::{
     pyrepr, Bitfield, ConnEvent, Connection, Disconnect, FileEntry, FrameCodec, FrameError, Info,
@@ -131,6 +132,10 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 fn announce() -> impl Strategy<Value = AnnounceRequest> {
+    let progress = (
+        prop::option::of(any::<u64>()),
+        prop::option::of(any::<u64>()),
+    );
     (
         1u16..=65535,
         prop::option::of(any::<[u8; 4]>().prop_map(Ipv4Addr::from)),
@@ -139,16 +144,21 @@ fn announce() -> impl Strategy<Value = AnnounceRequest> {
         prop::option::of(any::<[u8; 20]>().prop_map(InfoHash)),
         prop::option::of(any::<u32>()),
         prop::option::of(any::<u32>()),
+        progress,
     )
         .prop_map(
-            |(port, ip, peer_id, event, info_hash, numwant, proto)| AnnounceRequest {
-                port,
-                ip,
-                peer_id,
-                event,
-                info_hash,
-                numwant,
-                proto,
+            |(port, ip, peer_id, event, info_hash, numwant, proto, (left, downloaded))| {
+                AnnounceRequest {
+                    port,
+                    ip,
+                    peer_id,
+                    event,
+                    info_hash,
+                    numwant,
+                    proto,
+                    left,
+                    downloaded,
+                }
             },
         )
 }
@@ -206,20 +216,37 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
         0u64..1_000_000_000_000,
         prop::option::of(any::<u32>()),
         prop::option::of(text(20)),
-        prop::option::of(1u64..),
+        (
+            prop::option::of(any::<u64>()),
+            prop::option::of(any::<u64>()),
+            prop::option::of(1u64..),
+        ),
     )
         .prop_map(
-            |(peer_id, peer_ip, peer_port, seed, millis, proto, name, tracker)| StatusPeer {
-                entry: PeerEntry {
-                    peer_id,
-                    peer_ip,
-                    peer_port,
-                    proto,
-                },
+            |(
+                peer_id,
+                peer_ip,
+                peer_port,
                 seed,
-                last_seen_secs: millis as f64 / 1000.0,
+                millis,
+                proto,
                 name,
-                tracker: tracker.and_then(TrackerId::new),
+                (left, downloaded, tracker),
+            )| {
+                StatusPeer {
+                    entry: PeerEntry {
+                        peer_id,
+                        peer_ip,
+                        peer_port,
+                        proto,
+                    },
+                    seed,
+                    last_seen_secs: millis as f64 / 1000.0,
+                    name,
+                    left,
+                    downloaded,
+                    tracker: tracker.and_then(TrackerId::new),
+                }
             },
         );
     let swarm = (
@@ -232,10 +259,46 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
             file_name,
             peers,
         });
-    prop::collection::vec(swarm, 0..4).prop_map(|swarms| StatusResponse {
-        swarms,
-        replication: None,
-    })
+    let stats =
+        prop::option::of(
+            (any::<u64>(), 0u64..1_000_000_000).prop_map(|(n, milli)| TrackerStats {
+                announces: n,
+                announces_per_sec: milli as f64 / 1000.0,
+                bad_requests: n / 3,
+                bad_frames: n / 5,
+                connections_refused: n / 7,
+                timeouts: n / 11,
+                subscribers_refused: n / 13,
+                subscribers_dropped: n / 17,
+            }),
+        );
+    let member =
+        (text(20), text(20), 0u64..1_000_000).prop_map(|(addr, name, millis)| RoomMember {
+            addr,
+            name,
+            last_seen_secs: millis as f64 / 1000.0,
+        });
+    let room = (text(20), prop::collection::vec(member, 0..3))
+        .prop_map(|(name, members)| RoomStatus { name, members });
+    let replica =
+        (text(20), 0u64..1_000_000, any::<u64>()).prop_map(|(addr, millis, peers)| ReplicaStatus {
+            addr,
+            last_seen_secs: millis as f64 / 1000.0,
+            peers,
+        });
+    (
+        prop::collection::vec(swarm, 0..4),
+        prop::collection::vec(room, 0..2),
+        prop::collection::vec(replica, 0..2),
+        stats,
+    )
+        .prop_map(|(swarms, rooms, replicas, stats)| StatusResponse {
+            swarms,
+            rooms,
+            replicas,
+            stats,
+            replication: None,
+        })
 }
 
 /// File names that a torrent may carry (validated by the crate's own rule).

@@ -112,6 +112,8 @@ impl Directory {
             info_hash: Some(room_hash(&self.room)),
             numwant: Some(NUMWANT),
             proto: Some(CHAT_PROTO),
+            left: None,
+            downloaded: None,
         };
         let extras = AnnounceExtras {
             name: Some(self.name.clone()),

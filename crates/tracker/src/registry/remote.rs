@@ -19,6 +19,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wire::replica::{PeerRecord, Record, Removal, TrackerId};
@@ -47,7 +48,7 @@ pub enum Applied {
     /// A known peer, heard from more recently.
     Refreshed,
     /// The peer was removed.
-    Left { peer_id: Box<str> },
+    Left { peer_id: Arc<str> },
     /// Older than what the registry holds (or already expired, or removed since).
     Stale,
     /// A removal of a peer the registry does not hold.
@@ -200,6 +201,8 @@ impl Registry {
                 name: None,
                 seed: p.seed,
                 last_seen: seen,
+                left: None,
+                downloaded: None,
                 origin,
                 entry: Peer::render(p.addr, &p.peer_id, p.proto),
             });
@@ -261,7 +264,7 @@ impl Registry {
 
     /// Every peer as a join record dated at `now`, for a snapshot. Peers
     /// announced here name `own` as their origin.
-    pub fn snapshot(&self, own: TrackerId, now: Instant) -> Vec<Record> {
+    pub fn snapshot_records(&self, own: TrackerId, now: Instant) -> Vec<Record> {
         self.swarms
             .iter()
             .flat_map(|(hash, swarm)| swarm.peers.iter().map(move |p| (*hash, p)))
@@ -334,6 +337,8 @@ mod tests {
             numwant: None,
             proto: Some(1),
             name: None,
+            left: None,
+            downloaded: None,
         };
         reg.announce(&a, now, &mut StdRng::seed_from_u64(1)).change
     }
@@ -543,7 +548,7 @@ mod tests {
         let mut reg = registry();
         reg.apply(&Record::Join(peer(7001, 2, 1_000)), now);
         local(&mut reg, 7002, Some(Event::Started), now);
-        let mut records = reg.snapshot(id(1), now);
+        let mut records = reg.snapshot_records(id(1), now);
         records.sort_by_key(|r| r.key().1);
         let [Record::Join(a), Record::Join(b)] = &records[..] else {
             panic!("{records:?}")

@@ -203,6 +203,8 @@ impl Lobby {
             numwant: Some(0),
             proto: None,
             name: Some(&id),
+            left: None,
+            downloaded: None,
         };
         let outcome = self
             .tracker
