@@ -78,22 +78,8 @@ pub struct SwarmArgs {
     #[arg(long)]
     pub exit_when_done: bool,
 
-    /// Do not look for peers on the LAN. By default the peer also announces
-    /// its swarm on the LAN (BEP 14 local discovery: multicast
-    /// 239.192.152.143:6771 and `[ff15::efc0:988f]:6771`) and connects to the
-    /// peers of the same swarm that it hears there; a torrent without a
-    /// tracker swarms by discovery alone.
-    #[arg(long)]
-    pub no_discover: bool,
-
-    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub discover_ttl: u32,
-
-    /// Discover on this interface only (name or address); default: every
-    /// multicast-capable interface.
-    #[arg(long, value_name = "IF")]
-    pub iface: Option<String>,
+    #[command(flatten)]
+    pub discover: DiscoverArgs,
 
     /// Print one JSON object per line on stdout (events: started, peer_connected,
     /// peer_disconnected, peer_banned, progress, done) instead of a progress bar.
@@ -188,6 +174,27 @@ pub struct FetchArgs {
     pub stall_timeout: f64,
 }
 
+/// LAN discovery, for swarms and chat rooms.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Do not look for peers on the LAN. By default the peer also announces
+    /// its swarm (or chat room) on the LAN (BEP 14 local discovery: multicast
+    /// 239.192.152.143:6771 and `[ff15::efc0:988f]:6771`) and connects to the
+    /// peers of the same swarm that it hears there; a torrent without a
+    /// tracker, or a chat without --tracker, finds its peers this way alone.
+    #[arg(long)]
+    pub no_discover: bool,
+
+    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub discover_ttl: u32,
+
+    /// Discover on this interface only (name or address); default: every
+    /// multicast-capable interface.
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+}
+
 /// `peer chat`.
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -206,17 +213,8 @@ pub struct ChatArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub tracker: Vec<String>,
 
-    /// Do not look for members on the LAN (then --tracker is needed).
-    #[arg(long)]
-    pub no_discover: bool,
-
-    /// TTL (hop limit) of discovery announces; 1 keeps them on the LAN.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub discover_ttl: u32,
-
-    /// Discover on this interface only (name or address).
-    #[arg(long, value_name = "IF")]
-    pub iface: Option<String>,
+    #[command(flatten)]
+    pub discover: DiscoverArgs,
 
     /// Address to accept members on (TCP) and the seed's clients' datagrams
     /// on (UDP, the same port); port 0 picks a free one.

@@ -46,7 +46,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         torrent.tracker().into_iter().collect()
     };
     let tracker = (!trackers.is_empty()).then(|| trackers.join(","));
-    if tracker.is_none() && args.no_discover {
+    if tracker.is_none() && args.discover.no_discover {
         return Err(BadInput(format!(
             "{} names no tracker and --no-discover is set: no way to find peers (give --tracker)",
             path.display()
@@ -54,6 +54,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         .into());
     }
     let iface = args
+        .discover
         .iface
         .as_deref()
         .map(lanio::iface::Iface::resolve)
@@ -104,8 +105,8 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     swarm.tasks.spawn(accept_loop(swarm.clone(), listener));
     swarm.tasks.spawn(choke_loop(swarm.clone()));
     swarm.tasks.spawn(progress_loop(swarm.clone()));
-    if !args.no_discover {
-        start_discovery(&swarm, iface, args.discover_ttl);
+    if !args.discover.no_discover {
+        start_discovery(&swarm, iface, args.discover.discover_ttl);
     }
     let tracker_task = if trackers.is_empty() {
         tokio::spawn(exit_when_complete(swarm.clone(), exit_when_done))

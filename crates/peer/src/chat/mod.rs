@@ -73,7 +73,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         register(&directory, &out).await?
     };
     let mut chat = Chat::new(&args, out.clone(), udp, local);
-    if !args.no_discover {
+    if !args.discover.no_discover {
         chat.discovered = discover_room(&args, local.port(), &out).await;
     }
     let result = chat
@@ -96,7 +96,7 @@ fn check_args(args: &ChatArgs) -> Result<(), BadInput> {
         return Err(BadInput("--name may not hold spaces (/msg NAME …)".into()));
     }
     validate_name(&args.room).map_err(|e| BadInput(format!("--room {e}")))?;
-    if args.tracker.is_empty() && args.no_discover {
+    if args.tracker.is_empty() && args.discover.no_discover {
         return Err(BadInput(
             "give a --tracker, or leave out --no-discover to find the room on the LAN".into(),
         ));
@@ -168,6 +168,7 @@ async fn discover_room(
     out: &EventWriter<Event>,
 ) -> Option<mpsc::Receiver<discover::Found>> {
     let iface = match args
+        .discover
         .iface
         .as_deref()
         .map(lanio::iface::Iface::resolve)
@@ -181,7 +182,7 @@ async fn discover_room(
             return None;
         }
     };
-    let opts = match discover::Options::new(iface, args.discover_ttl) {
+    let opts = match discover::Options::new(iface, args.discover.discover_ttl) {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!("LAN discovery is off: {e:#}");
