@@ -12,6 +12,8 @@
 //!   and a raw member speaking the chat wire by hand.
 //! - [`netns`]: throw-away network namespaces, veth pairs and bridges, cleaned up on drop.
 //! - [`mcast_lab`]: `mcast` on namespace hosts, its events read back as `mcast::events::Event`.
+//! - [`tracker_lab`]: replicating trackers and peers on namespace hosts, their typed
+//!   events and status, announces sent from inside a host.
 //! - [`router_lab`]: two LAN segments joined by a multicast router, and the routing daemons (smcroute, pimd) run in it.
 //! - [`testbed`]: the emulated LAN experiment (P2P vs client/server) and its lower bounds.
 //! - [`web_client`]: a blocking HTTP client for `tracker --http`: requests and event streams.
@@ -27,5 +29,6 @@ pub mod process;
 pub mod router_lab;
 pub mod testbed;
 pub mod tracker_client;
+pub mod tracker_lab;
 pub mod transfer;
 pub mod web_client;

@@ -124,12 +124,40 @@ fn swarms_are_separated_by_info_hash() {
 }
 
 #[test]
+fn completed_from_a_seed_protocol_peer_means_it_leaves() {
+    let mut tracker = start_tracker(&[]);
+    let mut c = Client::connect(tracker.addr);
+    for port in [6881, 6882] {
+        let id = format!("127.0.0.1:{port}");
+        c.request(&announce_body(port, &id, r#","event":"started""#));
+    }
+    // No proto: the seed's peers say `completed` when their user quits.
+    let r = c.request(&announce_body(
+        6881,
+        "127.0.0.1:6881",
+        r#","event":"completed""#,
+    ));
+    assert_eq!(r.error_code, 0);
+    let left = tracker.wait_event(WAIT, |e| match e {
+        Event::Leave(peer) => Some(peer),
+        _ => None,
+    });
+    assert_eq!(left.addr, "127.0.0.1:6881".parse().unwrap());
+    let r = c.request(&announce_body(6882, "127.0.0.1:6882", ""));
+    assert!(r.peers.is_empty(), "{r:?}");
+}
+
+#[test]
 fn completed_peer_stays_listed_as_a_seed() {
     let mut tracker = start_tracker(&[]);
     let addr = tracker.addr;
     let mut c = Client::connect(addr);
     c.request(&announce_body(7001, "a", r#","event":"started""#));
-    let r = c.request(&announce_body(7001, "a", r#","event":"completed""#));
+    let r = c.request(&announce_body(
+        7001,
+        "a",
+        r#","event":"completed","proto":1"#,
+    ));
     assert_eq!(r.error_code, 0);
     let seed = tracker.wait_event(WAIT, |e| match e {
         Event::Seed(peer) => Some(peer),
@@ -254,7 +282,11 @@ fn status_table_and_json() {
     let (_dir, tracker, hash) = start_with_torrent("talk.mp4");
     let addr = tracker.addr;
     let mut c = Client::connect(addr);
-    c.request(&announce_body(6881, "seeder-1", r#","event":"completed""#));
+    c.request(&announce_body(
+        6881,
+        "seeder-1",
+        r#","event":"completed","proto":1"#,
+    ));
     c.request(&announce_body(6882, "leecher-2", r#","event":"started""#));
     c.request(&announce_body(
         7001,

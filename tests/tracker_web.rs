@@ -48,7 +48,12 @@ fn api_status_is_the_same_data_as_tracker_status_json() {
     let mut c = Client::connect(tracker.addr);
     let progress = r#","event":"started","left":300,"downloaded":700"#;
     c.request(&announce_body(7001, "a", progress));
-    c.request(&announce_body(7002, "b", r#","event":"completed""#));
+    // proto 1: one of our peers, for which `completed` means "now a seed".
+    c.request(&announce_body(
+        7002,
+        "b",
+        r#","event":"completed","proto":1"#,
+    ));
     c.request(&announce_body(
         7003,
         "c",
@@ -107,7 +112,7 @@ fn api_events_streams_joins_seeds_and_leaves_as_they_happen() {
     c.request(&announce_body(
         7001,
         "a",
-        &format!(r#","event":"completed","info_hash":"{H1}""#),
+        &format!(r#","event":"completed","proto":1,"info_hash":"{H1}""#),
     ));
     assert_eq!(
         events.next_event("seed", STEP).expect("a seed event")["peer_id"],

@@ -32,6 +32,7 @@ fn torrent(dir: &std::path::Path) -> (PathBuf, String) {
     let t = Torrent {
         announce: "127.0.0.1".into(),
         port: 6666,
+        announce_list: Vec::new(),
         comment: String::new(),
         info: Info {
             piece_length,

@@ -1,8 +1,10 @@
 //! Resolving `--iface NAME|ADDR` to an interface index and its addresses.
 //!
 //! Names are looked up with `if_nametoindex`; addresses (and the IPv4 address
-//! of a named interface) with `getifaddrs`.
+//! of a named interface) with `getifaddrs`, which also gives
+//! [`local_subnets`]: the networks this host is directly attached to.
 
+use crate::cidr::Cidr;
 use crate::exit::bad_input as usage;
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,6 +25,8 @@ pub struct Iface {
 struct IfAddr {
     name: String,
     addr: IpAddr,
+    /// Length of the netmask's prefix, when the kernel gave a netmask.
+    prefix: Option<u8>,
     /// `IFF_*` flags of the interface.
     flags: u32,
 }
@@ -61,6 +65,20 @@ impl Iface {
     }
 }
 
+/// The subnet of every address of every local interface (loopback
+/// included), each once: `10.77.0.0/24`, `127.0.0.0/8`, `fe80::/64`, …
+pub fn local_subnets() -> anyhow::Result<Vec<Cidr>> {
+    let mut out: Vec<Cidr> = Vec::new();
+    for a in if_addrs()? {
+        let width = if a.addr.is_ipv4() { 32 } else { 128 };
+        let cidr = Cidr::new(a.addr, a.prefix.unwrap_or(width)).expect("prefix within width");
+        if !out.contains(&cidr) {
+            out.push(cidr);
+        }
+    }
+    Ok(out)
+}
+
 /// Every interface that is up and can multicast (`IFF_UP` and
 /// `IFF_MULTICAST`), loopback aside, with its first IPv4 address if any.
 pub fn multicast_interfaces() -> anyhow::Result<Vec<Iface>> {
@@ -90,6 +108,17 @@ pub fn multicast_interfaces() -> anyhow::Result<Vec<Iface>> {
         }
     }
     Ok(out)
+}
+
+/// The prefix length of a netmask's bytes, if it is a contiguous mask.
+fn prefix_len(mask: &[u8]) -> Option<u8> {
+    let ones: u32 = mask.iter().map(|b| b.count_ones()).sum();
+    let contiguous = mask
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| b >> i & 1))
+        .skip(ones as usize)
+        .all(|bit| bit == 0);
+    contiguous.then_some(ones as u8)
 }
 
 fn name_to_index(name: &str) -> Option<u32> {
@@ -122,22 +151,40 @@ fn if_addrs() -> anyhow::Result<Vec<IfAddr>> {
         // SAFETY: ifa_addr is non-null and points to a sockaddr whose family
         // tells which concrete struct it is.
         let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
-        let addr = match family {
+        let mask = entry.ifa_netmask;
+        let (addr, prefix) = match family {
             libc::AF_INET => {
                 // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
                 let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+                // SAFETY: a non-null netmask has the address's family.
+                let prefix = (!mask.is_null()).then(|| unsafe {
+                    (*(mask as *const libc::sockaddr_in))
+                        .sin_addr
+                        .s_addr
+                        .to_ne_bytes()
+                });
+                (
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                    prefix.and_then(|m| prefix_len(&m)),
+                )
             }
             libc::AF_INET6 => {
                 // SAFETY: family AF_INET6 means the sockaddr is a sockaddr_in6.
                 let sin6 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in6) };
-                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+                // SAFETY: a non-null netmask has the address's family.
+                let prefix = (!mask.is_null())
+                    .then(|| unsafe { (*(mask as *const libc::sockaddr_in6)).sin6_addr.s6_addr });
+                (
+                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                    prefix.and_then(|m| prefix_len(&m)),
+                )
             }
             _ => continue,
         };
         out.push(IfAddr {
             name,
             addr,
+            prefix,
             flags: entry.ifa_flags,
         });
     }
@@ -157,6 +204,23 @@ mod tests {
         assert_eq!(by_name.v4, Some(Ipv4Addr::LOCALHOST));
         let by_addr = Iface::resolve("127.0.0.1").unwrap();
         assert_eq!(by_addr, by_name);
+    }
+
+    #[test]
+    fn loopback_subnet_is_local() {
+        let subnets = local_subnets().unwrap();
+        assert!(
+            subnets.iter().any(|c| c.to_string() == "127.0.0.0/8"),
+            "{subnets:?}"
+        );
+    }
+
+    #[test]
+    fn netmask_prefix_lengths() {
+        assert_eq!(prefix_len(&[255, 255, 255, 0]), Some(24));
+        assert_eq!(prefix_len(&[255, 128, 0, 0]), Some(9));
+        assert_eq!(prefix_len(&[0; 16]), Some(0));
+        assert_eq!(prefix_len(&[255, 0, 255, 0]), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`cidr`] | address ranges (`10.0.0.0/8`): parsing and membership ([`Cidr`]) |
 //! | [`exit`] | the one error type behind the exit codes: 0 success, 1 runtime failure, 2 bad input ([`BadInput`]) |
 //! | [`harness`] | a program's `main`: `RUST_LOG` logging, the runtime, error printing, the exit code ([`harness::run`]) |
 //! | [`signals`] | SIGINT and SIGTERM handlers, installed before a program says it is ready ([`Signals`]) |
@@ -13,9 +14,10 @@
 //! | [`events`] | the JSON event line writer: one serde enum per program, never blocking the runtime ([`EventWriter`]) |
 //! | [`frame`] | reading and writing one 8-byte-length frame, blocking and async |
 //! | [`group`] | multicast group addresses: validation, datagram size limits, destinations |
-//! | [`iface`] | `--iface NAME|ADDR` to an interface index and its addresses |
+//! | [`iface`] | `--iface NAME|ADDR` to an interface index and its addresses; the subnets of all local interfaces |
 //! | [`multicast`] | multicast UDP sockets: any-source and source-specific joins, IPv4 and IPv6, TTL, loopback, interface, `recvmsg` with the arrival TTL |
 
+pub mod cidr;
 pub mod escape;
 pub mod events;
 pub mod exit;
@@ -26,6 +28,7 @@ pub mod iface;
 pub mod multicast;
 pub mod signals;
 
+pub use cidr::Cidr;
 pub use events::EventWriter;
 pub use exit::{bad_input, BadInput, EXIT_BAD_INPUT, EXIT_FAILURE};
 pub use signals::{Signals, Stop};

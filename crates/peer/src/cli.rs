@@ -67,9 +67,12 @@ pub struct SwarmArgs {
     #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Tracker to use instead of the one named in the torrent.
+    /// Tracker to use instead of the ones named in the torrent. Give it
+    /// several times for several trackers: the peer announces to one at a
+    /// time, moves to the next when one fails (refused, timeout, error
+    /// reply), and puts the one that answers first.
     #[arg(long, value_name = "HOST:PORT")]
-    pub tracker: Option<String>,
+    pub tracker: Vec<String>,
 
     /// Exit (0) once the file is complete and the tracker was told, instead of seeding on.
     #[arg(long)]
@@ -100,9 +103,11 @@ pub struct CreateArgs {
     /// directories dropped (with a note).
     pub file: PathBuf,
 
-    /// Tracker address written into the torrent.
+    /// Tracker address written into the torrent. Give it several times for
+    /// several trackers: the first is `announce`/`port`, and all of them, in
+    /// order, go into `announce_list`.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6666")]
-    pub tracker: String,
+    pub tracker: Vec<String>,
 
     /// Write no tracker into the torrent: its peers find each other by LAN
     /// discovery alone.

@@ -111,7 +111,16 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
     let (announce, port) = if args.no_tracker {
         (String::new(), 0)
     } else {
-        parse_host_port(&args.tracker)?
+        parse_host_port(&args.tracker[0])?
+    };
+    for other in &args.tracker[1..] {
+        parse_host_port(other)?;
+    }
+    // One tracker: the plain form; several: all of them, in order, too.
+    let announce_list = if args.tracker.len() > 1 && !args.no_tracker {
+        args.tracker.clone()
+    } else {
+        Vec::new()
     };
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
@@ -202,6 +211,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
     let torrent = Torrent {
         announce,
         port,
+        announce_list,
         comment: args.comment,
         info: Info {
             piece_length,

@@ -47,6 +47,13 @@ pub enum Event {
     },
     /// An announce to the tracker failed.
     TrackerError { error: String },
+    /// A tracker answered an announce: which one, the announce's event
+    /// (`None` for a refresh) and how many peers it listed.
+    Announced {
+        tracker: String,
+        announce: Option<String>,
+        peers: usize,
+    },
     /// The swarm's ended: everything it did, on exit.
     Stopped {
         seconds: f64,

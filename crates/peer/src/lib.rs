@@ -15,7 +15,8 @@
 //! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
 //! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
-//! | [`tracker_client`] | announces to the tracker |
+//! | [`announcer`] | which tracker to announce to, when, with which event: failover over several trackers, the seed's tracker's dialect (sans-IO) |
+//! | [`tracker_client`] | one announce to one tracker |
 //! | [`discover`] | LAN discovery: BEP 14 announces over the kit's multicast sockets |
 //! | [`events`] | the `--json` event enum, shared by every subcommand |
 //! | [`output`] | events through the kit's non-blocking writer, progress bar, human summary |
@@ -25,6 +26,7 @@
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
 
+pub mod announcer;
 pub mod beneath;
 pub mod chat;
 pub mod choker;

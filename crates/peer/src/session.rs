@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use wire::tracker::{Event, PeerEntry};
+use wire::tracker::PeerEntry;
 use wire::{Bitfield, Disconnect, InfoHash, Torrent};
 
 use lanio::BadInput;
 
+use crate::announcer::{After, Announcer, Step};
 use crate::cli::SwarmArgs;
 use crate::events::{Event as PeerEvent, Progress, Started};
 use crate::output::Output;
@@ -36,7 +37,15 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let torrent =
         Torrent::from_json(&bytes).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    let tracker = args.tracker.clone().or_else(|| torrent.tracker());
+    // --tracker, else the torrent's announce_list, else its announce/port.
+    let trackers = if !args.tracker.is_empty() {
+        args.tracker.clone()
+    } else if !torrent.announce_list.is_empty() {
+        torrent.announce_list.clone()
+    } else {
+        torrent.tracker().into_iter().collect()
+    };
+    let tracker = (!trackers.is_empty()).then(|| trackers.join(","));
     if tracker.is_none() && args.discover.no_discover {
         return Err(BadInput(format!(
             "{} names no tracker and --no-discover is set: no way to find peers (give --tracker)",
@@ -99,14 +108,15 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     if !args.discover.no_discover {
         start_discovery(&swarm, iface, args.discover.discover_ttl);
     }
-    let tracker_task = match tracker {
-        Some(tracker) => tokio::spawn(tracker_loop(
+    let tracker_task = if trackers.is_empty() {
+        tokio::spawn(exit_when_complete(swarm.clone(), exit_when_done))
+    } else {
+        tokio::spawn(tracker_loop(
             swarm.clone(),
-            tracker,
+            trackers,
             args.announce_ip,
             exit_when_done,
-        )),
-        None => tokio::spawn(exit_when_complete(swarm.clone(), exit_when_done)),
+        ))
     };
     if swarm.is_complete() {
         swarm.download_complete();
@@ -251,77 +261,78 @@ fn dial(swarm: &Arc<Swarm>, entry: &PeerEntry) {
     });
 }
 
+/// Announces as the [`Announcer`] says, dials the peers the trackers list,
+/// and says goodbye to them when the session ends.
 async fn tracker_loop(
     swarm: Arc<Swarm>,
-    tracker: String,
+    trackers: Vec<String>,
     announce_ip: Option<std::net::Ipv4Addr>,
     exit_when_done: bool,
 ) {
-    let mut event = Some(Event::Started);
-    let mut failures = 0u32;
-    let mut completed_sent = false;
-    let mut interval;
-    loop {
-        if swarm.shutdown.is_cancelled() {
-            break;
-        }
-        let req = swarm.announce_request(event, announce_ip);
-        match tracker_client::announce(&tracker, &req).await {
+    let mut plan = Announcer::new(trackers, exit_when_done, Instant::now());
+    let mut after = if swarm.is_complete() {
+        plan.download_complete()
+    } else {
+        After::Continue
+    };
+    while after == After::Continue && !swarm.shutdown.is_cancelled() {
+        let announce = match plan.next(Instant::now()) {
+            Step::Announce(a) => a,
+            Step::WaitUntil(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = swarm.download_completed() => after = plan.download_complete(),
+                    _ = swarm.shutdown.cancelled() => break,
+                }
+                continue;
+            }
+        };
+        let req = swarm.announce_request(announce.event, announce_ip);
+        after = match tracker_client::announce(&announce.tracker, &req).await {
             Ok(resp) => {
-                failures = 0;
-                interval = Duration::from_secs(resp.interval.unwrap_or(60).clamp(1, 3600));
-                tracing::debug!("tracker: {} peers", resp.peers.len());
+                tracing::debug!("tracker {}: {} peers", announce.tracker, resp.peers.len());
+                swarm.out.emit(&PeerEvent::Announced {
+                    tracker: announce.tracker.clone(),
+                    announce: announce.event.map(|e| e.as_str().to_string()),
+                    peers: resp.peers.len(),
+                });
                 for entry in &resp.peers {
                     dial(&swarm, entry);
                 }
-                if event == Some(Event::Completed) {
-                    completed_sent = true;
-                    if exit_when_done {
-                        swarm.shutdown.cancel();
-                        break;
-                    }
-                }
-                event = None;
+                plan.answered(
+                    &announce.tracker,
+                    announce.event,
+                    resp.interval,
+                    Instant::now(),
+                )
             }
             Err(e) => {
-                failures += 1;
                 tracing::warn!("announce failed: {e:#}");
                 swarm.out.emit(&PeerEvent::TrackerError {
                     error: format!("{e:#}"),
                 });
-                if event == Some(Event::Completed) && exit_when_done && failures >= 3 {
-                    swarm.shutdown.cancel();
-                    break;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(tracker_client::backoff(failures - 1)) => continue,
-                    _ = swarm.shutdown.cancelled() => break,
-                }
+                plan.failed(&announce.tracker, Instant::now())
+            }
+        };
+    }
+    if after == After::Exit {
+        swarm.shutdown.cancel();
+    }
+    let goodbyes = plan.leaving().into_iter().map(|bye| {
+        let req = swarm.announce_request(bye.event, announce_ip);
+        let swarm = &swarm;
+        async move {
+            match tracker_client::announce(&bye.tracker, &req).await {
+                Ok(resp) => swarm.out.emit(&PeerEvent::Announced {
+                    tracker: bye.tracker.clone(),
+                    announce: bye.event.map(|e| e.as_str().to_string()),
+                    peers: resp.peers.len(),
+                }),
+                Err(e) => tracing::debug!("leaving {}: {e:#}", bye.tracker),
             }
         }
-        if swarm.is_complete() && !completed_sent {
-            event = Some(Event::Completed);
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = swarm.download_completed() => {
-                if !completed_sent {
-                    event = Some(Event::Completed);
-                }
-            }
-            _ = swarm.shutdown.cancelled() => break,
-        }
-    }
-    let stop = swarm.announce_request(Some(Event::Stopped), announce_ip);
-    if let Err(e) = tokio::time::timeout(
-        Duration::from_secs(3),
-        tracker_client::announce(&tracker, &stop),
-    )
-    .await
-    {
-        tracing::debug!("stopped announce: {e}");
-    }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(3), futures::future::join_all(goodbyes)).await;
 }
 
 async fn choke_loop(swarm: Arc<Swarm>) {

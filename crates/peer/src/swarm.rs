@@ -788,6 +788,7 @@ mod tests {
         let torrent = Torrent {
             announce: "127.0.0.1".into(),
             port: 6666,
+            announce_list: Vec::new(),
             comment: String::new(),
             info,
         };

@@ -2,6 +2,9 @@
 //!
 //! Each announce uses a fresh connection, so trackers that close after every
 //! reply (as the seed's do) work, and a broken tracker costs one timeout.
+//! The request goes out as soon as the connection is open: a connection
+//! that sends nothing would block the seed's tracker. Which tracker to ask,
+//! and when, is [`crate::announcer`]'s business.
 
 use std::time::Duration;
 
@@ -47,11 +50,6 @@ pub fn bytes_left(info: &Info, have: &Bitfield) -> u64 {
     have.iter_missing().map(|i| info.piece_size(i)).sum()
 }
 
-/// Backoff after `failures` consecutive failures: 1, 2, 4, … capped at 30 s.
-pub fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(5)).min(Duration::from_secs(30))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,12 +70,5 @@ mod tests {
         have.set(0, true);
         have.set(1, true);
         assert_eq!(bytes_left(&info, &have), 0);
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(40), Duration::from_secs(30));
     }
 }

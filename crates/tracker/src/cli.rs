@@ -17,9 +17,12 @@ use anyhow::Context as _;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use lanio::harness::{Flavor, Program};
-use lanio::{BadInput, Signals};
+use lanio::iface::Iface;
+use lanio::{BadInput, Cidr, Signals};
 use wire::Torrent;
 
+use crate::replication::DEFAULT_GROUP;
+use crate::replicator::ReplicationConfig;
 use crate::seed::{self, SeedConfig};
 use crate::server::{self, Config, SwarmConfig};
 use crate::status;
@@ -51,8 +54,12 @@ Off by default; it is read-only (other methods get 405) and has no
 authentication, so bind it where only the people who may watch can reach it
 (e.g. --http 127.0.0.1:8080).
 
-Exit codes: 0 ok, 1 runtime failure (cannot listen / reach the tracker),
-2 bad usage or unreadable/invalid --torrent file.";
+With --replicate, trackers share their registries over a multicast group
+(default 239.255.66.66:6666, UDP): a peer announced to any of them is listed
+by all. A tracker that starts asks the others for their state.
+
+Exit codes: 0 ok, 1 runtime failure (cannot listen / reach the tracker /
+join a group), 2 bad usage or unreadable/invalid --torrent file.";
 
 /// `tracker` command line.
 #[derive(Debug, Parser)]
@@ -109,9 +116,23 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000).map(|n| n as usize))]
     pub http_max_subscribers: usize,
     /// Also print events as JSON lines on stdout (listening, http_listening,
-    /// join, seed, leave, expire, seed_dropped, shutdown).
+    /// join, seed, leave, expire, seed_dropped, shutdown; with --replicate
+    /// also replicating, replica_heard, replicated, snapshot_*,
+    /// replica_dropped).
     #[arg(long)]
     pub json: bool,
+    /// Share the registry with the other trackers on this multicast group
+    /// (UDP); without a value, 239.255.66.66:6666.
+    #[arg(long, value_name = "GROUP:PORT", num_args = 0..=1,
+          default_missing_value = DEFAULT_GROUP, value_parser = parse_group)]
+    pub replicate: Option<SocketAddr>,
+    /// Interface (name or address) to replicate on; default: the routing table's choice.
+    #[arg(long, value_name = "IF", requires = "replicate")]
+    pub iface: Option<String>,
+    /// Accept replication datagrams only from this address range (repeat
+    /// for several); default: the subnets of this host's interfaces.
+    #[arg(long = "replicate-from", value_name = "CIDR", requires = "replicate")]
+    pub replicate_from: Vec<Cidr>,
     /// Also serve the seed project's chat directory on this UDP port (the
     /// seed used 8000-8002): `READY`/`RETURN` registers the sender in the
     /// chat room `lobby` as `ip:port` and answers with the list, one
@@ -166,6 +187,17 @@ pub fn load_torrent(path: PathBuf) -> Result<LoadedTorrent, BadInput> {
     })
 }
 
+fn parse_group(arg: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = arg
+        .parse()
+        .map_err(|_| format!("{arg:?} is not GROUP:PORT (e.g. {DEFAULT_GROUP})"))?;
+    lanio::group::parse_group(&addr.ip().to_string())?;
+    if addr.port() == 0 {
+        return Err(format!("{arg}: the port must not be 0"));
+    }
+    Ok(addr)
+}
+
 fn parse_seed_group(arg: &str) -> Result<SocketAddrV4, String> {
     let addr: SocketAddrV4 = arg
         .parse()
@@ -200,9 +232,29 @@ impl ServeArgs {
             trust_ip_field: self.trust_ip_field,
             json: self.json,
             swarms,
+            replication: None,
             seed: None,
             max_subscribers: self.http_max_subscribers,
         }
+    }
+
+    /// The replication options, resolved: the interface looked up (an
+    /// unknown one is bad input) and the default source ranges listed.
+    pub fn replication(&self) -> anyhow::Result<Option<ReplicationConfig>> {
+        let Some(group) = self.replicate else {
+            return Ok(None);
+        };
+        let iface = self.iface.as_deref().map(Iface::resolve).transpose()?;
+        let accept = if self.replicate_from.is_empty() {
+            lanio::iface::local_subnets().context("listing this host's subnets")?
+        } else {
+            self.replicate_from.clone()
+        };
+        Ok(Some(ReplicationConfig {
+            group,
+            iface,
+            accept,
+        }))
     }
 }
 
@@ -246,6 +298,7 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut config = args.config(torrents.into_iter().map(|t| t.swarm).collect());
+    config.replication = args.replication()?;
     if let Some(port) = args.seed_udp {
         let seed = SeedConfig {
             listen: seed::client_listen(args.listen, port),

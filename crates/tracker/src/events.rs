@@ -12,6 +12,18 @@
 //! | `seed_dropped` | `from`, `reason`, `dropped` (so far): a datagram of the seed's UDP directory (`--seed-udp`) that was not understood, or over a bound |
 //! | `shutdown` | `open_connections`: still being finished |
 //!
+//! With `--replicate`:
+//!
+//! | event | fields |
+//! |---|---|
+//! | `replicating` | `id` (this tracker's, 16 hex digits), `group`, `accept` (source ranges) |
+//! | `replica_heard` | `id`, `addr`: a tracker heard on the group for the first time |
+//! | `replicated` | `info_hash`, `peer_id`, `addr`, `change` (`join`, `seed`, `leave`, `expire`), `via` (the replica's id): a replica's change, applied here |
+//! | `snapshot_requested` | `reason` (`start` or `gap`): this tracker asked the group |
+//! | `snapshot_sent` | `number`, `peers`, `datagrams`, `millis`: this tracker's registry, sent to the group |
+//! | `snapshot_received` | `from`, `addr`, `peers`, `joined` (new here): a replica's snapshot, complete |
+//! | `replica_dropped` | `own`, `foreign`, `malformed`, `oversize`, `over_limit`: datagrams (and records) dropped so far; at most once a second, when they changed |
+//!
 //! `info_hash` is 40 lowercase hex digits; `addr` is `IP:PORT`, the address
 //! the tracker lists for the peer. Tests read these lines back into
 //! [`Event`] (it derives `Deserialize`).
@@ -19,6 +31,7 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use wire::replica::{DropCounts, SnapshotReason, TrackerId};
 use wire::InfoHash;
 
 /// Everything the tracker reports with `--json`.
@@ -51,6 +64,57 @@ pub enum Event {
     },
     /// The tracker stopped accepting; it finishes these connections, then exits.
     Shutdown { open_connections: usize },
+    /// Replication is on: this tracker's id, its group, the source ranges
+    /// whose datagrams it accepts.
+    Replicating {
+        id: TrackerId,
+        group: SocketAddr,
+        accept: Vec<String>,
+    },
+    /// A tracker heard on the group for the first time (or again after
+    /// being forgotten).
+    ReplicaHeard { id: TrackerId, addr: SocketAddr },
+    /// A replica's change, applied here.
+    Replicated {
+        #[serde(flatten)]
+        peer: PeerEvent,
+        change: ReplicaChange,
+        /// The replica that sent it.
+        via: TrackerId,
+    },
+    /// This tracker asked the group for snapshots.
+    SnapshotRequested { reason: SnapshotReason },
+    /// This tracker sent its registry to the group.
+    SnapshotSent {
+        number: u32,
+        peers: usize,
+        datagrams: usize,
+        millis: u64,
+    },
+    /// A replica's snapshot arrived whole.
+    SnapshotReceived {
+        from: TrackerId,
+        addr: SocketAddr,
+        peers: usize,
+        /// Peers new here.
+        joined: usize,
+    },
+    /// Replication datagrams (and records) dropped so far, by reason.
+    ReplicaDropped(DropCounts),
+}
+
+/// What a replica's change did here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaChange {
+    /// A peer new here.
+    Join,
+    /// A known leech became a seed.
+    Seed,
+    /// The peer left (on the replica) and was removed here.
+    Leave,
+    /// The peer expired on the tracker it announced to and was removed here.
+    Expire,
 }
 
 /// Which peer of which swarm an event is about.
@@ -84,6 +148,10 @@ mod hex {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn id() -> TrackerId {
+        TrackerId::new(0xab).unwrap()
+    }
 
     fn peer() -> PeerEvent {
         PeerEvent {
@@ -135,6 +203,67 @@ mod tests {
                     open_connections: 3,
                 },
                 json!({"event": "shutdown", "open_connections": 3}),
+            ),
+            (
+                Event::Replicating {
+                    id: id(),
+                    group: "239.255.66.66:6666".parse().unwrap(),
+                    accept: vec!["10.77.0.0/24".into()],
+                },
+                json!({"event": "replicating", "id": "00000000000000ab",
+                       "group": "239.255.66.66:6666", "accept": ["10.77.0.0/24"]}),
+            ),
+            (
+                Event::ReplicaHeard {
+                    id: id(),
+                    addr: "10.77.0.2:6666".parse().unwrap(),
+                },
+                json!({"event": "replica_heard", "id": "00000000000000ab", "addr": "10.77.0.2:6666"}),
+            ),
+            (
+                Event::Replicated {
+                    peer: peer(),
+                    change: ReplicaChange::Join,
+                    via: id(),
+                },
+                json!({"event": "replicated", "info_hash": hash, "peer_id": "p",
+                       "addr": "127.0.0.1:7001", "change": "join", "via": "00000000000000ab"}),
+            ),
+            (
+                Event::SnapshotRequested {
+                    reason: SnapshotReason::Gap,
+                },
+                json!({"event": "snapshot_requested", "reason": "gap"}),
+            ),
+            (
+                Event::SnapshotSent {
+                    number: 2,
+                    peers: 10,
+                    datagrams: 1,
+                    millis: 3,
+                },
+                json!({"event": "snapshot_sent", "number": 2, "peers": 10, "datagrams": 1, "millis": 3}),
+            ),
+            (
+                Event::SnapshotReceived {
+                    from: id(),
+                    addr: "10.77.0.2:6666".parse().unwrap(),
+                    peers: 10,
+                    joined: 4,
+                },
+                json!({"event": "snapshot_received", "from": "00000000000000ab",
+                       "addr": "10.77.0.2:6666", "peers": 10, "joined": 4}),
+            ),
+            (
+                Event::ReplicaDropped(DropCounts {
+                    own: 1,
+                    foreign: 2,
+                    malformed: 3,
+                    oversize: 4,
+                    over_limit: 5,
+                }),
+                json!({"event": "replica_dropped", "own": 1, "foreign": 2, "malformed": 3,
+                       "oversize": 4, "over_limit": 5}),
             ),
         ];
         for (event, expected) in cases {

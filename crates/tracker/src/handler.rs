@@ -7,6 +7,8 @@
 //! `error_code: 1` reply naming the problem; it never ends the connection.
 //! So does a `name` another live member of the swarm holds.
 //! Announces and bad requests are counted in the tracker's [`Counters`].
+//! When the tracker replicates, every change is also queued for the group
+//! ([`Link`]).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +19,7 @@ use wire::tracker::{AnnounceResponse, Event, StatusResponse, TrackerRequest};
 use wire::InfoHash;
 
 use crate::registry::{Announce, Change, Departed, Registry};
+use crate::replicator::Link;
 use crate::stats::{Count, Counters};
 
 /// A registry change worth reporting (join, leave, seed).
@@ -42,6 +45,8 @@ pub struct Tracker {
     counters: Arc<Counters>,
     interval_secs: u64,
     trust_ip_field: bool,
+    /// Lock order: never hold the registry while locking this.
+    replication: Option<Arc<Link>>,
 }
 
 impl Tracker {
@@ -53,7 +58,19 @@ impl Tracker {
             counters: Arc::default(),
             interval_secs: interval.as_secs().max(1),
             trust_ip_field,
+            replication: None,
         }
+    }
+
+    /// Shares every change with the replicas through `link`.
+    pub fn with_replication(mut self, link: Arc<Link>) -> Self {
+        let id = link.state().id();
+        self.registry
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_tracker_id(id);
+        self.replication = Some(link);
+        self
     }
 
     /// Locks the registry (a poisoned lock is still usable: no update leaves
@@ -73,12 +90,19 @@ impl Tracker {
         let snapshot = self.registry().snapshot(now);
         let mut status = snapshot.into_status();
         status.stats = Some(self.counters.snapshot());
+        if let Some(link) = &self.replication {
+            status.replication = Some(link.state().status(now));
+        }
         status
     }
 
     /// Drops expired peers.
     pub fn expire(&self, now: Instant) -> Vec<Departed> {
-        self.registry().expire(now)
+        let gone = self.registry().expire(now);
+        if let Some(link) = &self.replication {
+            link.record_expired(&gone);
+        }
+        gone
     }
 
     /// Answers one request frame from a connection whose source is `src`.
@@ -120,6 +144,9 @@ impl Tracker {
         };
         self.counters.add(Count::Announce);
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
+        if let Some(link) = &self.replication {
+            link.record_announce(&announce, &outcome, now);
+        }
         if outcome.change == Change::NameTaken {
             let name = extras.name.as_deref().unwrap_or_default();
             return Handled {

@@ -7,8 +7,10 @@
 //! | module | holds |
 //! |---|---|
 //! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice |
+//! | [`replication`] | sans-IO replication bookkeeping: outbox, drops, replicas and their sequence gaps, snapshot scheduling |
 //! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
 //! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`], [`serve_with_web`]) |
+//! | [`replicator`] | the replication socket: receive and merge, send changes, heartbeats, paced snapshots |
 //! | [`stats`] | counters (announces, refusals, drops) as relaxed atomics, and the announce rate |
 //! | [`web`] | `--http`: the live page, `/api/status`, `/api/events` (axum on hyper), bounded |
 //! | [`events`] | the `--json` events, one serde enum ([`Event`]) that tests read back |
@@ -18,8 +20,9 @@
 //! | [`cli`] | command-line parsing and dispatch on [`lanio::harness`] (logging, exit codes) |
 //!
 //! The arrows run one way: `cli` → `status`, `server`; `server` → `report`
-//! → `events`; `server` → `web` → `handler` → `registry`; `server` → `seed`
-//! → `handler`, `registry`, `report`; `report` → `web` (its feed);
+//! → `events`; `server` → `web` → `handler` → `registry`; `server` →
+//! `replicator` → `handler`, `replication`, `report`; `server` → `seed` →
+//! `handler`, `registry`, `report`; `report` → `web` (its feed);
 //! `handler`, `server`, `web` → `stats`. Everything → `lanio`, `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
@@ -47,6 +50,8 @@ pub mod cli;
 pub mod events;
 pub mod handler;
 pub mod registry;
+pub mod replication;
+pub mod replicator;
 pub mod report;
 pub mod seed;
 pub mod server;

@@ -21,6 +21,10 @@
 //!
 //! Time comes in as an [`Instant`] argument and randomness as an [`Rng`], so
 //! every rule here is unit-tested without sockets or clocks.
+//!
+//! A peer is either announced here or learned from a replica (its `origin`
+//! names the tracker it announced to); [`remote`] merges replicas' records
+//! in and lists the registry for snapshots.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,8 +32,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use wire::replica::TrackerId;
 use wire::tracker::{Event, PeerEntry, StatusPeer, StatusResponse, SwarmStatus};
 use wire::InfoHash;
+
+pub mod remote;
+
+pub use remote::Applied;
 
 /// Peers returned when the request names no `numwant`.
 pub const DEFAULT_NUMWANT: usize = 50;
@@ -50,13 +59,16 @@ struct Peer {
     /// Progress as last announced, when the peer says.
     left: Option<u64>,
     downloaded: Option<u64>,
+    /// The tracker it announced to, when that is a replica; `None` when here.
+    origin: Option<TrackerId>,
     /// This peer's `PeerEntry` as JSON, shared by every reply that lists it.
     entry: Arc<str>,
 }
 
 impl Peer {
-    /// This peer as a status listing shows it at `now`.
-    fn status(&self, now: Instant) -> StatusPeer {
+    /// This peer as a status listing shows it at `now`, on the tracker
+    /// `own` (named as the tracker it announced to, unless a replica was).
+    fn status(&self, now: Instant, own: Option<TrackerId>) -> StatusPeer {
         let age = now.saturating_duration_since(self.last_seen).as_secs_f64();
         StatusPeer {
             entry: PeerEntry {
@@ -70,6 +82,7 @@ impl Peer {
             last_seen_secs: (age * 1000.0).round() / 1000.0,
             left: self.left,
             downloaded: self.downloaded,
+            tracker: self.origin.or(own),
         }
     }
 
@@ -159,9 +172,11 @@ pub enum Change {
     Refreshed,
     /// A known leech announced `completed`.
     BecameSeed,
-    /// A known peer announced `stopped` and was removed.
+    /// A known peer announced `stopped` and was removed; so does a peer of
+    /// the seed's protocol (no `proto`) announcing `completed`, its word for
+    /// "I am leaving".
     Left,
-    /// `stopped` from a peer that was not registered.
+    /// `stopped` (or a seed-protocol `completed`) from a peer that was not registered.
     Absent,
     /// Another live peer of the swarm holds the announced name; nothing
     /// changed.
@@ -174,6 +189,8 @@ pub struct Outcome {
     /// The swarm the announce went to (the default swarm resolved).
     pub swarm: InfoHash,
     pub change: Change,
+    /// Whether the peer is a seed now.
+    pub seed: bool,
     /// Number of other peers in the swarm.
     pub others: usize,
     /// Up to `numwant` other peers, chosen at random, as JSON entries.
@@ -186,6 +203,10 @@ pub struct Departed {
     pub swarm: InfoHash,
     pub peer_id: Arc<str>,
     pub addr: SocketAddr,
+    /// When it last announced (to any tracker).
+    pub last_seen: Instant,
+    /// The replica it announced to; `None` when here.
+    pub origin: Option<TrackerId>,
 }
 
 /// Every swarm the tracker knows.
@@ -194,6 +215,8 @@ pub struct Registry {
     default_swarm: InfoHash,
     /// A peer silent for longer than this is dropped (2 × interval).
     ttl: Duration,
+    /// Bookkeeping for replicas' peers.
+    remote: remote::Remote,
 }
 
 impl Registry {
@@ -204,6 +227,7 @@ impl Registry {
             swarms: HashMap::new(),
             default_swarm,
             ttl,
+            remote: remote::Remote::default(),
         };
         registry.configure_swarm(default_swarm, None);
         registry
@@ -237,8 +261,9 @@ impl Registry {
         rng: &mut R,
     ) -> Outcome {
         let key = a.swarm.unwrap_or(self.default_swarm);
-        if a.event == Some(Event::Stopped) {
-            return self.stop(key, a.addr);
+        let completed = a.event == Some(Event::Completed);
+        if a.event == Some(Event::Stopped) || (completed && a.proto.is_none()) {
+            return self.stop(key, a.addr, now);
         }
         if let Some(name) = a.name {
             if self
@@ -249,17 +274,18 @@ impl Registry {
                 return Outcome {
                     swarm: key,
                     change: Change::NameTaken,
+                    seed: false,
                     others: 0,
                     peers: Vec::new(),
                 };
             }
         }
         let swarm = self.swarms.entry(key).or_default();
-        let completed = a.event == Some(Event::Completed);
         let (me, change) = match swarm.index.get(&a.addr) {
             Some(&i) => {
                 let peer = &mut swarm.peers[i as usize];
                 peer.last_seen = now;
+                self.remote.release(peer.origin.take());
                 if peer.name.as_deref() != a.name {
                     let old = std::mem::replace(&mut peer.name, a.name.map(Into::into));
                     swarm.rename(a.addr, old.as_deref(), a.name);
@@ -292,6 +318,7 @@ impl Registry {
                     last_seen: now,
                     left: a.left,
                     downloaded: a.downloaded,
+                    origin: None,
                     entry: Peer::render(a.addr, a.peer_id, a.proto),
                 });
                 swarm.index.insert(a.addr, i as u32);
@@ -299,6 +326,7 @@ impl Registry {
                 (i, Change::Joined { seed: completed })
             }
         };
+        let seed = swarm.peers[me].seed;
         let others = swarm.peers.len() - 1;
         let want = a
             .numwant
@@ -316,23 +344,28 @@ impl Registry {
         Outcome {
             swarm: key,
             change,
+            seed,
             others,
             peers,
         }
     }
 
-    fn stop(&mut self, key: InfoHash, addr: SocketAddr) -> Outcome {
+    fn stop(&mut self, key: InfoHash, addr: SocketAddr, now: Instant) -> Outcome {
+        // A snapshot still on its way must not bring the peer back.
+        self.remote.bury(key, addr, now);
         let Some(swarm) = self.swarms.get_mut(&key) else {
             return Outcome {
                 swarm: key,
                 change: Change::Absent,
+                seed: false,
                 others: 0,
                 peers: Vec::new(),
             };
         };
         let change = match swarm.index.get(&addr) {
             Some(&i) => {
-                swarm.remove_at(i as usize);
+                let peer = swarm.remove_at(i as usize);
+                self.remote.release(peer.origin);
                 Change::Left
             }
             None => Change::Absent,
@@ -344,6 +377,7 @@ impl Registry {
         Outcome {
             swarm: key,
             change,
+            seed: false,
             others,
             peers: Vec::new(),
         }
@@ -365,10 +399,13 @@ impl Registry {
             while i < swarm.peers.len() {
                 if now.saturating_duration_since(swarm.peers[i].last_seen) > ttl {
                     let peer = swarm.remove_at(i);
+                    self.remote.release(peer.origin);
                     gone.push(Departed {
                         swarm: *hash,
                         peer_id: peer.peer_id,
                         addr: peer.addr,
+                        last_seen: peer.last_seen,
+                        origin: peer.origin,
                     });
                 } else {
                     i += 1;
@@ -376,6 +413,7 @@ impl Registry {
             }
         }
         self.swarms.retain(|_, s| s.pinned || !s.peers.is_empty());
+        self.remote.forget_graves(now, ttl);
         gone
     }
 
@@ -393,6 +431,7 @@ impl Registry {
             .collect();
         Snapshot {
             default_swarm: self.default_swarm,
+            own: self.remote.id(),
             now,
             swarms,
         }
@@ -407,6 +446,8 @@ impl Registry {
 /// The registry's swarms at one instant, detached from the registry.
 pub struct Snapshot {
     default_swarm: InfoHash,
+    /// This tracker's replication id, if it replicates.
+    own: Option<TrackerId>,
     now: Instant,
     swarms: Vec<SwarmSnapshot>,
 }
@@ -429,7 +470,7 @@ impl Snapshot {
         let default = self.default_swarm;
         self.swarms
             .sort_unstable_by_key(|s| (s.info_hash != default, s.info_hash));
-        let now = self.now;
+        let (now, own) = (self.now, self.own);
         let swarms = self
             .swarms
             .into_iter()
@@ -440,7 +481,7 @@ impl Snapshot {
                 SwarmStatus {
                     info_hash: swarm.info_hash.to_hex(),
                     file_name: swarm.file_name,
-                    peers: swarm.peers.iter().map(|p| p.status(now)).collect(),
+                    peers: swarm.peers.iter().map(|p| p.status(now, own)).collect(),
                 }
             })
             .collect();
@@ -449,6 +490,7 @@ impl Snapshot {
             rooms: Vec::new(),
             replicas: Vec::new(),
             stats: None,
+            replication: None,
         }
     }
 }
@@ -578,18 +620,39 @@ mod tests {
     #[test]
     fn completed_marks_a_seed_and_keeps_it_listed() {
         let (mut reg, mut rng, now) = setup(5);
-        reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
-        let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        let ours = |port, event| Announce {
+            proto: Some(1),
+            ..req(port, event)
+        };
+        reg.announce(&ours(1, Some(Event::Started)), now, &mut rng);
+        let out = reg.announce(&ours(1, Some(Event::Completed)), now, &mut rng);
         assert_eq!(out.change, Change::BecameSeed);
-        let again = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        let again = reg.announce(&ours(1, Some(Event::Completed)), now, &mut rng);
         assert_eq!(again.change, Change::Refreshed);
         let status = reg.status(now);
         assert_eq!(status.swarms[0].peers.len(), 1);
         assert!(status.swarms[0].peers[0].seed);
-        let direct = reg.announce(&req(2, Some(Event::Completed)), now, &mut rng);
+        let direct = reg.announce(&ours(2, Some(Event::Completed)), now, &mut rng);
         assert_eq!(direct.change, Change::Joined { seed: true });
         let listed = reg.announce(&req(3, None), now, &mut rng);
         assert_eq!(listed.others, 2);
+    }
+
+    #[test]
+    fn completed_without_proto_means_leaving() {
+        let (mut reg, mut rng, now) = setup(9);
+        fill(&mut reg, 2, now, &mut rng);
+        // The seed's peers (no proto) say `completed` when they quit.
+        let out = reg.announce(&req(1, Some(Event::Completed)), now, &mut rng);
+        assert_eq!(out.change, Change::Left);
+        assert_eq!(reg.peer_count(), 1);
+        // Ours (proto 1) keep meaning "now a seed".
+        let mut ours = req(2, Some(Event::Completed));
+        ours.proto = Some(1);
+        assert_eq!(
+            reg.announce(&ours, now, &mut rng).change,
+            Change::BecameSeed
+        );
     }
 
     #[test]

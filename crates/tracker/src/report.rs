@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use lanio::EventWriter;
 use tracing::info;
+use wire::replica::{DropCounts, SnapshotReason, TrackerId};
 
-use crate::events::{Event, PeerEvent};
+use crate::events::{Event, PeerEvent, ReplicaChange};
 use crate::handler::Note;
 use crate::registry::{Change, Departed};
+use crate::replication::{Settings, SnapshotDone};
 use crate::web::Feed;
 
 /// Longest wait at exit for stdout to take the events still queued.
@@ -100,6 +102,66 @@ impl Reporter {
             peer_id: d.peer_id.to_string(),
             addr: d.addr,
         }));
+    }
+
+    /// Replication is on.
+    pub fn replicating(&self, s: &Settings) {
+        let accept: Vec<String> = s.accept.iter().map(|c| c.to_string()).collect();
+        info!(
+            "replicating on {} as tracker {}, accepting datagrams from {}",
+            s.group,
+            s.id,
+            accept.join(", ")
+        );
+        self.out.emit(&Event::Replicating {
+            id: s.id,
+            group: s.group,
+            accept,
+        });
+    }
+
+    pub fn replica_heard(&self, id: TrackerId, addr: SocketAddr) {
+        info!(replica = %id, %addr, "replica heard");
+        self.out.emit(&Event::ReplicaHeard { id, addr });
+    }
+
+    /// A replica's change applied here.
+    pub fn replicated(&self, peer: PeerEvent, change: ReplicaChange, via: TrackerId) {
+        info!(swarm = %peer.info_hash, addr = %peer.addr, peer_id = peer.peer_id, replica = %via, "replicated {change:?}");
+        self.out.emit(&Event::Replicated { peer, change, via });
+    }
+
+    pub fn snapshot_requested(&self, reason: SnapshotReason) {
+        info!("asking the group for snapshots ({reason:?})");
+        self.out.emit(&Event::SnapshotRequested { reason });
+    }
+
+    pub fn snapshot_sent(&self, number: u32, peers: usize, datagrams: usize, millis: u64) {
+        info!("snapshot {number} sent: {peers} peers in {datagrams} datagrams, {millis} ms");
+        self.out.emit(&Event::SnapshotSent {
+            number,
+            peers,
+            datagrams,
+            millis,
+        });
+    }
+
+    pub fn snapshot_received(&self, d: &SnapshotDone) {
+        info!(replica = %d.from, addr = %d.addr, "snapshot received: {} peers, {} new here", d.peers, d.joined);
+        self.out.emit(&Event::SnapshotReceived {
+            from: d.from,
+            addr: d.addr,
+            peers: d.peers,
+            joined: d.joined,
+        });
+    }
+
+    pub fn replica_dropped(&self, counts: DropCounts) {
+        info!(
+            "replication datagrams dropped so far: {} foreign, {} malformed, {} oversize, {} over limit ({} own)",
+            counts.foreign, counts.malformed, counts.oversize, counts.over_limit, counts.own
+        );
+        self.out.emit(&Event::ReplicaDropped(counts));
     }
 
     /// A datagram of the seed's directory that was dropped.

@@ -9,6 +9,8 @@
 //!   whole reply are each bounded by the idle timeout, so an idle, half-sent
 //!   or non-reading client only ever holds its own task and one permit.
 //! - An oversize length prefix or a truncated frame closes only that connection.
+//! - With replication configured, the group is joined before `listening` is
+//!   reported and [`crate::replicator`] runs beside the accept loop.
 //! - Refusals, bad frames and timeouts are counted ([`crate::stats`]); a
 //!   meter task updates the announce rate once a second.
 //! - With a web listener ([`serve_with_web`]) the page and API run beside
@@ -38,6 +40,8 @@ use wire::tracker::AnnounceResponse;
 use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
 
 use crate::handler::Tracker;
+use crate::replication::Settings;
+use crate::replicator::{self, Link, ReplicationConfig};
 use crate::report::Reporter;
 use crate::stats::{self, Count, Counters};
 use crate::web::{self, Feed};
@@ -76,6 +80,8 @@ pub struct Config {
     /// Swarms from torrent files. The first is the default swarm; without any,
     /// the default swarm is the all-zero info hash.
     pub swarms: Vec<SwarmConfig>,
+    /// Share the registry with other trackers over multicast.
+    pub replication: Option<ReplicationConfig>,
     /// `--seed-udp`: the seed's chat directory, its sockets already bound.
     pub seed: Option<Arc<crate::seed::Bound>>,
     /// Web event-stream subscribers at once (with a web listener); more get 503.
@@ -91,6 +97,7 @@ impl Default for Config {
             trust_ip_field: false,
             json: false,
             swarms: Vec::new(),
+            replication: None,
             seed: None,
             max_subscribers: web::DEFAULT_MAX_SUBSCRIBERS,
         }
@@ -177,11 +184,24 @@ pub async fn serve_with_web(
         .first()
         .map(|s| s.info_hash)
         .unwrap_or_default();
-    let tracker = Arc::new(Tracker::new(
-        default_swarm,
-        config.interval,
-        config.trust_ip_field,
-    ));
+    let mut tracker = Tracker::new(default_swarm, config.interval, config.trust_ip_field);
+    let mut replication = None;
+    if let Some(rc) = &config.replication {
+        let sock = replicator::bind(rc).map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let id = loop {
+            if let Some(id) = wire::replica::TrackerId::new(rand::random()) {
+                break id;
+            }
+        };
+        let link = Arc::new(Link::new(Settings {
+            id,
+            group: rc.group,
+            accept: rc.accept.clone(),
+        }));
+        tracker = tracker.with_replication(link.clone());
+        replication = Some((link, sock, rc.iface.as_ref().map(|i| i.index)));
+    }
+    let tracker = Arc::new(tracker);
     {
         let mut registry = tracker.registry();
         for swarm in &config.swarms {
@@ -213,7 +233,7 @@ pub async fn serve_with_web(
     let web_stop = CancellationToken::new();
     let web_server = http.zip(http_addr).map(|(http, http_addr)| {
         let app = web::App {
-            tracker,
+            tracker: tracker.clone(),
             feed,
             stop: web_stop.clone(),
         };
@@ -224,6 +244,16 @@ pub async fn serve_with_web(
         let task = tokio::spawn(web::run(http, app, limits));
         reporter.http_listening(http_addr);
         task
+    });
+    let replicator = replication.map(|(link, sock, iface)| {
+        tokio::spawn(replicator::run(
+            tracker,
+            link,
+            sock,
+            iface,
+            reporter.clone(),
+            stop_rx.clone(),
+        ))
     });
 
     tokio::pin!(shutdown);
@@ -263,6 +293,9 @@ pub async fn serve_with_web(
 
     drop(listener);
     sweeper.abort();
+    if let Some(task) = replicator {
+        task.abort();
+    }
     if let Some(seed) = seed {
         seed.abort();
     }

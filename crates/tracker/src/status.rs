@@ -1,6 +1,7 @@
 //! `tracker status`: ask a running tracker for its swarms (a
 //! `{"request":"status"}` frame on its ordinary port) and print them as a
-//! table, or with `--json` as one JSON object.
+//! table, or with `--json` as one JSON object. A replicating tracker also
+//! shows, for each peer, the tracker it announced to, and its replicas.
 //!
 //! The command line ([`crate::cli`]) parses the options and calls [`run`];
 //! this module knows nothing of it.
@@ -9,6 +10,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use wire::replica::ReplicationStatus;
 use wire::tracker::{AnnounceResponse, StatusResponse, TrackerRequest};
 use wire::{FrameError, DEFAULT_MAX_FRAME};
 
@@ -127,14 +129,16 @@ pub fn render_table(status: &StatusResponse) -> String {
             continue;
         }
         let names = swarm.peers.iter().any(|p| p.name.is_some());
+        let trackers = swarm.peers.iter().any(|p| p.tracker.is_some());
         let _ = writeln!(
             out,
-            "  {:<24} {:<24} {:<5} {:>9} {:>14}{}",
+            "  {:<24} {:<24} {:<5} {:>9} {:>14}{}{}",
             "ADDRESS",
             "PEER ID",
             "ROLE",
             "LAST SEEN",
             "LEFT (BYTES)",
+            if trackers { "  TRACKER         " } else { "" },
             if names { "  NAME" } else { "" }
         );
         for p in &swarm.peers {
@@ -149,13 +153,18 @@ pub fn render_table(status: &StatusResponse) -> String {
             let role = if p.seed { "seed" } else { "leech" };
             let seen = format!("{}s ago", p.last_seen_secs.floor() as u64);
             let left = p.left.map_or_else(|| "-".to_string(), |n| n.to_string());
+            let tracker = match (trackers, p.tracker) {
+                (true, Some(t)) => format!("  {t}"),
+                (true, None) => format!("  {:<16}", "-"),
+                (false, _) => String::new(),
+            };
             let name = match &p.name {
                 Some(name) => format!("  {}", name.escape_debug()),
                 None => String::new(),
             };
             let _ = writeln!(
                 out,
-                "  {addr:<24} {id:<24} {role:<5} {seen:>9} {left:>14}{name}"
+                "  {addr:<24} {id:<24} {role:<5} {seen:>9} {left:>14}{tracker}{name}"
             );
         }
     }
@@ -174,7 +183,44 @@ pub fn render_table(status: &StatusResponse) -> String {
             s.subscribers_dropped
         );
     }
+    if let Some(r) = &status.replication {
+        render_replication(&mut out, r);
+    }
     out
+}
+
+fn render_replication(out: &mut String, r: &ReplicationStatus) {
+    let _ = writeln!(
+        out,
+        "\nreplicating on {} as tracker {} (last change sent: {})",
+        r.group, r.id, r.seq
+    );
+    if r.replicas.is_empty() {
+        out.push_str("  (no replicas heard)\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<24} {:>10} {:>8} {:>5}",
+            "REPLICA", "ADDRESS", "LAST HEARD", "SEQ", "LAG"
+        );
+        for p in &r.replicas {
+            let heard = format!("{:.1}s ago", p.last_heard_secs);
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<24} {heard:>10} {:>8} {:>5}",
+                p.id.to_string(),
+                p.addr.to_string(),
+                p.seq,
+                p.lag
+            );
+        }
+    }
+    let d = &r.dropped;
+    let _ = writeln!(
+        out,
+        "  dropped: {} own, {} foreign, {} malformed, {} oversize, {} over limit",
+        d.own, d.foreign, d.malformed, d.oversize, d.over_limit
+    );
 }
 
 #[cfg(test)]
@@ -197,6 +243,7 @@ mod tests {
                         },
                         seed: true,
                         last_seen_secs: 3.4,
+                        tracker: None,
                         name: None,
                         left: None,
                         downloaded: None,
@@ -208,6 +255,7 @@ mod tests {
                     peers: vec![],
                 },
             ],
+            replication: None,
             rooms: vec![],
             replicas: vec![],
             stats: None,
@@ -257,6 +305,54 @@ mod tests {
         assert_eq!(peer["peer-port"], 6881);
         assert_eq!(peer["seed"], true);
         assert_eq!(peer["last_seen_secs"], 3.4);
+    }
+
+    #[test]
+    fn replication_shows_origins_replicas_and_drops() {
+        use wire::replica::{DropCounts, ReplicaStatus, TrackerId};
+        let mut s = sample();
+        let id = |n| TrackerId::new(n).unwrap();
+        s.swarms[0].peers[0].tracker = Some(id(0xbeef));
+        s.replication = Some(ReplicationStatus {
+            id: id(0xa),
+            group: "239.255.66.66:6666".parse().unwrap(),
+            seq: 12,
+            replicas: vec![ReplicaStatus {
+                id: id(0xbeef),
+                addr: "10.77.0.2:6666".parse().unwrap(),
+                last_heard_secs: 0.4,
+                seq: 30,
+                lag: 2,
+            }],
+            dropped: DropCounts {
+                foreign: 7,
+                ..DropCounts::default()
+            },
+        });
+        let table = render_table(&s);
+        assert!(table.contains("TRACKER"), "{table}");
+        let peer = table
+            .lines()
+            .find(|l| l.contains("127.0.0.1:6881"))
+            .unwrap();
+        assert!(peer.ends_with("000000000000beef"), "{peer}");
+        assert!(
+            table.contains("replicating on 239.255.66.66:6666 as tracker 000000000000000a"),
+            "{table}"
+        );
+        let replica = table
+            .lines()
+            .find(|l| l.contains("10.77.0.2:6666"))
+            .unwrap();
+        assert!(
+            replica.contains("0.4s ago") && replica.trim_end().ends_with('2'),
+            "{replica}"
+        );
+        assert!(table.contains("7 foreign"), "{table}");
+        let v: serde_json::Value = serde_json::from_str(&render_json(&s)).unwrap();
+        assert_eq!(v["swarms"][0]["peers"][0]["tracker"], "000000000000beef");
+        assert_eq!(v["replication"]["replicas"][0]["lag"], 2);
+        assert_eq!(v["replication"]["dropped"]["foreign"], 7);
     }
 
     #[test]

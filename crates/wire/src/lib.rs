@@ -1,6 +1,7 @@
 //! # wire: the lanswarm protocol, without sockets
 //!
-//! Everything that crosses a lanswarm TCP connection is defined here, as pure
+//! Everything that crosses a lanswarm TCP connection (or a tracker
+//! replication datagram) is defined here, as pure
 //! data transformations. The binaries (`tracker`, `peer`) own the sockets and
 //! the clock, and drive these types from one tokio task per connection: time
 //! comes in as an `Instant` parameter, never from a clock read here.
@@ -16,6 +17,7 @@
 //! | [`bitfield`] | the set of pieces a peer has |
 //! | [`ids`] | [`InfoHash`] and [`PeerId`], 20-byte identifiers with hex forms |
 //! | [`tracker`] | tracker requests and responses (JSON in one frame) with typed validation |
+//! | [`replica`] | tracker replication datagrams (binary, multicast) and their status types |
 //! | [`chat`] | `peer chat`: room hashes, names, the members' messages (JSON in one frame) |
 //! | [`seed_chat`] | the seed's chat directory over UDP text: client requests, server exchange, address tuples |
 //! | [`torrent`] | torrent metadata (one file or a directory): JSON read/write, validation, info hash |
@@ -55,6 +57,7 @@ pub mod mld;
 pub mod procnet;
 pub mod pyrepr;
 pub mod querier;
+pub mod replica;
 pub mod seed_chat;
 pub mod timers;
 pub mod torrent;

@@ -6,6 +6,10 @@
 //!             "file_name": "data.bin", "file_length": 1048576 } }
 //! ```
 //!
+//! An optional `announce_list` names several trackers (`["host:port", …]`,
+//! BEP 12 single tier): a peer tries them in order. Torrents without it keep
+//! loading unchanged, and it never changes the info hash.
+//!
 //! A directory torrent holds `name` (the top directory) and `files`, a list
 //! of `{"path": [components…], "length": N}`, instead of `file_name` and
 //! `file_length`. Pieces run over the files concatenated in list order, as
@@ -25,6 +29,9 @@ use crate::ids::{parse_hex20, to_hex, InfoHash};
 
 /// Largest piece length we accept: 16 MiB.
 pub const MAX_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
+
+/// Most trackers an `announce_list` may name.
+pub const MAX_TRACKERS: usize = 32;
 
 /// Most files a directory torrent may list.
 pub const MAX_FILES: usize = 1_000_000;
@@ -70,6 +77,9 @@ pub struct Torrent {
     pub announce: String,
     /// Tracker port.
     pub port: u16,
+    /// Several trackers as "host:port", in the order to try them; empty when
+    /// the torrent names only `announce`/`port`.
+    pub announce_list: Vec<String>,
     pub comment: String,
     pub info: Info,
 }
@@ -109,6 +119,47 @@ pub enum TorrentError {
     DuplicatePath(String),
     #[error("{file:?} is a file but also the directory of {child:?}")]
     FileIsDirectory { file: String, child: String },
+    #[error("announce_list entry {0:?} is not \"host:port\" with a port from 1 to 65535")]
+    BadTracker(String),
+    #[error("announce_list names {0} trackers; at most {MAX_TRACKERS} are allowed")]
+    TooManyTrackers(usize),
+}
+
+/// Checks one `announce_list` entry: a non-empty host without spaces or
+/// control characters, a colon, a port 1–65535.
+fn check_tracker(entry: &str) -> Result<(), TorrentError> {
+    let bad = || TorrentError::BadTracker(entry.chars().take(80).collect());
+    let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && !host.chars().any(|c| c.is_whitespace() || c.is_control());
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && host_ok => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+fn announce_list(obj: &Map<String, Value>) -> Result<Vec<String>, TorrentError> {
+    let list = match obj.get("announce_list") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(TorrentError::WrongType {
+                key: "announce_list",
+                expected: "a list of \"host:port\" strings",
+            })
+        }
+    };
+    if list.len() > MAX_TRACKERS {
+        return Err(TorrentError::TooManyTrackers(list.len()));
+    }
+    list.iter()
+        .map(|v| {
+            let entry = as_str(v, "announce_list")?;
+            check_tracker(entry)?;
+            Ok(entry.to_string())
+        })
+        .collect()
 }
 
 /// Why a path component is not a plain name, if it is not.
@@ -444,6 +495,7 @@ impl Torrent {
         Ok(Torrent {
             announce,
             port,
+            announce_list: announce_list(obj)?,
             comment: match obj.get("comment") {
                 None | Some(Value::Null) => String::new(),
                 Some(c) => as_str(c, "comment")?.to_string(),
@@ -469,7 +521,7 @@ impl Torrent {
                 "files": files_json(files),
             }),
         };
-        let v = match (self.announce.is_empty(), self.port) {
+        let mut v = match (self.announce.is_empty(), self.port) {
             (true, 0) => json!({
                 "comment": self.comment,
                 "info": info,
@@ -481,6 +533,9 @@ impl Torrent {
                 "info": info,
             }),
         };
+        if !self.announce_list.is_empty() {
+            v["announce_list"] = json!(self.announce_list);
+        }
         let mut s = serde_json::to_string_pretty(&v).expect("JSON values always serialise");
         s.push('\n');
         s
@@ -505,6 +560,7 @@ mod tests {
         Torrent {
             announce: "127.0.0.1".into(),
             port: 6666,
+            announce_list: Vec::new(),
             comment: "test".into(),
             info: Info {
                 piece_length: 4,
@@ -534,6 +590,7 @@ mod tests {
         Torrent {
             announce: "127.0.0.1".into(),
             port: 6666,
+            announce_list: Vec::new(),
             comment: String::new(),
             info: Info {
                 piece_length: 4,
@@ -543,6 +600,47 @@ mod tests {
                 files: Some(files),
             },
         }
+    }
+
+    #[test]
+    fn announce_list_is_optional_checked_and_outside_the_info_hash() {
+        let plain = sample();
+        let text = plain.to_json_pretty();
+        assert!(!text.contains("announce_list"), "{text}");
+        let mut listed = plain.clone();
+        listed.announce_list = vec!["10.0.0.1:6666".into(), "tracker.lan:7000".into()];
+        let back = Torrent::from_json(listed.to_json_pretty().as_bytes()).unwrap();
+        assert_eq!(back, listed);
+        assert_eq!(back.info_hash(), plain.info_hash());
+        let with = |list: Value| {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            v["announce_list"] = list;
+            Torrent::from_json(v.to_string().as_bytes())
+        };
+        assert_eq!(
+            with(Value::Null).unwrap().announce_list,
+            Vec::<String>::new()
+        );
+        for bad in ["10.0.0.1", ":6666", "h:0", "h:65536", "a b:1", "h:x"] {
+            assert_eq!(
+                with(json!([bad])),
+                Err(TorrentError::BadTracker(bad.into())),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            with(json!("h:1")),
+            Err(TorrentError::WrongType { .. })
+        ));
+        assert!(matches!(
+            with(json!([1])),
+            Err(TorrentError::WrongType { .. })
+        ));
+        let many: Vec<String> = (1..=MAX_TRACKERS + 1).map(|i| format!("h:{i}")).collect();
+        assert_eq!(
+            with(json!(many)),
+            Err(TorrentError::TooManyTrackers(MAX_TRACKERS + 1))
+        );
     }
 
     #[test]

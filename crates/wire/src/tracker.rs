@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::chat::{validate_name, NameError};
 use crate::ids::InfoHash;
+use crate::replica::{ReplicationStatus, TrackerId};
 
 /// Longest string value accepted in a request.
 pub const MAX_STRING_LEN: usize = 256;
@@ -347,6 +348,9 @@ pub struct StatusPeer {
     pub entry: PeerEntry,
     pub seed: bool,
     pub last_seen_secs: f64,
+    /// The tracker it announced to, when the tracker replicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<TrackerId>,
     /// The name a chat member announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -427,6 +431,9 @@ pub struct StatusResponse {
     pub replicas: Vec<ReplicaStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrackerStats>,
+    /// Present when the tracker replicates (`--replicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 use wire::codec::encode_framed;
 use wire::connection::{Config as ConnConfig, RequestRefused, Role};
+use wire::replica::TrackerId;
 use wire::torrent::validate_file_name;
 use wire::tracker::{
     AnnounceRequest, AnnounceResponse, Event, PeerEntry, ReplicaStatus, RequestError, RoomMember,
@@ -218,10 +219,20 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
         (
             prop::option::of(any::<u64>()),
             prop::option::of(any::<u64>()),
+            prop::option::of(1u64..),
         ),
     )
         .prop_map(
-            |(peer_id, peer_ip, peer_port, seed, millis, proto, name, (left, downloaded))| {
+            |(
+                peer_id,
+                peer_ip,
+                peer_port,
+                seed,
+                millis,
+                proto,
+                name,
+                (left, downloaded, tracker),
+            )| {
                 StatusPeer {
                     entry: PeerEntry {
                         peer_id,
@@ -234,6 +245,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
                     name,
                     left,
                     downloaded,
+                    tracker: tracker.and_then(TrackerId::new),
                 }
             },
         );
@@ -285,6 +297,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
             rooms,
             replicas,
             stats,
+            replication: None,
         })
 }
 
@@ -326,6 +339,7 @@ fn torrent() -> impl Strategy<Value = Torrent> {
             |(piece_length, piece_hash, file_length, file_name, announce, port, comment)| Torrent {
                 announce,
                 port,
+                announce_list: Vec::new(),
                 comment,
                 info: Info {
                     piece_length,
@@ -360,6 +374,7 @@ fn dir_torrent() -> impl Strategy<Value = Torrent> {
             Torrent {
                 announce: "127.0.0.1".into(),
                 port: 6666,
+                announce_list: Vec::new(),
                 comment: String::new(),
                 info: Info {
                     piece_length,
