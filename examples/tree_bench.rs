@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use lanswarm::files::write_tree;
-use sha1::{Digest, Sha1};
 use lanswarm::fixture::*;
 use lanswarm::process::{bin_path, Proc};
+use sha1::{Digest, Sha1};
 
 /// Every regular file below `dir` with its SHA-1, sorted: a small stand-in
 /// for the tree's contents (holding 1 GiB of them would inflate this
@@ -170,7 +170,10 @@ fn main() {
             let dst = tmp.path().join(format!("tar{round}"));
             base.push(tar_socat(&src, &dst));
             if round == 0 {
-                assert!(tree_digest(&dst.join("tree")) == expected, "tar copy differs");
+                assert!(
+                    tree_digest(&dst.join("tree")) == expected,
+                    "tar copy differs"
+                );
             }
             std::fs::remove_dir_all(&dst).unwrap();
         }
