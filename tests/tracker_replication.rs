@@ -367,3 +367,37 @@ fn killing_a_tracker_mid_swarm_loses_nobody() {
         f.assert_copy(name);
     }
 }
+
+/// Issue 11 across replicas: three chat members, each registered with a
+/// different one of three replicating trackers, see each other and talk.
+#[test]
+fn a_chat_room_spans_three_replicating_trackers() {
+    use lanswarm::chat_lab::Member;
+    let Some(lan) = lab(3) else { return };
+    let t = three_trackers(&lan, &["--interval", "2"]);
+    let member = |i: usize, name: &str| {
+        let mut cmd = lan.host(i).command(lanswarm::process::bin_path("peer"));
+        cmd.args(["chat", "--json", "--name", name, "--no-discover"])
+            .args(["--tracker", &t[i].addr.to_string()])
+            .args(["--listen", &format!("{}:0", lan.host(i).ipv4())]);
+        Member::spawn(name, cmd)
+    };
+    let mut ann = member(0, "ann");
+    let mut bob = member(1, "bob");
+    // bob learns of ann (registered with another tracker) through the replica.
+    assert_eq!(bob.online, ["ann"]);
+    ann.expect_joined("bob");
+    let mut cid = member(2, "cid");
+    let mut online = cid.online.clone();
+    online.sort();
+    assert_eq!(online, ["ann", "bob"]);
+    ann.expect_joined("cid");
+    bob.expect_joined("cid");
+    let (seq, to) = cid.say("across trackers");
+    assert_eq!(to.len(), 2, "{to:?}");
+    cid.expect_delivered(seq, 2);
+    for m in [&mut ann, &mut bob] {
+        let (from, text, _) = m.expect_message();
+        assert_eq!((from.as_str(), text.as_str()), ("cid", "across trackers"));
+    }
+}
