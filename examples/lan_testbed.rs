@@ -70,9 +70,17 @@ struct Args {
     #[arg(long)]
     exit_when_done: bool,
 
-    /// `--upload-slots` of every P2P peer (default: the peer's own default).
-    #[arg(long, value_name = "N")]
-    upload_slots: Option<usize>,
+    /// Piece length of the torrent, KiB (default: `peer create`'s choice,
+    /// 64 KiB for 64 MiB).
+    #[arg(long, value_name = "KIB")]
+    piece_kib: Option<u64>,
+
+    /// `--upload-slots` of every P2P peer. The bound assumes every peer
+    /// uploads to all the others from the start; with the peer's default of
+    /// 4 (and a choking round every 5 s) late-interested peers wait seconds
+    /// for a slot, so the testbed gives every peer 16.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    upload_slots: usize,
 
     /// One more argument for the P2P seeder (repeat it for several), e.g.
     /// `--seeder-arg=--super-seed-window --seeder-arg=8`.
@@ -129,7 +137,8 @@ fn run(args: &Args) -> Result<(), String> {
     );
     let mut bed = Testbed::new(max_n, params.clone())?;
     bed.set_leechers_exit_when_done(args.exit_when_done);
-    bed.set_upload_slots(args.upload_slots);
+    bed.set_upload_slots(Some(args.upload_slots));
+    bed.set_piece_length(args.piece_kib.map(|k| k * 1024));
     bed.set_seeder_args(args.seeder_arg.clone());
     if let Some(dir) = &args.logs {
         bed.keep_logs(dir)?;

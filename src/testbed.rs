@@ -190,6 +190,8 @@ pub struct Testbed {
     upload_slots: Option<usize>,
     /// More arguments for the P2P seeder.
     seeder_args: Vec<String>,
+    /// Piece length of the torrent, if not `peer create`'s choice.
+    piece_length: Option<u64>,
     next_port: u16,
 }
 
@@ -239,6 +241,7 @@ impl Testbed {
             leechers_exit: false,
             upload_slots: None,
             seeder_args: Vec::new(),
+            piece_length: None,
         })
     }
 
@@ -262,6 +265,12 @@ impl Testbed {
     /// SLOTS`; `None` leaves the peer's default.
     pub fn set_upload_slots(&mut self, slots: Option<usize>) {
         self.upload_slots = slots;
+    }
+
+    /// Makes the torrent with pieces of `bytes` (`None`: `peer create`'s
+    /// default); call it before the first P2P run.
+    pub fn set_piece_length(&mut self, bytes: Option<u64>) {
+        self.piece_length = bytes;
     }
 
     /// Passes `args` to the P2P seeder besides the usual ones (to try its
@@ -484,11 +493,15 @@ impl Testbed {
             return Ok(t.clone());
         }
         let path = self.work.path.join("file.torrent");
-        let out = Command::new(bin_path("peer"))
-            .arg("create")
+        let mut cmd = Command::new(bin_path("peer"));
+        cmd.arg("create")
             .arg(&self.source)
             .args(["--tracker", tracker_addr, "-o"])
-            .arg(&path)
+            .arg(&path);
+        if let Some(bytes) = self.piece_length {
+            cmd.args(["--piece-length", &bytes.to_string()]);
+        }
+        let out = cmd
             .output()
             .map_err(|e| format!("running peer create: {e}"))?;
         if !out.status.success() {
