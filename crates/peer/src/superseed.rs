@@ -5,7 +5,9 @@
 //! A super-seeder tells each peer of our protocol that it has nothing (an
 //! empty Bitfield) and then offers it pieces one by one with Have. A peer
 //! can request only what it was offered. A piece is offered to one peer
-//! only, and only while nobody else holds it ("fresh"); the peer gets a new
+//! only, and only once ("fresh": never offered, or every peer that held it
+//! has left; what peers claim before then does not count, so a peer that
+//! claims to hold everything cannot stop the offers); the peer gets a new
 //! offer once one of its offers has *spread*: the peer announced the piece
 //! and so did another peer (or no other peer lacks it, as when it is alone).
 //! Each peer has at most `window` offers that have not spread, which keeps
@@ -175,12 +177,7 @@ impl SuperSeed {
             return Vec::new();
         };
         for i in peer.pending {
-            if self.offered_to[i as usize] == Some(id) {
-                self.offered_to[i as usize] = None;
-                if self.holders[i as usize] == 0 {
-                    self.fresh += 1;
-                }
-            }
+            self.withdraw(i, id);
         }
         for i in peer.has.iter_present() {
             self.remove_holder(i);
@@ -190,21 +187,48 @@ impl SuperSeed {
         self.settle()
     }
 
-    fn add_holder(&mut self, i: u32) {
-        let h = &mut self.holders[i as usize];
-        if *h == 0 && self.offered_to[i as usize].is_none() {
-            self.fresh = self.fresh.saturating_sub(1);
+    /// Whether piece `i` may be offered to a peer that lacks it: it is
+    /// offered to nobody now, and we never offered it or every peer that
+    /// held it left. (What peers claim to hold does not count before we
+    /// offered a piece: a peer claiming everything cannot stop the offers.)
+    fn is_fresh(&self, i: u32) -> bool {
+        let i = i as usize;
+        self.offered_to[i].is_none() && (self.offers[i] == 0 || self.holders[i] == 0)
+    }
+
+    /// Changes piece `i` with `f`, keeping the count of fresh pieces true.
+    fn change(&mut self, i: u32, f: impl FnOnce(&mut Self)) {
+        let before = self.is_fresh(i);
+        f(self);
+        match (before, self.is_fresh(i)) {
+            (false, true) => {
+                self.fresh += 1;
+                self.cursor = self.cursor.min(i);
+            }
+            (true, false) => self.fresh = self.fresh.saturating_sub(1),
+            _ => {}
         }
-        *h = h.saturating_add(1);
+    }
+
+    /// Withdraws the offer of piece `i` to `id`, if it was offered to it.
+    fn withdraw(&mut self, i: u32, id: u64) {
+        self.change(i, |s| {
+            if s.offered_to[i as usize] == Some(id) {
+                s.offered_to[i as usize] = None;
+            }
+        });
+    }
+
+    fn add_holder(&mut self, i: u32) {
+        self.change(i, |s| {
+            s.holders[i as usize] = s.holders[i as usize].saturating_add(1);
+        });
     }
 
     fn remove_holder(&mut self, i: u32) {
-        let h = &mut self.holders[i as usize];
-        *h = h.saturating_sub(1);
-        if *h == 0 && self.offered_to[i as usize].is_none() {
-            self.fresh += 1;
-            self.cursor = self.cursor.min(i);
-        }
+        self.change(i, |s| {
+            s.holders[i as usize] = s.holders[i as usize].saturating_sub(1);
+        });
     }
 
     /// Whether piece `index`, offered to `id`, has spread: `id` holds it and
@@ -232,12 +256,7 @@ impl SuperSeed {
             let (spread, waiting): (Vec<u32>, Vec<u32>) =
                 pending.into_iter().partition(|&i| self.spread(id, i));
             for i in spread {
-                if self.offered_to[i as usize] == Some(id) {
-                    self.offered_to[i as usize] = None;
-                    if self.holders[i as usize] == 0 {
-                        self.fresh += 1;
-                    }
-                }
+                self.withdraw(i, id);
             }
             self.peers.get_mut(&id).expect("listed").pending = waiting;
         }
@@ -250,8 +269,7 @@ impl SuperSeed {
                 }
                 let index = match self.next_fresh(id) {
                     Some(index) => {
-                        self.offered_to[index as usize] = Some(id);
-                        self.fresh = self.fresh.saturating_sub(1);
+                        self.change(index, |s| s.offered_to[index as usize] = Some(id));
                         index
                     }
                     None => match self.endgame_piece(id) {
@@ -295,15 +313,11 @@ impl SuperSeed {
         }
         let count = self.piece_count();
         let has = &self.peers[&id].has;
-        for step in 0..count {
-            let i = (self.cursor + step) % count;
-            if self.holders[i as usize] == 0 && self.offered_to[i as usize].is_none() && !has.has(i)
-            {
-                self.cursor = (i + 1) % count;
-                return Some(i);
-            }
-        }
-        None
+        let found = (0..count)
+            .map(|step| (self.cursor + step) % count)
+            .find(|&i| self.is_fresh(i) && !has.has(i))?;
+        self.cursor = (found + 1) % count;
+        Some(found)
     }
 }
 
@@ -358,12 +372,22 @@ mod tests {
     }
 
     #[test]
-    fn pieces_a_peer_already_holds_are_never_offered() {
+    fn pieces_a_peer_holds_are_not_offered_to_it() {
         let mut s = SuperSeed::new(4, 4);
         s.join(1, None);
         assert_eq!(pieces(&s.bitfield(1, &s_bits(4, &[0, 2])), 1), vec![1, 3]);
-        // A second peer gets nothing: 0 and 2 are held, 1 and 3 offered.
-        assert!(join(&mut s, 2, 4).is_empty());
+        // A second peer gets the two we never offered.
+        assert_eq!(join(&mut s, 2, 4), vec![0, 2]);
+        assert!(join(&mut s, 3, 4).is_empty(), "all offered once");
+    }
+
+    #[test]
+    fn a_peer_claiming_every_piece_does_not_stop_the_offers() {
+        let mut s = SuperSeed::new(4, 2);
+        s.join(9, None);
+        assert!(s.bitfield(9, &Bitfield::full(4)).is_empty());
+        assert_eq!(join(&mut s, 1, 4), vec![0, 1]);
+        assert_eq!(join(&mut s, 2, 4), vec![2, 3]);
     }
 
     #[test]
