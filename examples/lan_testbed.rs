@@ -3,9 +3,11 @@
 //! Builds a LAN of network namespaces on a bridge (one server host, N client
 //! hosts, every host's upload limited with `tbf`), then for each N distributes
 //! a generated file with `peer serve`/`peer fetch` and with a tracker, a
-//! seeding `peer` and N leeching `peer`s, all clients started at once. Prints
-//! the time until the last client holds a verified file next to Kurose and
-//! Ross's lower bounds, and plots time against N as SVG.
+//! seeding `peer` and N leeching `peer`s (and the same with the seeder
+//! super-seeding), all clients started at once. Prints the time until the
+//! last client holds a verified file next to Kurose and Ross's lower bounds,
+//! what the server uploaded and the CPU time per client, and plots time
+//! against N as SVG.
 //!
 //! Needs root. Build the binaries first, then run (from the workspace root):
 //!
@@ -53,8 +55,9 @@ struct Args {
     #[arg(long)]
     down_mbit: Option<u32>,
 
-    /// Which setups to run: cs, p2p or both.
-    #[arg(long, value_delimiter = ',', default_value = "cs,p2p", value_parser = parse_setup)]
+    /// Which setups to run: cs (peer serve/fetch), p2p (a seeder and N
+    /// leechers), ss (the same, the seeder with --super-seed).
+    #[arg(long, value_delimiter = ',', default_value = "cs,p2p,ss", value_parser = parse_setup)]
     setups: Vec<Setup>,
 
     /// Runs of each setup and N; the table shows the median run (the machine's
@@ -67,6 +70,23 @@ struct Args {
     #[arg(long)]
     exit_when_done: bool,
 
+    /// Piece length of the torrent, KiB (default: `peer create`'s choice,
+    /// 64 KiB for 64 MiB).
+    #[arg(long, value_name = "KIB")]
+    piece_kib: Option<u64>,
+
+    /// `--upload-slots` of every P2P peer. The bound assumes every peer
+    /// uploads to all the others from the start; with the peer's default of
+    /// 4 (and a choking round every 5 s) late-interested peers wait seconds
+    /// for a slot, so the testbed gives every peer 16.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    upload_slots: usize,
+
+    /// One more argument for the P2P seeder (repeat it for several), e.g.
+    /// `--seeder-arg=--super-seed-window --seeder-arg=8`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    seeder_arg: Vec<String>,
+
     /// Save the output of every process of every run in this directory.
     #[arg(long, value_name = "DIR")]
     logs: Option<PathBuf>,
@@ -77,11 +97,10 @@ struct Args {
 }
 
 fn parse_setup(s: &str) -> Result<Setup, String> {
-    match s {
-        "cs" => Ok(Setup::ClientServer),
-        "p2p" => Ok(Setup::PeerToPeer),
-        _ => Err(format!("unknown setup {s:?} (use cs or p2p)")),
-    }
+    [Setup::ClientServer, Setup::PeerToPeer, Setup::SuperSeed]
+        .into_iter()
+        .find(|setup| setup.tag() == s)
+        .ok_or_else(|| format!("unknown setup {s:?} (use cs, p2p or ss)"))
 }
 
 fn main() -> ExitCode {
@@ -118,6 +137,9 @@ fn run(args: &Args) -> Result<(), String> {
     );
     let mut bed = Testbed::new(max_n, params.clone())?;
     bed.set_leechers_exit_when_done(args.exit_when_done);
+    bed.set_upload_slots(Some(args.upload_slots));
+    bed.set_piece_length(args.piece_kib.map(|k| k * 1024));
+    bed.set_seeder_args(args.seeder_arg.clone());
     if let Some(dir) = &args.logs {
         bed.keep_logs(dir)?;
     }
@@ -137,7 +159,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     drop(bed);
-    print_table(&args.n_list, &params, &outcomes);
+    print_table(&args.n_list, &args.setups, &params, &outcomes);
     if let Some(dir) = args.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
@@ -161,19 +183,16 @@ fn report_run(outcome: &Outcome, params: &Params) {
     });
     eprintln!(
         "{:.2} s (bound {:.2} s, ×{:.2}; first client done at {first:.2} s{served}; \
-         {:.1} CPU-s)",
+         {:.1} CPU-s, {:.2} per client)",
         outcome.seconds,
         outcome.bound,
         outcome.ratio(),
         outcome.cpu_seconds,
+        outcome.cpu_per_client(),
     );
 }
 
-fn print_table(n_list: &[usize], params: &Params, outcomes: &[Outcome]) {
-    let find = |setup, n| outcomes.iter().find(|o| o.setup == setup && o.n == n);
-    let cell = |o: Option<&Outcome>, f: fn(&Outcome) -> f64| {
-        o.map_or_else(|| "-".to_string(), |o| format!("{:.2}", f(o)))
-    };
+fn print_table(n_list: &[usize], setups: &[Setup], params: &Params, outcomes: &[Outcome]) {
     println!(
         "F = {} MiB, u_s = {} Mbit/s, u_i = {} Mbit/s, d_min = {}",
         params.file_bytes / (1024 * 1024),
@@ -184,25 +203,42 @@ fn print_table(n_list: &[usize], params: &Params, outcomes: &[Outcome]) {
             .map_or_else(|| "unlimited".to_string(), |d| format!("{d} Mbit/s"))
     );
     println!(
-        "| {:>3} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
-        "N", "C/S (s)", "C/S bound", "C/S/bound", "P2P (s)", "P2P bound", "P2P/bound"
+        "| {:>3} | {:<14} | {:>8} | {:>9} | {:>7} | {:>13} | {:>14} | {:>14} |",
+        "N",
+        "setup",
+        "time (s)",
+        "bound (s)",
+        "× bound",
+        "server sent",
+        "CPU-s / client",
+        "server CPU-s"
     );
     println!(
-        "|{:-<5}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|",
-        "", "", "", "", "", "", ""
+        "|{:-<5}|{:-<16}|{:-<10}|{:-<11}|{:-<9}|{:-<15}|{:-<16}|{:-<16}|",
+        "", "", "", "", "", "", "", ""
     );
     for &n in n_list {
-        let cs = find(Setup::ClientServer, n);
-        let p2p = find(Setup::PeerToPeer, n);
-        println!(
-            "| {:>3} | {:>9} | {:>9.2} | {:>9} | {:>9} | {:>9.2} | {:>9} |",
-            n,
-            cell(cs, |o| o.seconds),
-            params.cs_bound(n),
-            cell(cs, Outcome::ratio),
-            cell(p2p, |o| o.seconds),
-            params.p2p_bound(n),
-            cell(p2p, Outcome::ratio),
-        );
+        for &setup in setups {
+            let Some(o) = outcomes.iter().find(|o| o.setup == setup && o.n == n) else {
+                continue;
+            };
+            let sent = o
+                .server_copies(params.file_bytes)
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.2} F"));
+            let server_cpu = o
+                .server_cpu_seconds
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.2}"));
+            println!(
+                "| {:>3} | {:<14} | {:>8.2} | {:>9.2} | {:>7.2} | {:>13} | {:>14.2} | {:>14} |",
+                n,
+                setup.label(),
+                o.seconds,
+                o.bound,
+                o.ratio(),
+                sent,
+                o.cpu_per_client(),
+                server_cpu,
+            );
+        }
     }
 }

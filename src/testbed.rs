@@ -4,7 +4,8 @@
 //! [`Testbed::run`] distributes one generated file to N clients, started at
 //! once, either with `peer serve` / `peer fetch` ([`Setup::ClientServer`]) or
 //! with a tracker, a seeding `peer` and N leeching `peer`s
-//! ([`Setup::PeerToPeer`]), and reports the time until the last client holds
+//! ([`Setup::PeerToPeer`]; [`Setup::SuperSeed`] with the seeder
+//! `--super-seed`), and reports the time until the last client holds
 //! the file, checked byte for byte against the original. [`cs_bound`] and
 //! [`p2p_bound`] give Kurose and Ross's lower bounds for the same run.
 //!
@@ -71,7 +72,7 @@ impl Params {
     pub fn bound(&self, setup: Setup, n: usize) -> f64 {
         match setup {
             Setup::ClientServer => self.cs_bound(n),
-            Setup::PeerToPeer => self.p2p_bound(n),
+            Setup::PeerToPeer | Setup::SuperSeed => self.p2p_bound(n),
         }
     }
 }
@@ -106,6 +107,8 @@ pub enum Setup {
     ClientServer,
     /// `tracker` and a seeding `peer` on the server host, a leeching `peer` on every client.
     PeerToPeer,
+    /// As [`Setup::PeerToPeer`], the seeder super-seeding (`peer --super-seed`).
+    SuperSeed,
 }
 
 impl Setup {
@@ -113,6 +116,16 @@ impl Setup {
         match self {
             Setup::ClientServer => "C/S",
             Setup::PeerToPeer => "P2P",
+            Setup::SuperSeed => "P2P super-seed",
+        }
+    }
+
+    /// A short name, for file names and the command line.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Setup::ClientServer => "cs",
+            Setup::PeerToPeer => "p2p",
+            Setup::SuperSeed => "ss",
         }
     }
 }
@@ -132,6 +145,10 @@ pub struct Outcome {
     /// CPU time (user + system) of all the run's processes, seconds; compare
     /// with `seconds` × cores to see whether the run was CPU-bound.
     pub cpu_seconds: f64,
+    /// CPU time of each client process until the last one was done, seconds.
+    pub client_cpu_seconds: Vec<f64>,
+    /// CPU time of the server's `peer` (seeder or `peer serve`) until then.
+    pub server_cpu_seconds: Option<f64>,
     /// The lower bound for this setup and N.
     pub bound: f64,
 }
@@ -140,6 +157,17 @@ impl Outcome {
     /// Measured time over the lower bound.
     pub fn ratio(&self) -> f64 {
         self.seconds / self.bound
+    }
+
+    /// What the server host uploaded, in copies of the file.
+    pub fn server_copies(&self, file_bytes: u64) -> Option<f64> {
+        self.from_server
+            .map(|b| b as f64 / file_bytes.max(1) as f64)
+    }
+
+    /// Mean CPU seconds of one client.
+    pub fn cpu_per_client(&self) -> f64 {
+        self.client_cpu_seconds.iter().sum::<f64>() / self.client_cpu_seconds.len().max(1) as f64
     }
 }
 
@@ -158,6 +186,12 @@ pub struct Testbed {
     runs: u32,
     /// Leechers run with `--exit-when-done` instead of seeding until all are done.
     leechers_exit: bool,
+    /// `--upload-slots` of every P2P peer, if not the default.
+    upload_slots: Option<usize>,
+    /// More arguments for the P2P seeder.
+    seeder_args: Vec<String>,
+    /// Piece length of the torrent, if not `peer create`'s choice.
+    piece_length: Option<u64>,
     next_port: u16,
 }
 
@@ -205,6 +239,9 @@ impl Testbed {
             log_dir: None,
             runs: 0,
             leechers_exit: false,
+            upload_slots: None,
+            seeder_args: Vec::new(),
+            piece_length: None,
         })
     }
 
@@ -222,6 +259,34 @@ impl Testbed {
     /// they have the file, which can strand the last ones with the seeder alone.
     pub fn set_leechers_exit_when_done(&mut self, exit: bool) {
         self.leechers_exit = exit;
+    }
+
+    /// Runs every P2P peer (seeder and leechers) with `--upload-slots
+    /// SLOTS`; `None` leaves the peer's default.
+    pub fn set_upload_slots(&mut self, slots: Option<usize>) {
+        self.upload_slots = slots;
+    }
+
+    /// Makes the torrent with pieces of `bytes` (`None`: `peer create`'s
+    /// default); call it before the first P2P run.
+    pub fn set_piece_length(&mut self, bytes: Option<u64>) {
+        self.piece_length = bytes;
+    }
+
+    /// Passes `args` to the P2P seeder besides the usual ones (to try its
+    /// options, e.g. `--super-seed-window 8`).
+    pub fn set_seeder_args(&mut self, args: Vec<String>) {
+        self.seeder_args = args;
+    }
+
+    /// The arguments every P2P peer gets besides its torrent, directory and
+    /// addresses.
+    fn peer_args(&self) -> Vec<String> {
+        let mut args = vec!["--json".to_string(), "--no-discover".to_string()];
+        if let Some(slots) = self.upload_slots {
+            args.extend(["--upload-slots".to_string(), slots.to_string()]);
+        }
+        args
     }
 
     pub fn params(&self) -> &Params {
@@ -242,7 +307,8 @@ impl Testbed {
         let cpu_before = children_cpu_seconds();
         let finished = match setup {
             Setup::ClientServer => self.run_cs(&dirs),
-            Setup::PeerToPeer => self.run_p2p(&dirs),
+            Setup::PeerToPeer => self.run_p2p(&dirs, false),
+            Setup::SuperSeed => self.run_p2p(&dirs, true),
         };
         let checked = finished.and_then(|times| {
             for dir in &dirs {
@@ -255,13 +321,13 @@ impl Testbed {
             let _ = std::fs::remove_dir_all(dir);
         }
         let cpu_seconds = children_cpu_seconds() - cpu_before;
-        let done = checked?;
-        let client_seconds: Vec<f64> = done.iter().map(|d| d.0).collect();
+        let run = checked?;
+        let client_seconds: Vec<f64> = run.done.iter().map(|d| d.0).collect();
         let from_server = match setup {
             Setup::ClientServer => Some(n as u64 * self.params.file_bytes),
-            Setup::PeerToPeer => {
+            Setup::PeerToPeer | Setup::SuperSeed => {
                 let server = format!("{}:", self.lan.server().ipv4());
-                bytes_from(done.iter().map(|d| &d.1), &server)
+                bytes_from(run.done.iter().map(|d| &d.1), &server)
             }
         };
         Ok(Outcome {
@@ -271,19 +337,20 @@ impl Testbed {
             client_seconds,
             from_server,
             cpu_seconds,
+            client_cpu_seconds: run.client_cpu,
+            server_cpu_seconds: run.server_cpu,
             bound: self.params.bound(setup, n),
         })
     }
 
     /// Fresh, empty download directories for the first `n` clients.
     fn client_dirs(&self, setup: Setup, n: usize) -> Result<Vec<PathBuf>, String> {
-        let tag = match setup {
-            Setup::ClientServer => "cs",
-            Setup::PeerToPeer => "p2p",
-        };
         (0..n)
             .map(|i| {
-                let dir = self.work.path.join(format!("{tag}-client{}", i + 1));
+                let dir = self
+                    .work
+                    .path
+                    .join(format!("{}-client{}", setup.tag(), i + 1));
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -304,7 +371,7 @@ impl Testbed {
 
     /// `peer serve` on the server, `peer fetch` on every client at once;
     /// returns each client's finishing time and `done` event.
-    fn run_cs(&mut self, dirs: &[PathBuf]) -> Result<Vec<Done>, String> {
+    fn run_cs(&mut self, dirs: &[PathBuf]) -> Result<Finished, String> {
         let n = dirs.len();
         let addr = format!("{}:{}", self.lan.server().ipv4(), self.port());
         let mut cmd = self.lan.server().command(bin_path("peer"));
@@ -324,15 +391,16 @@ impl Testbed {
                 .arg(dir.join("file.bin"));
             (format!("peer fetch #{}", i + 1), cmd)
         });
-        let times = wait_all_done(&mut clients, start, timeout, false);
+        let finished = wait_all_done(&mut clients, &server, start, timeout, false);
         clients.push(server);
         self.save_logs(Setup::ClientServer, n, &clients);
-        times
+        finished
     }
 
-    /// A tracker and a seeder on the server, a leecher on every client at
-    /// once; returns each leecher's finishing time and `done` event.
-    fn run_p2p(&mut self, dirs: &[PathBuf]) -> Result<Vec<Done>, String> {
+    /// A tracker and a seeder (`super_seed`: with `--super-seed`) on the
+    /// server, a leecher on every client at once; returns each leecher's
+    /// finishing time and `done` event.
+    fn run_p2p(&mut self, dirs: &[PathBuf], super_seed: bool) -> Result<Finished, String> {
         let n = dirs.len();
         let server_ip = self.lan.server().ipv4();
         let tracker_addr = format!("{server_ip}:{}", self.port());
@@ -352,7 +420,12 @@ impl Testbed {
             .arg("--dir")
             .arg(server_dir)
             .args(["--listen", &format!("{server_ip}:0")])
-            .args(["--tracker", &tracker_addr, "--json", "--no-discover"]);
+            .args(["--tracker", &tracker_addr])
+            .args(self.peer_args());
+        if super_seed {
+            cmd.arg("--super-seed");
+        }
+        cmd.args(&self.seeder_args);
         let mut seeder = Proc::spawn("seeder", cmd);
         let started = seeder.try_event(SETUP_TIMEOUT, |e| match e {
             Event::Started(started) => Some(started),
@@ -368,6 +441,7 @@ impl Testbed {
         let timeout = self.run_timeout(Setup::PeerToPeer, n);
         let start = Instant::now();
         let leechers_exit = self.leechers_exit;
+        let peer_args = self.peer_args();
         let mut leechers = spawn_all(&self.lan, dirs, |i, host, dir| {
             let mut cmd = host.command(bin_path("peer"));
             cmd.arg("--torrent")
@@ -375,16 +449,22 @@ impl Testbed {
                 .arg("--dir")
                 .arg(dir)
                 .args(["--listen", &format!("{}:0", host.ipv4())])
-                .args(["--tracker", &tracker_addr, "--json", "--no-discover"]);
+                .args(["--tracker", &tracker_addr])
+                .args(&peer_args);
             if leechers_exit {
                 cmd.arg("--exit-when-done");
             }
             (format!("leecher #{}", i + 1), cmd)
         });
-        let times = wait_all_done(&mut leechers, start, timeout, !self.leechers_exit);
+        let finished = wait_all_done(&mut leechers, &seeder, start, timeout, !self.leechers_exit);
         leechers.extend([seeder, tracker]);
-        self.save_logs(Setup::PeerToPeer, n, &leechers);
-        times
+        let setup = if super_seed {
+            Setup::SuperSeed
+        } else {
+            Setup::PeerToPeer
+        };
+        self.save_logs(setup, n, &leechers);
+        finished
     }
 
     /// Writes each process's output to the log directory, if one was given.
@@ -393,10 +473,7 @@ impl Testbed {
         let Some(dir) = &self.log_dir else {
             return;
         };
-        let tag = match setup {
-            Setup::ClientServer => "cs",
-            Setup::PeerToPeer => "p2p",
-        };
+        let tag = setup.tag();
         for p in procs {
             let name: String = p
                 .name
@@ -416,11 +493,15 @@ impl Testbed {
             return Ok(t.clone());
         }
         let path = self.work.path.join("file.torrent");
-        let out = Command::new(bin_path("peer"))
-            .arg("create")
+        let mut cmd = Command::new(bin_path("peer"));
+        cmd.arg("create")
             .arg(&self.source)
             .args(["--tracker", tracker_addr, "-o"])
-            .arg(&path)
+            .arg(&path);
+        if let Some(bytes) = self.piece_length {
+            cmd.args(["--piece-length", &bytes.to_string()]);
+        }
+        let out = cmd
             .output()
             .map_err(|e| format!("running peer create: {e}"))?;
         if !out.status.success() {
@@ -455,14 +536,24 @@ fn spawn_all(
 /// When a client finished (seconds after the start) and its `done` event.
 type Done = (f64, SwarmOrFetch);
 
-/// Waits for every process's `done` event, then for its clean exit: on its
-/// own, or with `stop`, after a SIGTERM once every process is done.
+/// What a run's processes did, once every client is done.
+struct Finished {
+    done: Vec<Done>,
+    /// CPU seconds of each client process, and of the server's.
+    client_cpu: Vec<f64>,
+    server_cpu: Option<f64>,
+}
+
+/// Waits for every process's `done` event, notes the CPU time of each and
+/// of `server`, then waits for their clean exit: on its own, or with `stop`,
+/// after a SIGTERM once every process is done.
 fn wait_all_done(
     procs: &mut [Proc],
+    server: &Proc,
     start: Instant,
     timeout: Duration,
     stop: bool,
-) -> Result<Vec<Done>, String> {
+) -> Result<Finished, String> {
     let deadline = start + timeout;
     let mut times = Vec::with_capacity(procs.len());
     for p in procs.iter_mut() {
@@ -473,6 +564,12 @@ fn wait_all_done(
         })?;
         times.push((start.elapsed().as_secs_f64(), event));
     }
+    // Not reaped yet (also when exited): /proc still has their times.
+    let client_cpu = procs
+        .iter()
+        .map(|p| process_cpu_seconds(p.pid()).unwrap_or(f64::NAN))
+        .collect();
+    let server_cpu = process_cpu_seconds(server.pid());
     if stop {
         for p in procs.iter() {
             p.signal(libc::SIGTERM);
@@ -485,7 +582,24 @@ fn wait_all_done(
             return Err(format!("{} exited with {status}:\n{}", p.name, p.output()));
         }
     }
-    Ok(times)
+    Ok(Finished {
+        done: times,
+        client_cpu,
+        server_cpu,
+    })
+}
+
+/// User + system CPU seconds of process `pid` so far, from `/proc/PID/stat`.
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// User + system CPU seconds of all reaped child processes so far.

@@ -1,7 +1,8 @@
 //! A small run of the P2P-vs-C/S testbed (examples/lan_testbed.rs): one
 //! server and 3 clients on an emulated LAN, a 4 MiB file, 20 Mbit/s uploads.
-//! Both setups must deliver byte-identical files to every client, in a time
-//! that respects the lower bound and stays within a generous factor of it.
+//! Every setup must deliver byte-identical files to every client, in a time
+//! that respects the lower bound and stays within a generous factor of it;
+//! a super-seeding seeder must upload about one copy of the file.
 //! A sanity check of the harness and the binaries, not a benchmark.
 //! Needs root (network namespaces, tc); skipped with a message otherwise.
 
@@ -47,4 +48,15 @@ fn both_setups_deliver_verified_files_near_their_bounds() {
     check(&p2p, 5.0);
     // With 3 clients, sharing beats serving each copy from one upload.
     assert!(p2p.seconds < cs.seconds, "P2P {p2p:?} vs C/S {cs:?}");
+    // Super-seeding: each piece leaves the seeder once (a few more only if
+    // a piece's sole holder left, which these leechers do not).
+    let ss = bed.run(Setup::SuperSeed, N).expect("super-seed run");
+    check(&ss, 5.0);
+    let copies = ss
+        .server_copies(bed.params().file_bytes)
+        .expect("done events name their peers");
+    assert!(
+        (1.0..=1.1).contains(&copies),
+        "the super-seeder uploaded {copies:.2} copies: {ss:?}"
+    );
 }

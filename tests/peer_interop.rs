@@ -131,6 +131,19 @@ fn we_download_from_a_peer_of_the_original_protocol() {
 
 #[test]
 fn a_peer_of_the_original_protocol_downloads_from_us() {
+    legacy_peer_downloads_from_a_seeder_with(&[]);
+}
+
+/// A super-seeder offers pieces one by one with Have, which the original
+/// protocol does not know: such a peer gets the whole bitfield as usual.
+#[test]
+fn a_peer_of_the_original_protocol_downloads_from_a_super_seeder() {
+    legacy_peer_downloads_from_a_seeder_with(&["--super-seed"]);
+}
+
+/// Our seeder, started with `seeder_args`, serves the whole file to a peer
+/// of the original protocol.
+fn legacy_peer_downloads_from_a_seeder_with(seeder_args: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let data_path = tmp.path().join("data.bin");
     write_random_file(&data_path, MIB, 12);
@@ -146,7 +159,9 @@ fn a_peer_of_the_original_protocol_downloads_from_us() {
     let seed_dir = tmp.path().join("seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
     std::fs::copy(&data_path, seed_dir.join("data.bin")).unwrap();
-    let (_seed, started) = start_peer("seed", peer_command(&torrent_path, &seed_dir));
+    let mut cmd = peer_command(&torrent_path, &seed_dir);
+    cmd.args(seeder_args);
+    let (_seed, started) = start_peer("seed", cmd);
     let addr: SocketAddr = started.listen.parse().unwrap();
 
     // No handshake: open with our (empty) Bitfield, as the original peers do.

@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 const CS_COLOR: RGBColor = RGBColor(200, 60, 40);
 const P2P_COLOR: RGBColor = RGBColor(40, 90, 200);
+const SS_COLOR: RGBColor = RGBColor(30, 150, 70);
 
 /// Writes an SVG with the measured C/S and P2P times and both lower bounds.
 pub fn write_svg(
@@ -56,6 +57,12 @@ fn draw(
             "C/S lower bound",
         ),
         (measured(Setup::PeerToPeer), P2P_COLOR, true, "P2P measured"),
+        (
+            measured(Setup::SuperSeed),
+            SS_COLOR,
+            true,
+            "P2P measured, super-seeding",
+        ),
         (
             bound(Setup::PeerToPeer),
             P2P_COLOR,

@@ -90,6 +90,21 @@ pub struct SwarmArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub upload_slots: usize,
 
+    /// Super-seed: when we start with the whole file, offer each piece to one
+    /// peer at a time (we announce nothing, then each piece with Have) and
+    /// offer a peer a new piece once one it got has spread to another peer.
+    /// An initial seeder then uploads about one copy of the file, and the
+    /// peers share the rest among themselves. Peers of the original protocol
+    /// are served as usual. Off by default: with a single downloader it only
+    /// slows the transfer. Ignored (with a warning) when the file is incomplete.
+    #[arg(long)]
+    pub super_seed: bool,
+
+    /// Super-seeding: offers per peer that may wait to spread at once.
+    #[arg(long, value_name = "N", default_value_t = crate::superseed::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u16).range(1..=64), hide = true)]
+    pub super_seed_window: u16,
+
     /// Address to announce to the tracker instead of the one it sees (behind NAT/relays;
     /// the tracker must run with --trust-ip-field).
     #[arg(long, value_name = "IPV4", hide = true)]

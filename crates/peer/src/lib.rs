@@ -15,6 +15,7 @@
 //! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
 //! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
+//! | [`superseed`] | super-seeding: an initial seeder offers each piece to one peer at a time until it spreads (sans-IO) |
 //! | [`announcer`] | which tracker to announce to, when, with which event: failover over several trackers, the seed's tracker's dialect (sans-IO) |
 //! | [`tracker_client`] | one announce to one tracker |
 //! | [`discover`] | LAN discovery: BEP 14 announces over the kit's multicast sockets |
@@ -43,6 +44,7 @@ pub mod picker;
 pub mod serve;
 pub mod session;
 pub mod storage;
+pub mod superseed;
 pub mod swarm;
 pub mod tracker_client;
 pub mod verifier;

@@ -105,7 +105,7 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
 
     let writer = writer::spawn(swarm.clone(), writer, reg.conn.counters.clone());
     let (verify, verifier_task) = verifier::spawn(swarm.clone(), reg.conn.clone());
-    conn.send_bitfield(&swarm.have_snapshot());
+    conn.send_bitfield(&swarm.bitfield_for(reg.conn.id));
     let mut link = Link {
         swarm: swarm.clone(),
         conn,
@@ -289,6 +289,7 @@ impl Link {
             Command::Unchoke => self.conn.unchoke(),
             Command::Refill => self.fill(),
             Command::Close(reason) => self.conn.close(reason),
+            Command::Offer(index) => self.conn.have(index),
         }
     }
 

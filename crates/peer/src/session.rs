@@ -70,7 +70,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
 
     let (storage, have, start_state) = open_storage(&args.dir, &torrent, info_hash, &out).await?;
     let piece_count = torrent.info.piece_count();
-    let swarm = Arc::new(Swarm::new(
+    let mut swarm = Swarm::new(
         torrent,
         storage,
         have,
@@ -78,7 +78,15 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
         listen_addr,
         args.upload_slots,
         args.exit_when_done,
-    ));
+    );
+    if args.super_seed {
+        if swarm.super_seed(args.super_seed_window.into()) {
+            tracing::info!("super-seeding");
+        } else {
+            tracing::warn!("--super-seed ignored: the file is not complete");
+        }
+    }
+    let swarm = Arc::new(swarm);
     let have_count = swarm.progress().have;
     swarm.out.emit(&PeerEvent::Started(Started {
         info_hash: info_hash.to_hex(),

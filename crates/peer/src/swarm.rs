@@ -32,6 +32,7 @@ use crate::events::{Done, Event as PeerEvent, PeerSummary, SwarmDone};
 use crate::output::{human_bytes, Output};
 use crate::picker::Picker;
 use crate::storage::Storage;
+use crate::superseed::{Offer, SuperSeed};
 
 /// Most peer connections at once.
 pub const MAX_PEERS: usize = 64;
@@ -53,6 +54,8 @@ pub enum Command {
     Refill,
     /// Send Close and end the connection, for this reason.
     Close(Disconnect),
+    /// Super-seeding: tell the peer we have this piece (it may request it).
+    Offer(u32),
 }
 
 /// Per-peer byte counters, shared by a peer's connections over time.
@@ -95,6 +98,8 @@ struct State {
     peers: HashMap<String, PeerRecord>,
     downloaded: u64,
     done_at: Option<Instant>,
+    /// Super-seeding, when on: which piece is offered to whom.
+    superseed: Option<SuperSeed>,
 }
 
 /// How one request for a piece ended (see `STATE.md`).
@@ -110,6 +115,36 @@ enum RequestEnd {
 }
 
 impl State {
+    /// Whether connection `id` is super-seeded (offered pieces one at a time).
+    fn super_seeded(&self, id: u64) -> bool {
+        self.superseed.as_ref().is_some_and(|s| s.tracks(id))
+    }
+
+    /// Sends super-seeding offers to their connections.
+    fn send_offers(&self, offers: Vec<Offer>) {
+        for (id, index) in offers {
+            if let Some(c) = self.conns.get(&id) {
+                let _ = c.cmd.send(Command::Offer(index));
+            }
+        }
+    }
+
+    /// Feeds the super-seeder what `update` does for the connection of
+    /// the peer with `peer_id`, and sends the offers that follow.
+    fn super_seed_update(
+        &mut self,
+        peer_id: Option<PeerId>,
+        update: impl FnOnce(&mut SuperSeed, u64) -> Vec<Offer>,
+    ) {
+        let Some(id) = peer_id.and_then(|p| self.by_peer_id.get(&p).copied()) else {
+            return;
+        };
+        if let Some(ss) = self.superseed.as_mut() {
+            let offers = update(ss, id);
+            self.send_offers(offers);
+        }
+    }
+
     /// The one place where a piece stops being requested. Until this is
     /// called, the picker counts the piece as requested, so nobody else is
     /// asked for it, also while it is being verified.
@@ -291,7 +326,13 @@ impl Swarm {
             },
         );
         if let Some(pid) = peer_id {
-            st.by_peer_id.insert(pid, id);
+            let replaced = st.by_peer_id.insert(pid, id);
+            // Peers of our protocol know Have: they get offers, not our
+            // bitfield (a replacing connection takes over the old one's).
+            if let Some(ss) = st.superseed.as_mut() {
+                let offers = ss.join(id, replaced);
+                st.send_offers(offers);
+            }
         }
         Ok(Registration {
             conn: ConnInfo {
@@ -318,6 +359,10 @@ impl Swarm {
             }
         }
         st.picker.peer_gone(remote);
+        if let Some(ss) = st.superseed.as_mut() {
+            let offers = ss.leave(id);
+            st.send_offers(offers);
+        }
         for &i in in_flight {
             st.request_ended(i, RequestEnd::Withdrawn);
         }
@@ -334,6 +379,9 @@ impl Swarm {
         let mut st = self.lock();
         st.picker.peer_bitfield(previous, conn.remote());
         conn.update_interest(&st.have);
+        st.super_seed_update(conn.remote_peer_id(), |ss, id| {
+            ss.bitfield(id, conn.remote())
+        });
     }
 
     /// A peer announced piece `index`: availability, and our interest if we
@@ -344,6 +392,7 @@ impl Swarm {
         if !st.have.has(index) {
             conn.set_interested(true);
         }
+        st.super_seed_update(conn.remote_peer_id(), |ss, id| ss.have(id, index));
     }
 
     /// Requests of ours ended without their pieces (the peer choked us, or
@@ -398,13 +447,14 @@ impl Swarm {
     /// unchoked right away (a free upload slot).
     pub fn peer_interest(&self, id: u64, interested: bool) -> bool {
         let mut st = self.lock();
-        let unchoked_now = st.conns.values().filter(|c| c.unchoked).count();
-        let capacity = st.choker.capacity();
+        // A super-seeded peer can take only what it is offered: always unchoked.
+        let free_slot = st.super_seeded(id)
+            || st.conns.values().filter(|c| c.unchoked).count() < st.choker.capacity();
         let Some(entry) = st.conns.get_mut(&id) else {
             return false;
         };
         entry.interested = interested;
-        if interested && !entry.unchoked && unchoked_now < capacity {
+        if interested && !entry.unchoked && free_slot {
             entry.unchoked = true;
             return true;
         }
@@ -679,12 +729,36 @@ impl Swarm {
                 peers: HashMap::new(),
                 downloaded: 0,
                 done_at: None,
+                superseed: None,
             }),
             completed: Notify::new(),
             start: Instant::now(),
             next_id: AtomicU64::new(1),
             uploaded_total: AtomicU64::new(0),
             torrent,
+        }
+    }
+
+    /// Turns super-seeding on (see [`crate::superseed`]), with `window`
+    /// unspread offers per peer. Only a complete swarm, before any peer
+    /// connects, can super-seed; returns whether it does.
+    pub fn super_seed(&mut self, window: usize) -> bool {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.have.is_complete() || !st.conns.is_empty() {
+            return false;
+        }
+        st.superseed = Some(SuperSeed::new(st.have.len(), window));
+        true
+    }
+
+    /// The bitfield to open connection `id` with: ours, or an empty one for
+    /// a super-seeded peer (it is offered pieces one by one instead).
+    pub fn bitfield_for(&self, id: u64) -> Bitfield {
+        let st = self.lock();
+        if st.super_seeded(id) {
+            Bitfield::new(st.have.len())
+        } else {
+            st.have.clone()
         }
     }
 
@@ -731,7 +805,8 @@ impl Swarm {
     /// One choking round: rates over the last `secs` seconds, then the
     /// choker's choice, sent as Choke/Unchoke to the connections that change.
     pub fn choke_round(&self, secs: f64) {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let seeding = st.have.is_complete();
         let mut candidates = Vec::with_capacity(st.conns.len());
         for (&id, c) in st.conns.iter_mut() {
@@ -744,6 +819,9 @@ impl Swarm {
             };
             c.last_down = down;
             c.last_up = up;
+            if st.superseed.as_ref().is_some_and(|s| s.tracks(id)) {
+                continue;
+            }
             candidates.push(Candidate {
                 id,
                 interested: c.interested,
@@ -751,8 +829,11 @@ impl Swarm {
             });
         }
         let unchoke = st.choker.round(&candidates);
+        let superseed = st.superseed.as_ref();
         for (id, c) in st.conns.iter_mut() {
-            let want = unchoke.contains(id);
+            // A super-seeded peer stays unchoked: it can take only what it
+            // is offered, and a choke would void the requests it has made.
+            let want = unchoke.contains(id) || superseed.is_some_and(|s| s.tracks(*id));
             if want != c.unchoked {
                 c.unchoked = want;
                 let _ = c.cmd.send(if want {
@@ -776,8 +857,16 @@ mod tests {
 
     /// A leeching swarm for a file of `pieces` pieces of 4 bytes, none held.
     fn leecher(pieces: u32) -> (tempfile::TempDir, Swarm) {
+        swarm_of(pieces, false)
+    }
+
+    /// A swarm for a file of `pieces` pieces of 4 bytes, all held if `seeding`.
+    fn swarm_of(pieces: u32, seeding: bool) -> (tempfile::TempDir, Swarm) {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..pieces as u64 * PIECE).map(|i| i as u8).collect();
+        if seeding {
+            std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+        }
         let info = Info {
             piece_length: PIECE,
             piece_hash: data.chunks(PIECE as usize).map(hashing::sha1).collect(),
@@ -799,8 +888,8 @@ mod tests {
         (dir, Swarm::new(torrent, storage, have, out, addr, 4, false))
     }
 
-    /// A registered, open connection to a seed that has unchoked us.
-    fn seed_conn(swarm: &Swarm, n: u8) -> (Connection, Registration) {
+    /// A registered, open connection from peer `n` of our protocol.
+    fn open_conn(swarm: &Swarm, n: u8) -> (Connection, Registration) {
         let now = Instant::now();
         let peer_id = PeerId([n; 20]);
         let mut conn = Connection::new(swarm.conn_config(), Role::Incoming, now);
@@ -813,6 +902,13 @@ mod tests {
         );
         let addr = SocketAddr::from(([127, 0, 0, n], 1000));
         let reg = swarm.register(addr, Some(peer_id), false).unwrap();
+        (conn, reg)
+    }
+
+    /// A registered, open connection to a seed that has unchoked us.
+    fn seed_conn(swarm: &Swarm, n: u8) -> (Connection, Registration) {
+        let now = Instant::now();
+        let (mut conn, reg) = open_conn(swarm, n);
         conn.handle(Message::Bitfield(Bitfield::full(swarm.piece_count())), now);
         conn.handle(Message::Unchoke, now);
         while let Some(ev) = conn.poll_event() {
@@ -936,5 +1032,49 @@ mod tests {
         // We accepted the first; an incoming duplicate is refused.
         let again = swarm.register("127.0.0.1:9".parse().unwrap(), Some(PeerId([1; 20])), false);
         assert_eq!(again.err(), Some(Disconnect::Duplicate));
+    }
+
+    #[test]
+    fn a_super_seeder_offers_each_piece_to_one_peer_until_it_spreads() {
+        let (_dir, mut swarm) = swarm_of(4, true);
+        assert!(swarm.super_seed(1));
+        let now = Instant::now();
+        let mut peers: Vec<_> = (1..=2).map(|n| open_conn(&swarm, n)).collect();
+        for (conn, reg) in &mut peers {
+            // Our protocol: it is told we have nothing, then offered one piece.
+            assert_eq!(swarm.bitfield_for(reg.conn.id).count(), 0);
+            conn.handle(Message::Bitfield(Bitfield::new(4)), now);
+            while let Some(ev) = conn.poll_event() {
+                if let ConnEvent::Bitfield { previous } = ev {
+                    swarm.peer_bitfield(conn, &previous);
+                }
+            }
+            // Always unchoked: it can take only what it is offered.
+            assert!(swarm.peer_interest(reg.conn.id, true));
+        }
+        let offer = |reg: &mut Registration| match commands(reg)[..] {
+            [Command::Offer(i)] => i,
+            ref other => panic!("expected one offer, got {other:?}"),
+        };
+        let (a, b) = (offer(&mut peers[0].1), offer(&mut peers[1].1));
+        assert_ne!(a, b);
+        let have = |peers: &mut Vec<(Connection, Registration)>, who: usize, i: u32| {
+            let conn = &mut peers[who].0;
+            conn.handle(Message::Have(i), now);
+            assert_eq!(conn.poll_event(), Some(ConnEvent::Have(i)));
+            swarm.peer_have(conn, i);
+        };
+        // The first peer holds its piece: no new offer until the second has it too.
+        have(&mut peers, 0, a);
+        assert!(commands(&mut peers[0].1).is_empty());
+        have(&mut peers, 1, a);
+        let next = offer(&mut peers[0].1);
+        assert!(![a, b].contains(&next), "{next} was offered before");
+        assert!(commands(&mut peers[1].1).is_empty());
+        // A peer of the original protocol gets our whole bitfield.
+        let legacy = swarm
+            .register("127.0.0.9:1".parse().unwrap(), None, false)
+            .unwrap();
+        assert!(swarm.bitfield_for(legacy.conn.id).is_complete());
     }
 }
