@@ -44,6 +44,8 @@ pub enum Event {
     MemberJoined { name: String, from: SocketAddr },
     /// `chat`: a member left.
     MemberLeft { name: String, from: SocketAddr },
+    /// `chat`: a member was silent for the member timeout and is forgotten.
+    MemberExpired { name: String, from: SocketAddr },
     // ---- shared names ----
     /// `recv`, `probe recv`, `chat`: the group is joined, the handlers are
     /// installed (a script may signal from now on).
@@ -303,6 +305,15 @@ pub struct ChatSummary {
     pub members: usize,
     /// Datagrams that were not chat datagrams.
     pub foreign: u64,
+    /// Datagrams ignored because they claimed a member from another source.
+    #[serde(default)]
+    pub spoofed: u64,
+    /// Members forgotten to make room for newcomers (not shown one by one).
+    #[serde(default)]
+    pub evicted: u64,
+    /// Members that timed out.
+    #[serde(default)]
+    pub expired: u64,
 }
 
 /// What `igmp` saw.
@@ -373,6 +384,7 @@ impl lanio::events::Event for Event {
             Event::Report(r) => r.human(),
             Event::MemberJoined { name, from } => format!("* {name} joined ({from})"),
             Event::MemberLeft { name, .. } => format!("* {name} left"),
+            Event::MemberExpired { name, from } => format!("* {name} timed out ({from})"),
             Event::Joined(j) => j.human(),
             Event::Message(Message::Recv(m)) => {
                 format!("from {} ({} bytes): {}", m.from, m.bytes, m.text)
@@ -526,8 +538,8 @@ impl Summary {
                 s.streams, s.finished, s.foreign, s.evicted, s.stray_ends
             ),
             Summary::Chat(s) => format!(
-                "* left; sent {}, received {}, ignored {} foreign datagrams",
-                s.sent, s.received, s.foreign
+                "* left; sent {}, received {}, ignored {} foreign and {} spoofed datagrams; {} members timed out, {} evicted",
+                s.sent, s.received, s.foreign, s.spoofed, s.expired, s.evicted
             ),
             Summary::Igmp(s) => format!(
                 "summary: {} messages ({} with a bad checksum), {} malformed",
@@ -626,8 +638,8 @@ mod tests {
             "* bob left",
         ),
         (
-            r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1}"#,
-            "* left; sent 1, received 1, ignored 1 foreign datagrams",
+            r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1,"spoofed":2,"evicted":0,"expired":3}"#,
+            "* left; sent 1, received 1, ignored 1 foreign and 2 spoofed datagrams; 3 members timed out, 0 evicted",
         ),
         (
             r#"{"event":"listening","iface":"eth0"}"#,
@@ -676,6 +688,10 @@ mod tests {
         (
             r#"{"event":"summary","queries_sent":3,"queries_heard":2,"querier":true}"#,
             "summary: sent 3 queries, heard 2; querier at the end: yes",
+        ),
+        (
+            r#"{"event":"member_expired","name":"bob","from":"10.77.0.2:10003"}"#,
+            "* bob timed out (10.77.0.2:10003)",
         ),
     ];
 
