@@ -15,7 +15,8 @@ const BUCKETS: usize = (LINEAR + 32 * SUB) as usize;
 /// Counts of values per bucket, their number and the largest one.
 #[derive(Debug, Clone)]
 pub struct Histogram {
-    counts: Box<[u32; BUCKETS]>,
+    /// [`BUCKETS`] counts (allocated zeroed: cheap for a stream that ends up a one-off).
+    counts: Box<[u32]>,
     total: u64,
     max: Option<u64>,
 }
@@ -23,7 +24,7 @@ pub struct Histogram {
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            counts: Box::new([0; BUCKETS]),
+            counts: vec![0; BUCKETS].into_boxed_slice(),
             total: 0,
             max: None,
         }

@@ -26,14 +26,15 @@ pub enum Arrival {
 /// Which of the last [`WINDOW`] sequence numbers arrived.
 #[derive(Debug, Clone)]
 pub struct SeqWindow {
-    bits: Box<[u64; WORDS]>,
+    /// `WORDS` words (allocated zeroed).
+    bits: Box<[u64]>,
     highest: Option<u64>,
 }
 
 impl Default for SeqWindow {
     fn default() -> Self {
         SeqWindow {
-            bits: Box::new([0; WORDS]),
+            bits: vec![0; WORDS].into_boxed_slice(),
             highest: None,
         }
     }
