@@ -315,11 +315,11 @@ fn chat_expires_fake_members_and_shows_a_real_join_after_a_flood() {
             .unwrap();
     }
     let mut carol = member(&lan, dir.path(), 3, "carol", &fast);
-    let shown = alice.proc.wait_event(T, |e: Event| match e {
+    // A real join is still shown (wait_event fails the test otherwise).
+    alice.proc.wait_event(T, |e: Event| match e {
         Event::MemberJoined { name, .. } if name == "carol" => Some(()),
         _ => None,
     });
-    let _: () = shown;
     let mut seen = [
         member_joined(&mut carol.proc),
         member_joined(&mut carol.proc),
@@ -345,14 +345,4 @@ fn chat_expires_fake_members_and_shows_a_real_join_after_a_flood() {
     assert_eq!(status, 0);
     eprintln!("alice: VmHWM {before_kib} KiB after joining, peak {peak_kib} KiB; {summary:?}");
     assert!(peak_kib < before_kib + 16 * 1024);
-}
-
-/// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }

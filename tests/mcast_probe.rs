@@ -79,16 +79,6 @@ fn probe_over_ipv6_with_interrupted_receiver() {
     assert_eq!(rx.wait_exit(T).unwrap().code(), Some(0));
 }
 
-/// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 /// A probe datagram (header only) of `kind` 1 (data) or 2 (end).
 fn probe_datagram(kind: u8, run: u64, seq: u64) -> [u8; 40] {
     let mut d = [0u8; 40];
