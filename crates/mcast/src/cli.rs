@@ -251,7 +251,9 @@ pub struct ProbeRecvArgs {
     /// Source-specific join (IGMPv3/MLDv2).
     #[arg(long, short)]
     pub source: Option<IpAddr>,
-    /// Report and exit after this many senders have finished.
+    /// Report and exit after this many senders have finished. Any source
+    /// that sends a run and its end marker counts: on a network you do not
+    /// trust, name the sender with --source.
     #[arg(long, default_value_t = 1)]
     pub senders: usize,
     /// Report and exit once this long passes without a datagram.

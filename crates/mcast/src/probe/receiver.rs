@@ -6,6 +6,8 @@
 //! run but comes from elsewhere never touches that run's figures, and an
 //! end marker counts only from the source that sent the run's data: one for
 //! a run this source never sent data for is a stray, counted and ignored.
+//! (Any source can still send a run of its own and end it, which counts
+//! towards `--senders`; only a source-specific join keeps strangers out.)
 //!
 //! At most [`MAX_STREAMS`] streams are held. A new one evicts, in this
 //! order, the idlest of: streams with fewer than [`ESTABLISHED`] datagrams
