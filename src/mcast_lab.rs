@@ -288,3 +288,14 @@ fn full_pipe() -> (OwnedFd, OwnedFd) {
     file.write_all(&vec![b'\n'; size as usize]).unwrap();
     (read, file.into())
 }
+
+/// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`): what an mcast
+/// process holds while it is under attack.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}

@@ -34,7 +34,8 @@ JSON events (--json):
   recv: joined, message {from, bytes, text, ttl}, summary {received, acked}
   probe: start / joined, report {received, lost, duplicates, reordered,
          latency_p50_us, latency_p99_us, ...}, summary
-  chat: joined, member_joined, member_left, message {from, name, bytes, text}, summary
+  chat: joined, member_joined, member_left, member_expired, message {from, name,
+        bytes, text}, summary
   igmp: listening, igmp / mld {iface, direction, src, dst, ttl, router_alert,
         checksum_ok, message {type, …}}, malformed {error, head}, summary
   groups: groups {index, name, igmp_version, groups [{group, users, mode, sources}]}
@@ -250,7 +251,9 @@ pub struct ProbeRecvArgs {
     /// Source-specific join (IGMPv3/MLDv2).
     #[arg(long, short)]
     pub source: Option<IpAddr>,
-    /// Report and exit after this many senders have finished.
+    /// Report and exit after this many senders have finished. Any source
+    /// that sends a run and its end marker counts: on a network you do not
+    /// trust, name the sender with --source.
     #[arg(long, default_value_t = 1)]
     pub senders: usize,
     /// Report and exit once this long passes without a datagram.
@@ -275,6 +278,10 @@ pub struct ChatArgs {
     /// TTL (IPv6: hop limit).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
     pub ttl: u32,
+    /// Forget a member silent this long (at least 3s). We send a present
+    /// every third of it when we have nothing else to say.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub member_timeout: Duration,
     #[command(flatten)]
     pub common: Common,
 }

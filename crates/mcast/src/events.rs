@@ -44,6 +44,8 @@ pub enum Event {
     MemberJoined { name: String, from: SocketAddr },
     /// `chat`: a member left.
     MemberLeft { name: String, from: SocketAddr },
+    /// `chat`: a member was silent for the member timeout and is forgotten.
+    MemberExpired { name: String, from: SocketAddr },
     // ---- shared names ----
     /// `recv`, `probe recv`, `chat`: the group is joined, the handlers are
     /// installed (a script may signal from now on).
@@ -280,12 +282,18 @@ pub struct ProbeSendSummary {
 /// What `probe recv` saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeRecvSummary {
-    /// Sender runs seen.
-    pub streams: usize,
+    /// Streams (sender runs, each from one source) seen.
+    pub streams: u64,
     /// Runs whose end marker arrived.
     pub finished: usize,
     /// Datagrams that were not probe datagrams.
     pub foreign: u64,
+    /// Streams dropped to make room for new ones (their reports are not shown).
+    #[serde(default)]
+    pub evicted: u64,
+    /// End markers ignored: their source sent no data of that run.
+    #[serde(default)]
+    pub stray_ends: u64,
 }
 
 /// What `chat` did.
@@ -297,6 +305,15 @@ pub struct ChatSummary {
     pub members: usize,
     /// Datagrams that were not chat datagrams.
     pub foreign: u64,
+    /// Datagrams ignored because they claimed a member from another source.
+    #[serde(default)]
+    pub spoofed: u64,
+    /// Members forgotten to make room for newcomers (not shown one by one).
+    #[serde(default)]
+    pub evicted: u64,
+    /// Members that timed out.
+    #[serde(default)]
+    pub expired: u64,
 }
 
 /// What `igmp` saw.
@@ -367,6 +384,7 @@ impl lanio::events::Event for Event {
             Event::Report(r) => r.human(),
             Event::MemberJoined { name, from } => format!("* {name} joined ({from})"),
             Event::MemberLeft { name, .. } => format!("* {name} left"),
+            Event::MemberExpired { name, from } => format!("* {name} timed out ({from})"),
             Event::Joined(j) => j.human(),
             Event::Message(Message::Recv(m)) => {
                 format!("from {} ({} bytes): {}", m.from, m.bytes, m.text)
@@ -486,10 +504,11 @@ impl ProbeReport {
         let r = &self.figures;
         let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}us"));
         format!(
-            "report from {}: sent {}, received {}, lost {} ({:.3}%), duplicates {}, reordered {}, latency p50 {} p99 {} max {}",
+            "report from {}: sent {}, received {}, lost {} ({:.3}%), duplicates {}, reordered {}{}, latency p50 {} p99 {} max {}",
             self.from,
             r.sent.map_or("?".to_string(), |s| s.to_string()),
             r.received, r.lost, self.loss_pct, r.duplicates, r.reordered,
+            if r.late > 0 { format!(", too late {}", r.late) } else { String::new() },
             us(r.latency_p50_us), us(r.latency_p99_us), us(r.latency_max_us)
         )
     }
@@ -515,12 +534,12 @@ impl Summary {
                 s.sent, s.elapsed_s, s.rate_pps, s.mbit_s, s.send_errors
             ),
             Summary::ProbeRecv(s) => format!(
-                "summary: streams {}, finished {}, foreign datagrams {}",
-                s.streams, s.finished, s.foreign
+                "summary: streams {}, finished {}, foreign datagrams {}, evicted streams {}, stray end markers {}",
+                s.streams, s.finished, s.foreign, s.evicted, s.stray_ends
             ),
             Summary::Chat(s) => format!(
-                "* left; sent {}, received {}, ignored {} foreign datagrams",
-                s.sent, s.received, s.foreign
+                "* left; sent {}, received {}, ignored {} foreign and {} spoofed datagrams; {} members timed out, {} evicted",
+                s.sent, s.received, s.foreign, s.spoofed, s.expired, s.evicted
             ),
             Summary::Igmp(s) => format!(
                 "summary: {} messages ({} with a bad checksum), {} malformed",
@@ -595,12 +614,12 @@ mod tests {
             "joined ff15::72:10002, waiting for probes",
         ),
         (
-            r#"{"event":"report","sent":null,"received":2,"lost":3,"duplicates":0,"reordered":0,"latency_p50_us":7,"latency_p99_us":9,"latency_max_us":9,"from":"10.77.0.1:5000","run":"0000000000000001","loss_pct":60.0}"#,
+            r#"{"event":"report","sent":null,"received":2,"lost":3,"duplicates":0,"reordered":0,"late":0,"latency_p50_us":7,"latency_p99_us":9,"latency_max_us":9,"from":"10.77.0.1:5000","run":"0000000000000001","loss_pct":60.0}"#,
             "report from 10.77.0.1:5000: sent ?, received 2, lost 3 (60.000%), duplicates 0, reordered 0, latency p50 7us p99 9us max 9us",
         ),
         (
-            r#"{"event":"summary","streams":1,"finished":1,"foreign":2}"#,
-            "summary: streams 1, finished 1, foreign datagrams 2",
+            r#"{"event":"summary","streams":1,"finished":1,"foreign":2,"evicted":0,"stray_ends":1}"#,
+            "summary: streams 1, finished 1, foreign datagrams 2, evicted streams 0, stray end markers 1",
         ),
         (
             r#"{"event":"joined","group":"224.3.29.73","port":10003,"name":"ann"}"#,
@@ -619,8 +638,8 @@ mod tests {
             "* bob left",
         ),
         (
-            r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1}"#,
-            "* left; sent 1, received 1, ignored 1 foreign datagrams",
+            r#"{"event":"summary","sent":1,"received":1,"members":0,"foreign":1,"spoofed":2,"evicted":0,"expired":3}"#,
+            "* left; sent 1, received 1, ignored 1 foreign and 2 spoofed datagrams; 3 members timed out, 0 evicted",
         ),
         (
             r#"{"event":"listening","iface":"eth0"}"#,
@@ -669,6 +688,10 @@ mod tests {
         (
             r#"{"event":"summary","queries_sent":3,"queries_heard":2,"querier":true}"#,
             "summary: sent 3 queries, heard 2; querier at the end: yes",
+        ),
+        (
+            r#"{"event":"member_expired","name":"bob","from":"10.77.0.2:10003"}"#,
+            "* bob timed out (10.77.0.2:10003)",
         ),
     ];
 

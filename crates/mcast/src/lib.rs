@@ -6,8 +6,11 @@
 //! - [`send`]: `mcast send` — multicast a raw message, count unicast `ack` replies.
 //! - [`recv`]: `mcast recv` — join (any-source or source-specific), print, answer `ack`.
 //! - [`probe`]: `mcast probe send|recv` — paced numbered datagrams; loss, duplicates,
-//!   reordering and one-way latency ([`probe::packet`], [`probe::stats`]).
-//! - [`chat`]: `mcast chat` — group chat with join/leave notices ([`chat::packet`]).
+//!   reordering and one-way latency ([`probe::packet`], [`probe::stats`]), in
+//!   fixed memory per stream and for a bounded number of streams ([`probe::receiver`]).
+//! - [`chat`]: `mcast chat` — group chat with join/leave notices ([`chat::packet`]);
+//!   members bound to their source, expiring, bounded ([`chat::room`]); answers
+//!   to joins rate-limited, heartbeats ([`chat::announce`]).
 //! - [`igmp`]: `mcast igmp` — every IGMP and MLD message on an interface, decoded
 //!   ([`wire::inet`], [`wire::igmp`], [`wire::mld`]).
 //! - [`capture`]: the packet socket `igmp` reads from (`AF_PACKET`, a BPF filter

@@ -1,130 +1,53 @@
 //! `mcast chat`: a group chat over multicast.
 //!
 //! - [`packet`]: the chat datagram format.
+//! - [`room`]: the members we know, bound to their source, expiring, bounded.
+//! - [`announce`]: when we send a present (answers to joins, rate-limited,
+//!   and our heartbeat).
 //!
 //! Each member announces itself with a join, answers others' joins with a
-//! "present" so newcomers learn who is there, sends one datagram per stdin
-//! line and a leave on EOF or Ctrl-C. Our own looped-back datagrams are
-//! recognised by the random member id and not printed.
+//! "present" so newcomers learn who is there (at most one per
+//! [`announce::ANSWER_PERIOD`], however many join), sends one datagram per
+//! stdin line, a present when it has been silent for a third of the member
+//! timeout, and a leave on EOF or Ctrl-C. Members silent for the member
+//! timeout expire. Our own looped-back datagrams are recognised by the
+//! random member id and not printed.
+//!
+//! The datagrams are those of earlier versions: members of those still chat
+//! with this one, but they send no heartbeat, so they time out here after
+//! the member timeout without a line (and reappear when they speak).
 
+pub mod announce;
 pub mod packet;
+pub mod room;
 
 use crate::cli::ChatArgs;
-use crate::escape::escape_bytes;
 use crate::events::{ChatJoined, ChatMessage, ChatSummary, Event, Joined, Message, Summary};
 use crate::probe::random_u64;
 use crate::Out;
+use announce::{Announcer, ANSWER_PERIOD};
 use anyhow::Context as _;
 use lanio::group::destination;
 use lanio::multicast::{bind_receiver, configure_sending, into_tokio, SendOptions};
 use lanio::{bad_input, Signals};
 use packet::{ChatPacket, Kind, MAX_NAME, MAX_TEXT};
-use std::collections::HashMap;
+use room::{Reaction, Room};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt as _;
+use tokio::time::Instant;
 
-/// Members remembered at once; others still print, they just are not tracked.
-const MAX_MEMBERS: usize = 1024;
+/// Shortest `--member-timeout`: three heartbeats of at least [`ANSWER_PERIOD`].
+pub const MIN_MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What the room state machine wants printed or sent after a datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reaction {
-    /// Nothing to show (our own echo, a repeated present, ...).
-    Nothing,
-    /// A new member became known.
-    Joined { name: String },
-    /// A member left.
-    Left { name: String },
-    /// A line of text.
-    Message {
-        name: String,
-        text: String,
-        bytes: usize,
-    },
-}
-
-/// The members we know of, keyed by member id.
-#[derive(Debug)]
-pub struct Room {
-    me: u64,
-    members: HashMap<u64, String>,
-    /// Datagrams that were not valid chat datagrams.
-    pub foreign: u64,
-}
-
-impl Room {
-    /// An empty room seen by member `me`.
-    pub fn new(me: u64) -> Self {
-        Room {
-            me,
-            members: HashMap::new(),
-            foreign: 0,
-        }
+fn validate(args: &ChatArgs) -> anyhow::Result<()> {
+    validate_name(&args.name)?;
+    if args.member_timeout < MIN_MEMBER_TIMEOUT {
+        return Err(bad_input(format!(
+            "--member-timeout must be at least {MIN_MEMBER_TIMEOUT:?}"
+        )));
     }
-
-    /// Handles one datagram. Returns what to print, and whether to answer with
-    /// a "present" (when someone else just joined).
-    pub fn handle(&mut self, datagram: &[u8]) -> (Reaction, bool) {
-        let p = match ChatPacket::decode(datagram) {
-            Ok(p) => p,
-            Err(e) => {
-                self.foreign += 1;
-                tracing::debug!("ignoring datagram: {e}");
-                return (Reaction::Nothing, false);
-            }
-        };
-        if p.member == self.me {
-            return (Reaction::Nothing, false);
-        }
-        let name = escape_bytes(&p.name);
-        let is_new = !self.members.contains_key(&p.member);
-        match p.kind {
-            Kind::Join | Kind::Present => {
-                let reply = p.kind == Kind::Join;
-                if is_new && self.remember(p.member, &name) {
-                    (Reaction::Joined { name }, reply)
-                } else {
-                    (Reaction::Nothing, reply)
-                }
-            }
-            Kind::Leave => {
-                self.members.remove(&p.member);
-                (Reaction::Left { name }, false)
-            }
-            Kind::Message => {
-                if is_new {
-                    self.remember(p.member, &name);
-                }
-                let text = escape_bytes(&p.text);
-                (
-                    Reaction::Message {
-                        name,
-                        text,
-                        bytes: p.text.len(),
-                    },
-                    false,
-                )
-            }
-        }
-    }
-
-    fn remember(&mut self, member: u64, name: &str) -> bool {
-        if self.members.len() >= MAX_MEMBERS {
-            return false;
-        }
-        self.members.insert(member, name.to_owned());
-        true
-    }
-
-    /// Number of other members currently known.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether no other member is known.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
+    Ok(())
 }
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
@@ -141,7 +64,7 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 
 /// Runs `mcast chat`: its events go to `out`; a signal makes it leave cleanly.
 pub async fn run(args: ChatArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
-    validate_name(&args.name)?;
+    validate(&args)?;
     let iface = args.common.resolve_iface()?;
     let sock = bind_receiver(args.group, args.port, iface.as_ref(), None)?;
     let opts = SendOptions {
@@ -177,12 +100,17 @@ pub async fn run(args: ChatArgs, out: &Out, signals: &mut Signals) -> anyhow::Re
         name: args.name.clone(),
     })));
 
-    let mut room = Room::new(me);
+    let now = Instant::now();
+    let mut room = Room::new(me, args.member_timeout);
+    let mut announcer = Announcer::new(now.into_std(), heartbeat(args.member_timeout));
     let (mut sent, mut received) = (0u64, 0u64);
     // Lines as bytes: text that is not UTF-8 is sent as is (and escaped by readers).
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut buf = vec![0u8; 65_536];
     loop {
+        let next = room
+            .next_expiry()
+            .map_or(announcer.deadline(), |e| e.min(announcer.deadline()));
         tokio::select! {
             line = lines.next_segment() => {
                 match line.context("reading stdin")?.map(trim_line_end) {
@@ -192,19 +120,28 @@ pub async fn run(args: ChatArgs, out: &Out, signals: &mut Signals) -> anyhow::Re
                     }
                     Some(line) => {
                         send(packet(Kind::Message, &line)).await?;
+                        announcer.sent_other(Instant::now().into_std());
                         sent += 1;
                     }
                 }
             }
             r = sock.recv_from(&mut buf) => {
                 let (len, from): (usize, SocketAddr) = r.context("receiving chat datagrams")?;
-                let (reaction, reply) = room.handle(&buf[..len]);
-                if reply {
-                    send(packet(Kind::Present, b"")).await?;
+                let (reaction, join) = room.handle(from, &buf[..len], Instant::now().into_std());
+                if join {
+                    announcer.join_heard();
                 }
                 show(out, reaction, from, &mut received);
             }
+            _ = tokio::time::sleep_until(Instant::from_std(next)) => {
+                for gone in room.expire(Instant::now().into_std()) {
+                    out.emit(&Event::MemberExpired { name: gone.name, from: gone.from });
+                }
+            }
             _ = signals.recv() => break,
+        }
+        if announcer.poll(Instant::now().into_std()) {
+            send(packet(Kind::Present, b"")).await?;
         }
     }
     send(packet(Kind::Leave, b"")).await?;
@@ -213,8 +150,17 @@ pub async fn run(args: ChatArgs, out: &Out, signals: &mut Signals) -> anyhow::Re
         received,
         members: room.len(),
         foreign: room.foreign,
+        spoofed: room.spoofed,
+        evicted: room.evicted,
+        expired: room.expired,
     })));
     Ok(())
+}
+
+/// How often we refresh ourselves at the others: a third of their timeout
+/// (which we assume is ours), never more often than answers may go.
+pub fn heartbeat(member_timeout: Duration) -> Duration {
+    (member_timeout / 3).max(ANSWER_PERIOD)
 }
 
 /// Drops a trailing `\r` (input typed or piped with CRLF line ends).
@@ -246,82 +192,6 @@ fn show(out: &Out, reaction: Reaction, from: SocketAddr, received: &mut u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pkt(kind: Kind, member: u64, name: &str, text: &str) -> Vec<u8> {
-        ChatPacket {
-            kind,
-            member,
-            name: name.into(),
-            text: text.into(),
-        }
-        .encode()
-    }
-
-    #[test]
-    fn join_present_message_leave() {
-        let mut room = Room::new(1);
-        assert_eq!(
-            room.handle(&pkt(Kind::Join, 2, "bob", "")),
-            (Reaction::Joined { name: "bob".into() }, true)
-        );
-        // A repeated present from a known member shows nothing.
-        assert_eq!(
-            room.handle(&pkt(Kind::Present, 2, "bob", "")),
-            (Reaction::Nothing, false)
-        );
-        assert_eq!(
-            room.handle(&pkt(Kind::Present, 3, "carol", "")),
-            (
-                Reaction::Joined {
-                    name: "carol".into()
-                },
-                false
-            )
-        );
-        assert_eq!(room.len(), 2);
-        let (r, _) = room.handle(&pkt(Kind::Message, 2, "bob", "hi\x07"));
-        assert_eq!(
-            r,
-            Reaction::Message {
-                name: "bob".into(),
-                text: "hi\\u{7}".into(),
-                bytes: 3
-            }
-        );
-        assert_eq!(
-            room.handle(&pkt(Kind::Leave, 2, "bob", "")).0,
-            Reaction::Left { name: "bob".into() }
-        );
-        assert_eq!(room.len(), 1);
-    }
-
-    #[test]
-    fn own_echo_and_foreign_datagrams_are_silent() {
-        let mut room = Room::new(7);
-        assert_eq!(
-            room.handle(&pkt(Kind::Message, 7, "me", "echo")),
-            (Reaction::Nothing, false)
-        );
-        assert_eq!(
-            room.handle(b"very important data"),
-            (Reaction::Nothing, false)
-        );
-        assert_eq!(room.handle(b"LSWC\x01\x02"), (Reaction::Nothing, false));
-        assert_eq!(room.foreign, 2);
-        assert!(room.is_empty());
-    }
-
-    #[test]
-    fn names_with_control_characters_are_escaped() {
-        let mut room = Room::new(1);
-        let (r, _) = room.handle(&pkt(Kind::Join, 2, "evil\x1b[2J", ""));
-        assert_eq!(
-            r,
-            Reaction::Joined {
-                name: "evil\\u{1b}[2J".into()
-            }
-        );
-    }
 
     #[test]
     fn crlf_line_ends_are_trimmed() {

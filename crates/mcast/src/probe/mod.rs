@@ -1,15 +1,22 @@
 //! `mcast probe`: measure a multicast path like omping or iperf2.
 //!
 //! - [`packet`]: the probe datagram format.
-//! - [`stats`]: loss, duplicate, reordering and latency bookkeeping.
+//! - [`receiver`]: the receiver's streams, bounded, without sockets.
+//! - [`stats`]: loss, duplicate, reordering and latency bookkeeping per stream.
+//! - [`window`]: the sliding window over sequence numbers [`stats`] uses.
+//! - [`histogram`]: the fixed-size latency histogram [`stats`] uses.
 //!
 //! The sender paces numbered, timestamped datagrams from a dedicated thread
 //! and finishes with an end marker that carries the number sent. Receivers
-//! keep one [`stats::StreamStats`] per sender run; since both ends read
+//! keep one [`stats::StreamStats`] per sender run and source, in fixed memory
+//! (see [`receiver`] for the bounds); since both ends read
 //! `CLOCK_MONOTONIC` of the same machine, latency is one-way.
 
+pub mod histogram;
 pub mod packet;
+pub mod receiver;
 pub mod stats;
+pub mod window;
 
 use crate::cli::{ProbeRecvArgs, ProbeSendArgs};
 use crate::events::{
@@ -23,17 +30,13 @@ use lanio::group::{check_payload_len, destination};
 use lanio::multicast::{bind_receiver, bind_sender, into_tokio, SendOptions};
 use lanio::{bad_input, Signals};
 use packet::{monotonic_ns, Kind, ProbePacket, HEADER_LEN};
-use stats::{Report, StreamStats};
-use std::collections::HashMap;
+use receiver::ProbeReceiver;
 use std::hash::{BuildHasher, Hasher};
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Streams (sender runs) tracked at once; datagrams of further runs are ignored.
-const MAX_STREAMS: usize = 64;
 /// How many copies of the end marker are sent (it is plain UDP too).
 const END_COPIES: u64 = 3;
 
@@ -198,62 +201,6 @@ fn pace(
     }
 }
 
-/// Receiver-side state for all streams, fed one datagram at a time.
-#[derive(Debug, Default)]
-pub struct ProbeReceiver {
-    streams: HashMap<u64, (SocketAddr, StreamStats)>,
-    order: Vec<u64>,
-    /// Datagrams that are not probe datagrams, or of streams beyond the limit.
-    pub foreign: u64,
-    /// Streams whose end marker arrived.
-    pub finished: usize,
-}
-
-impl ProbeReceiver {
-    /// Handles one datagram received at `now_ns` (`CLOCK_MONOTONIC`).
-    pub fn handle(&mut self, from: SocketAddr, datagram: &[u8], now_ns: u64) {
-        let packet = match ProbePacket::decode(datagram) {
-            Ok(p) => p,
-            Err(e) => {
-                self.foreign += 1;
-                tracing::debug!(%from, "ignoring datagram: {e}");
-                return;
-            }
-        };
-        if !self.streams.contains_key(&packet.run) {
-            if self.streams.len() >= MAX_STREAMS {
-                self.foreign += 1;
-                return;
-            }
-            self.order.push(packet.run);
-        }
-        let (_, stats) = self
-            .streams
-            .entry(packet.run)
-            .or_insert_with(|| (from, StreamStats::default()));
-        match packet.kind {
-            Kind::Data => stats.record(packet.seq, now_ns.saturating_sub(packet.sent_ns)),
-            Kind::End if !stats.is_finished() => {
-                stats.finish(packet.seq);
-                self.finished += 1;
-            }
-            Kind::End => {}
-        }
-    }
-
-    /// Reports for all streams, in order of first appearance.
-    pub fn reports(&self) -> Vec<(u64, SocketAddr, Report)> {
-        self.order
-            .iter()
-            .filter_map(|run| {
-                self.streams
-                    .get(run)
-                    .map(|(from, s)| (*run, *from, s.report()))
-            })
-            .collect()
-    }
-}
-
 /// Runs `mcast probe recv`: its events go to `out`; a signal stops it
 /// cleanly (with the reports so far).
 pub async fn run_recv(args: ProbeRecvArgs, out: &Out, signals: &mut Signals) -> anyhow::Result<()> {
@@ -290,59 +237,11 @@ pub async fn run_recv(args: ProbeRecvArgs, out: &Out, signals: &mut Signals) -> 
         }));
     }
     out.emit(&Event::Summary(Summary::ProbeRecv(ProbeRecvSummary {
-        streams: state.order.len(),
+        streams: state.seen,
         finished: state.finished,
         foreign: state.foreign,
+        evicted: state.evicted,
+        stray_ends: state.stray_ends,
     })));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn datagram(kind: Kind, run: u64, seq: u64, sent_ns: u64) -> Vec<u8> {
-        let mut buf = vec![0u8; 100];
-        ProbePacket {
-            kind,
-            run,
-            seq,
-            sent_ns,
-            interval_ns: 0,
-        }
-        .encode_into(&mut buf);
-        buf
-    }
-
-    #[test]
-    fn receiver_separates_runs_and_counts_foreign_datagrams() {
-        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
-        let mut r = ProbeReceiver::default();
-        r.handle(a, b"hello", 0);
-        r.handle(a, b"LSWP\x01", 0);
-        r.handle(a, &datagram(Kind::Data, 1, 0, 1_000), 3_000);
-        r.handle(b, &datagram(Kind::Data, 2, 1, 1_000), 2_000);
-        r.handle(a, &datagram(Kind::End, 1, 1, 0), 0);
-        r.handle(a, &datagram(Kind::End, 1, 1, 0), 0);
-        assert_eq!(r.foreign, 2);
-        assert_eq!(r.finished, 1);
-        let reports = r.reports();
-        assert_eq!(reports.len(), 2);
-        assert_eq!(reports[0].1, a);
-        assert_eq!(reports[0].2.received, 1);
-        assert_eq!(reports[0].2.lost, 0);
-        assert_eq!(reports[1].2.lost, 1);
-    }
-
-    #[test]
-    fn stream_count_is_bounded() {
-        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let mut r = ProbeReceiver::default();
-        for run in 0..(MAX_STREAMS as u64 + 10) {
-            r.handle(a, &datagram(Kind::Data, run, 0, 0), 0);
-        }
-        assert_eq!(r.reports().len(), MAX_STREAMS);
-        assert_eq!(r.foreign, 10);
-    }
 }

@@ -1,19 +1,19 @@
-//! Per-stream probe statistics: loss, duplicates, reordering and latency percentiles.
+//! Per-stream probe statistics: loss, duplicates, reordering and latency
+//! percentiles, in fixed memory per stream whatever sequence numbers arrive
+//! ([`SeqWindow`] for the numbers, [`Histogram`] for the latencies).
 
-use std::collections::HashSet;
-
-/// Latency samples kept per stream; beyond this, packets are still counted but
-/// their latency is not stored (bounds memory at ~32 MiB per stream).
-pub const MAX_LATENCY_SAMPLES: usize = 4_000_000;
+use super::histogram::Histogram;
+use super::window::{Arrival, SeqWindow};
 
 /// What one sender run looked like from the receiver.
 #[derive(Debug, Default)]
 pub struct StreamStats {
-    seen: HashSet<u64>,
-    max_seq: Option<u64>,
+    window: SeqWindow,
+    received: u64,
     duplicates: u64,
     reordered: u64,
-    latencies_ns: Vec<u64>,
+    late: u64,
+    latencies_us: Histogram,
     total_sent: Option<u64>,
 }
 
@@ -30,6 +30,11 @@ pub struct Report {
     pub duplicates: u64,
     /// Datagrams that arrived after one with a higher sequence number.
     pub reordered: u64,
+    /// Datagrams more than [`WINDOW`](super::window::WINDOW) behind the
+    /// highest number seen: too late to tell from duplicates, so counted
+    /// neither as received (they count as lost) nor as duplicates.
+    #[serde(default)]
+    pub late: u64,
     /// Median one-way latency in microseconds.
     pub latency_p50_us: Option<u64>,
     /// 99th percentile one-way latency in microseconds.
@@ -53,16 +58,14 @@ impl Report {
 impl StreamStats {
     /// Records a data datagram with sequence number `seq` that took `latency_ns`.
     pub fn record(&mut self, seq: u64, latency_ns: u64) {
-        if !self.seen.insert(seq) {
-            self.duplicates += 1;
-            return;
-        }
-        match self.max_seq {
-            Some(max) if seq < max => self.reordered += 1,
-            _ => self.max_seq = Some(seq),
-        }
-        if self.latencies_ns.len() < MAX_LATENCY_SAMPLES {
-            self.latencies_ns.push(latency_ns);
+        match self.window.insert(seq) {
+            Arrival::Duplicate => self.duplicates += 1,
+            Arrival::TooOld => self.late += 1,
+            Arrival::New { reordered } => {
+                self.received += 1;
+                self.reordered += u64::from(reordered);
+                self.latencies_us.record(latency_ns / 1_000);
+            }
         }
     }
 
@@ -76,35 +79,29 @@ impl StreamStats {
         self.total_sent.is_some()
     }
 
+    /// Distinct datagrams received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Computes the report. Without an end marker, the datagrams expected are
     /// those up to the highest sequence number seen.
     pub fn report(&self) -> Report {
-        let received = self.seen.len() as u64;
-        let by_seq = self.max_seq.map_or(0, |m| m.saturating_add(1));
+        let by_seq = self.window.highest().map_or(0, |m| m.saturating_add(1));
         let expected = self.total_sent.unwrap_or(0).max(by_seq);
-        let mut sorted = self.latencies_ns.clone();
-        sorted.sort_unstable();
-        let us = |v: Option<u64>| v.map(|ns| ns / 1_000);
+        let h = &self.latencies_us;
         Report {
             sent: self.total_sent,
-            received,
-            lost: expected.saturating_sub(received),
+            received: self.received,
+            lost: expected.saturating_sub(self.received),
             duplicates: self.duplicates,
             reordered: self.reordered,
-            latency_p50_us: us(percentile(&sorted, 50.0)),
-            latency_p99_us: us(percentile(&sorted, 99.0)),
-            latency_max_us: us(sorted.last().copied()),
+            late: self.late,
+            latency_p50_us: h.percentile(50.0),
+            latency_p99_us: h.percentile(99.0),
+            latency_max_us: h.max(),
         }
     }
-}
-
-/// Nearest-rank percentile of an ascending slice; `None` when empty.
-pub fn percentile(sorted: &[u64], pct: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 #[cfg(test)]
@@ -164,14 +161,20 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_use_nearest_rank() {
-        assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(percentile(&[7], 99.0), Some(7));
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(percentile(&v, 50.0), Some(500));
-        assert_eq!(percentile(&v, 99.0), Some(990));
-        assert_eq!(percentile(&v, 100.0), Some(1000));
-        assert_eq!(percentile(&v, 0.0), Some(1));
+    fn datagrams_behind_the_window_are_late_and_count_as_lost() {
+        use crate::probe::window::WINDOW;
+        let mut s = StreamStats::default();
+        s.record(WINDOW + 10, 1_000);
+        s.record(5, 1_000);
+        s.record(20, 1_000);
+        s.record(20, 1_000);
+        s.finish(WINDOW + 11);
+        let r = s.report();
+        assert_eq!(
+            (r.received, r.late, r.duplicates, r.reordered),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(r.lost, WINDOW + 11 - 2);
     }
 
     #[test]
