@@ -69,7 +69,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default age at which a connection is recycled.
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
 /// Default number of requests after which a connection is recycled.
-pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
 
 /// A swarm declared on the command line (from a torrent file).
 #[derive(Debug, Clone, PartialEq, Eq)]
