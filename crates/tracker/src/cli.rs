@@ -21,6 +21,7 @@ use lanio::iface::Iface;
 use lanio::{BadInput, Cidr, Signals};
 use wire::Torrent;
 
+use crate::registry::limits::{self, Limits};
 use crate::replication::DEFAULT_GROUP;
 use crate::replicator::ReplicationConfig;
 use crate::seed::{self, SeedConfig};
@@ -93,14 +94,51 @@ pub struct ServeArgs {
     /// first one is the default swarm, for peers that send no info_hash.
     #[arg(long = "torrent", value_name = "FILE")]
     pub torrents: Vec<PathBuf>,
-    /// List peers at the `ip` they announce rather than their TCP source
-    /// address (only behind a relay or NAT you control).
+    /// Serve only the swarms of the --torrent files: announces (and
+    /// replicated peers) for any other info hash are refused.
+    #[arg(long, requires = "torrents")]
+    pub only_torrents: bool,
+    /// List a peer at the `ip` it announces rather than its TCP source
+    /// address only when the request comes from this range: relays you run
+    /// (repeat for several). From anyone else the `ip` key is ignored.
+    #[arg(long = "trust-ip-from", value_name = "CIDR")]
+    pub trust_ip_from: Vec<Cidr>,
+    /// Deprecated: the same as --trust-ip-from 0.0.0.0/0 (believe every
+    /// client's `ip` key, so anyone can list any address). Logs a warning.
     #[arg(long)]
     pub trust_ip_field: bool,
     /// Most connections served at once; more are refused, not queued.
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
     pub max_connections: usize,
+    /// Most connections from one IP address at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS_PER_IP,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
+    pub max_connections_per_ip: usize,
+    /// Seconds after which a connection is closed (after its current
+    /// reply), however active: clients reconnect.
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_secs)]
+    pub max_connection_age: Duration,
+    /// Requests after which a connection is closed (after that reply).
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_connection: u64,
+    /// Most swarms held; announces that would create another are refused.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_SWARMS,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000).map(|n| n as usize))]
+    pub max_swarms: usize,
+    /// Most peers held over all swarms.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_PEERS,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000).map(|n| n as usize))]
+    pub max_peers: usize,
+    /// Most peers listed at one IP address (over all swarms).
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_PEERS_PER_IP,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000).map(|n| n as usize))]
+    pub max_peers_per_ip: usize,
+    /// Most swarms one IP address has peers in.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_SWARMS_PER_IP,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000).map(|n| n as usize))]
+    pub max_swarms_per_ip: usize,
     /// Seconds a connection may take to send a complete request (or to take
     /// a reply) before it is closed.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
@@ -229,7 +267,18 @@ impl ServeArgs {
             interval: Duration::from_secs(self.interval),
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connection_age: self.max_connection_age,
+            max_requests_per_connection: self.max_requests_per_connection,
             trust_ip_field: self.trust_ip_field,
+            trust_ip_from: self.trust_ip_from.clone(),
+            limits: Limits {
+                max_swarms: self.max_swarms,
+                max_peers: self.max_peers,
+                max_peers_per_ip: self.max_peers_per_ip,
+                max_swarms_per_ip: self.max_swarms_per_ip,
+                only_configured: self.only_torrents,
+            },
             json: self.json,
             swarms,
             replication: None,
@@ -282,6 +331,12 @@ async fn run_tracker(args: ServeArgs) -> anyhow::Result<()> {
             t.swarm.info_hash,
             t.path.display(),
             t.swarm.file_name
+        );
+    }
+    if args.trust_ip_field {
+        tracing::warn!(
+            "--trust-ip-field is deprecated: it believes every client's ip key, so anyone \
+             can list any address; name your relays with --trust-ip-from CIDR instead"
         );
     }
     // Before `serve` says it listens: a script may signal as soon as it reads that.

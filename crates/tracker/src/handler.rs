@@ -2,10 +2,12 @@
 //!
 //! [`Tracker`] parses a request with [`wire::tracker::TrackerRequest::parse`],
 //! decides which address to list for the peer (the TCP source IP with the
-//! announced port; the `ip` key only with `--trust-ip-field`), applies it to
-//! the [`Registry`] and renders the reply. Bad input becomes an
-//! `error_code: 1` reply naming the problem; it never ends the connection.
-//! So does a `name` another live member of the swarm holds.
+//! announced port; the `ip` key only from a source in `--trust-ip-from`, the
+//! relays the operator names), applies it to the [`Registry`] and renders
+//! the reply. Bad input becomes an `error_code: 1` reply naming the
+//! problem; it never ends the connection. So does a `name` another live
+//! member of the swarm holds, and an announce the registry refuses (a bound,
+//! the allow-list, an address another peer id holds: [`Refusal`]).
 //! Announces and bad requests are counted in the tracker's [`Counters`].
 //! When the tracker replicates, every change is also queued for the group
 //! ([`Link`]).
@@ -18,7 +20,9 @@ use std::time::{Duration, Instant};
 use wire::tracker::{AnnounceResponse, Event, StatusResponse, TrackerRequest};
 use wire::InfoHash;
 
-use crate::registry::{Announce, Change, Departed, Registry};
+use lanio::Cidr;
+
+use crate::registry::{Announce, Change, Departed, Limits, Refusal, Registry};
 use crate::replicator::Link;
 use crate::stats::{Count, Counters};
 
@@ -44,22 +48,49 @@ pub struct Tracker {
     registry: Mutex<Registry>,
     counters: Arc<Counters>,
     interval_secs: u64,
-    trust_ip_field: bool,
+    /// Sources whose `ip` field is believed.
+    trust_ip_from: Vec<Cidr>,
     /// Lock order: never hold the registry while locking this.
     replication: Option<Arc<Link>>,
 }
 
 impl Tracker {
     /// A tracker telling peers to refresh every `interval`; peers expire
-    /// after twice that.
+    /// after twice that. `trust_ip_field` believes every source's `ip`
+    /// field (the deprecated `--trust-ip-field`); see [`Tracker::trusting`].
     pub fn new(registry_default: InfoHash, interval: Duration, trust_ip_field: bool) -> Self {
+        let everyone = [
+            Cidr::new([0, 0, 0, 0].into(), 0),
+            Cidr::new([0u16; 8].into(), 0),
+        ];
         Tracker {
             registry: Mutex::new(Registry::new(registry_default, interval * 2)),
             counters: Arc::default(),
             interval_secs: interval.as_secs().max(1),
-            trust_ip_field,
+            trust_ip_from: if trust_ip_field {
+                everyone.into_iter().flatten().collect()
+            } else {
+                Vec::new()
+            },
             replication: None,
         }
+    }
+
+    /// Also believes the `ip` field of requests from these ranges (relays).
+    pub fn trusting(mut self, relays: &[Cidr]) -> Self {
+        self.trust_ip_from.extend_from_slice(relays);
+        self
+    }
+
+    /// Bounds what the registry may hold.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        self.registry().set_limits(limits);
+        self
+    }
+
+    /// Whether requests from `ip` may name the address to list.
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trust_ip_from.iter().any(|c| c.contains(ip))
     }
 
     /// Shares every change with the replicas through `link`.
@@ -127,8 +158,8 @@ impl Tracker {
             }
             TrackerRequest::Announce(a) => a,
         };
-        let ip = match (self.trust_ip_field, a.ip) {
-            (true, Some(ip)) => IpAddr::V4(ip),
+        let ip = match a.ip {
+            Some(ip) if self.trusts(src.ip()) => IpAddr::V4(ip),
             _ => src.ip().to_canonical(),
         };
         let announce = Announce {
@@ -146,6 +177,10 @@ impl Tracker {
         let outcome = self.registry().announce(&announce, now, &mut rand::rng());
         if let Some(link) = &self.replication {
             link.record_announce(&announce, &outcome, now);
+        }
+        if let Change::Refused(why) = outcome.change {
+            self.counters.add(Count::AnnounceRefused);
+            return refused(why, announce.addr);
         }
         if outcome.change == Change::NameTaken {
             let name = extras.name.as_deref().unwrap_or_default();
@@ -174,6 +209,18 @@ impl Tracker {
             }),
         };
         Handled { reply, note }
+    }
+}
+
+/// The error reply to an announce the registry refused.
+fn refused(why: Refusal, addr: SocketAddr) -> Handled {
+    let message = match why {
+        Refusal::AddressHeld => format!("{addr}: {why}"),
+        _ => why.to_string(),
+    };
+    Handled {
+        reply: AnnounceResponse::error(message).to_json(),
+        note: None,
     }
 }
 
@@ -265,6 +312,36 @@ mod tests {
             let r = ask(&t, r#"{"port":7002,"peer_id":"b"}"#, 40001);
             assert_eq!(r.peers[0].peer_ip, expected, "trust={trust}");
         }
+    }
+
+    #[test]
+    fn ip_field_believed_only_from_named_relays() {
+        let relay: Cidr = "127.0.0.0/24".parse().unwrap();
+        let t = tracker(false).trusting(&[relay]);
+        let body = br#"{"port":7001,"peer_id":"a","ip":"10.9.8.7"}"#;
+        let relayed = t.handle(body, src(1), Instant::now());
+        assert_eq!(relayed.note.unwrap().addr.ip().to_string(), "10.9.8.7");
+        let stranger: SocketAddr = "127.0.1.5:4000".parse().unwrap();
+        let direct = t.handle(body, stranger, Instant::now());
+        assert_eq!(direct.note.unwrap().addr.ip().to_string(), "127.0.1.5");
+    }
+
+    #[test]
+    fn refusals_are_errors_that_say_why() {
+        let t = tracker(false);
+        ask(&t, r#"{"port":7001,"peer_id":"a"}"#, 1);
+        let r = ask(&t, r#"{"port":7001,"peer_id":"b","event":"stopped"}"#, 2);
+        assert_eq!(r.error_code, 1);
+        assert!(r.message.contains("127.0.0.1:7001"), "{}", r.message);
+        assert!(r.message.contains("another peer id"), "{}", r.message);
+        let t = tracker(false).with_limits(Limits {
+            max_peers_per_ip: 1,
+            ..Limits::default()
+        });
+        ask(&t, r#"{"port":7001,"peer_id":"a"}"#, 1);
+        let r = ask(&t, r#"{"port":7002,"peer_id":"b"}"#, 1);
+        assert!(r.message.contains("at most 1 per IP"), "{}", r.message);
+        assert_eq!(t.counters().snapshot().announces_refused, 1);
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice |
+//! | [`registry`] | sans-IO swarm registry: peers by swarm and address, seeds, expiry, random peer choice, bounds ([`registry::limits`]), bounded status snapshots |
 //! | [`replication`] | sans-IO replication bookkeeping: outbox, drops, replicas and their sequence gaps, snapshot scheduling |
 //! | [`handler`] | sans-IO: one request frame in, one reply frame out (validation, address policy) |
-//! | [`server`] | accept loop, connection cap, per-connection tasks, timeouts, expiry sweep, graceful shutdown ([`serve`], [`serve_with_web`]) |
+//! | [`admission`] | open connections per source IP, with a cap |
+//! | [`server`] | accept loop, connection caps, per-connection tasks, timeouts and recycling, expiry sweep, graceful shutdown ([`serve`], [`serve_with_web`]) |
 //! | [`replicator`] | the replication socket: receive and merge, send changes, heartbeats, paced snapshots |
 //! | [`stats`] | counters (announces, refusals, drops) as relaxed atomics, and the announce rate |
 //! | [`web`] | `--http`: the live page, `/api/status`, `/api/events` (axum on hyper), bounded |
@@ -23,7 +24,7 @@
 //! → `events`; `server` → `web` → `handler` → `registry`; `server` →
 //! `replicator` → `handler`, `replication`, `report`; `server` → `seed` →
 //! `handler`, `registry`, `report`; `report` → `web` (its feed);
-//! `handler`, `server`, `web` → `stats`. Everything → `lanio`, `wire`.
+//! `handler`, `server`, `web` → `stats`; `server` → `admission`. Everything → `lanio`, `wire`.
 //!
 //! Output contract: on start the tracker logs `listening on ADDR` (the bound
 //! address) at info level on stderr and, with `--json`, prints
@@ -46,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod cli;
 pub mod events;
 pub mod handler;

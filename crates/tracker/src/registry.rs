@@ -25,20 +25,47 @@
 //! A peer is either announced here or learned from a replica (its `origin`
 //! names the tracker it announced to); [`remote`] merges replicas' records
 //! in and lists the registry for snapshots.
+//!
+//! **Bounds.** Every peer added, announced here or replicated, is first
+//! admitted by [`limits`]: swarms and peers in all and per IP, and with
+//! `--only-torrents` only configured swarms ([`Change::Refused`]).
+//!
+//! **Ownership.** An entry is changed or removed only by a request carrying
+//! its peer id (the address and port are its key): a `stopped` or an
+//! announce for the same address under another id is refused
+//! ([`Refusal::AddressHeld`]) and changes nothing, unless the entry has been
+//! silent for [`Registry::takeover_after`] (three quarters of the TTL: it
+//! missed a refresh), so that a peer restarted under a new id is not locked
+//! out until expiry.
+//!
+//! **Status.** A listing holds at most [`MAX_STATUS_PEERS`] peers and
+//! [`MAX_STATUS_SWARMS`] swarms (the default swarm first, then configured
+//! ones, then by size), with the totals, so that it stays small whatever the
+//! registry holds; only the listed peers are copied under the lock.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use wire::replica::TrackerId;
-use wire::tracker::{Event, PeerEntry, StatusPeer, StatusResponse, SwarmStatus};
+use wire::tracker::{Event, PeerEntry, StatusPeer, StatusResponse, StatusTotals, SwarmStatus};
 use wire::InfoHash;
 
+pub mod limits;
 pub mod remote;
 
+pub use limits::{IpUsage, Limits, Refusal};
 pub use remote::Applied;
+
+use limits::{Placement, Usage};
+
+/// Most peers one status listing holds.
+pub const MAX_STATUS_PEERS: usize = 5_000;
+/// Most swarms one status listing holds.
+pub const MAX_STATUS_SWARMS: usize = 1_000;
 
 /// Peers returned when the request names no `numwant`.
 pub const DEFAULT_NUMWANT: usize = 50;
@@ -110,6 +137,8 @@ struct Swarm {
     index: HashMap<SocketAddr, u32>,
     /// Who holds each name.
     names: HashMap<Box<str>, SocketAddr>,
+    /// Peers per IP in this swarm (for the per-IP swarm count).
+    by_ip: HashMap<IpAddr, u32>,
 }
 
 impl Swarm {
@@ -133,14 +162,46 @@ impl Swarm {
         }
     }
 
-    fn remove_at(&mut self, i: usize) -> Peer {
+    /// Whether `ip` has no peer here yet.
+    fn new_ip(&self, ip: IpAddr) -> bool {
+        !self.by_ip.contains_key(&ip)
+    }
+
+    /// Adds a peer (not yet held); its index, and whether it is its IP's
+    /// first here.
+    fn push(&mut self, peer: Peer) -> (usize, bool) {
+        let i = self.peers.len();
+        let count = self.by_ip.entry(peer.addr.ip()).or_insert(0);
+        *count += 1;
+        let first = *count == 1;
+        self.index.insert(peer.addr, i as u32);
+        let name = peer.name.clone();
+        let addr = peer.addr;
+        self.peers.push(peer);
+        self.rename(addr, None, name.as_deref());
+        (i, first)
+    }
+
+    /// Removes the peer at `i`; it, and whether it was its IP's last here.
+    fn remove_at(&mut self, i: usize) -> (Peer, bool) {
         let peer = self.peers.swap_remove(i);
         self.rename(peer.addr, peer.name.as_deref(), None);
         self.index.remove(&peer.addr);
         if let Some(moved) = self.peers.get(i) {
             self.index.insert(moved.addr, i as u32);
         }
-        peer
+        let ip = peer.addr.ip();
+        let last = match self.by_ip.get_mut(&ip) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.by_ip.remove(&ip);
+                true
+            }
+        };
+        (peer, last)
     }
 }
 
@@ -181,6 +242,9 @@ pub enum Change {
     /// Another live peer of the swarm holds the announced name; nothing
     /// changed.
     NameTaken,
+    /// Refused by a bound, the allow-list, or because another peer id holds
+    /// the address; nothing changed.
+    Refused(Refusal),
 }
 
 /// The registry's answer to an announce.
@@ -217,6 +281,8 @@ pub struct Registry {
     ttl: Duration,
     /// Bookkeeping for replicas' peers.
     remote: remote::Remote,
+    limits: Limits,
+    usage: Usage,
 }
 
 impl Registry {
@@ -228,6 +294,8 @@ impl Registry {
             default_swarm,
             ttl,
             remote: remote::Remote::default(),
+            limits: Limits::default(),
+            usage: Usage::default(),
         };
         registry.configure_swarm(default_swarm, None);
         registry
@@ -248,9 +316,75 @@ impl Registry {
         }
     }
 
+    /// Sets the bounds on what announces and replicas' records may add
+    /// (what is held already stays).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Total registered peers over all swarms.
     pub fn peer_count(&self) -> usize {
-        self.swarms.values().map(|s| s.peers.len()).sum()
+        self.usage.peers()
+    }
+
+    /// Swarms held (configured ones included).
+    pub fn swarm_count(&self) -> usize {
+        self.swarms.len()
+    }
+
+    /// Peers listed at `ip`, and the swarms they are in.
+    pub fn ip_usage(&self, ip: IpAddr) -> IpUsage {
+        self.usage.ip(ip)
+    }
+
+    /// How long an entry must be silent before another peer id may take its
+    /// address over: three quarters of the TTL (it missed a refresh).
+    pub fn takeover_after(&self) -> Duration {
+        self.ttl * 3 / 4
+    }
+
+    /// Admits a new peer at `addr` into `key`, or says why not.
+    fn admit(&self, key: InfoHash, addr: SocketAddr) -> Result<(), Refusal> {
+        let swarm = self.swarms.get(&key);
+        let at = Placement {
+            new_swarm: swarm.is_none(),
+            configured: swarm.is_some_and(|s| s.pinned),
+            new_ip_in_swarm: match swarm {
+                Some(s) => s.new_ip(addr.ip()),
+                None => true,
+            },
+        };
+        self.usage
+            .admit(&self.limits, addr.ip(), at, self.swarms.len())
+    }
+
+    /// Removes the peer at `i` of `key`'s swarm, keeping the counts, and
+    /// drops the swarm when it empties (unless configured).
+    fn remove_peer(&mut self, key: InfoHash, i: usize) -> Peer {
+        let swarm = self
+            .swarms
+            .get_mut(&key)
+            .expect("the caller found the peer");
+        let (peer, last) = swarm.remove_at(i);
+        if swarm.peers.is_empty() && !swarm.pinned {
+            self.swarms.remove(&key);
+        }
+        self.usage.removed(peer.addr.ip(), last);
+        self.remote.release(peer.origin);
+        peer
+    }
+
+    /// Adds a peer (admitted already) to `key`'s swarm; its index.
+    fn add_peer(&mut self, key: InfoHash, peer: Peer) -> usize {
+        let ip = peer.addr.ip();
+        let (i, first) = self.swarms.entry(key).or_default().push(peer);
+        self.usage.added(ip, first);
+        i
     }
 
     /// Applies one announce at time `now`.
@@ -262,6 +396,27 @@ impl Registry {
     ) -> Outcome {
         let key = a.swarm.unwrap_or(self.default_swarm);
         let completed = a.event == Some(Event::Completed);
+        let nothing = |change| Outcome {
+            swarm: key,
+            change,
+            seed: false,
+            others: 0,
+            peers: Vec::new(),
+        };
+        let held = self
+            .swarms
+            .get(&key)
+            .and_then(|s| s.index.get(&a.addr).map(|&i| &s.peers[i as usize]));
+        // Another peer id's entry: refused, unless it went silent.
+        let takeover = match held {
+            Some(p) if *p.peer_id != *a.peer_id => {
+                if now.saturating_duration_since(p.last_seen) <= self.takeover_after() {
+                    return nothing(Change::Refused(Refusal::AddressHeld));
+                }
+                true
+            }
+            _ => false,
+        };
         if a.event == Some(Event::Stopped) || (completed && a.proto.is_none()) {
             return self.stop(key, a.addr, now);
         }
@@ -271,18 +426,13 @@ impl Registry {
                 .get(&key)
                 .is_some_and(|s| s.name_taken(name, a.addr))
             {
-                return Outcome {
-                    swarm: key,
-                    change: Change::NameTaken,
-                    seed: false,
-                    others: 0,
-                    peers: Vec::new(),
-                };
+                return nothing(Change::NameTaken);
             }
         }
-        let swarm = self.swarms.entry(key).or_default();
-        let (me, change) = match swarm.index.get(&a.addr) {
+        let found = self.swarms.get(&key).and_then(|s| s.index.get(&a.addr));
+        let (me, change) = match found {
             Some(&i) => {
+                let swarm = self.swarms.get_mut(&key).expect("found above");
                 let peer = &mut swarm.peers[i as usize];
                 peer.last_seen = now;
                 self.remote.release(peer.origin.take());
@@ -291,6 +441,12 @@ impl Registry {
                     swarm.rename(a.addr, old.as_deref(), a.name);
                 }
                 let peer = &mut swarm.peers[i as usize];
+                if takeover {
+                    // A new peer at a silent one's address: nothing carries over.
+                    peer.seed = false;
+                    peer.left = None;
+                    peer.downloaded = None;
+                }
                 // A refresh that leaves the keys out keeps what we knew.
                 peer.left = a.left.or(peer.left);
                 peer.downloaded = a.downloaded.or(peer.downloaded);
@@ -299,7 +455,10 @@ impl Registry {
                     peer.proto = a.proto;
                     peer.entry = Peer::render(peer.addr, a.peer_id, a.proto);
                 }
-                let change = if completed && !peer.seed {
+                let change = if takeover {
+                    peer.seed = completed;
+                    Change::Joined { seed: completed }
+                } else if completed && !peer.seed {
                     peer.seed = true;
                     Change::BecameSeed
                 } else {
@@ -308,24 +467,28 @@ impl Registry {
                 (i as usize, change)
             }
             None => {
-                let i = swarm.peers.len();
-                swarm.peers.push(Peer {
-                    addr: a.addr,
-                    peer_id: a.peer_id.into(),
-                    proto: a.proto,
-                    name: a.name.map(Into::into),
-                    seed: completed,
-                    last_seen: now,
-                    left: a.left,
-                    downloaded: a.downloaded,
-                    origin: None,
-                    entry: Peer::render(a.addr, a.peer_id, a.proto),
-                });
-                swarm.index.insert(a.addr, i as u32);
-                swarm.rename(a.addr, None, a.name);
+                if let Err(refusal) = self.admit(key, a.addr) {
+                    return nothing(Change::Refused(refusal));
+                }
+                let i = self.add_peer(
+                    key,
+                    Peer {
+                        addr: a.addr,
+                        peer_id: a.peer_id.into(),
+                        proto: a.proto,
+                        name: a.name.map(Into::into),
+                        seed: completed,
+                        last_seen: now,
+                        left: a.left,
+                        downloaded: a.downloaded,
+                        origin: None,
+                        entry: Peer::render(a.addr, a.peer_id, a.proto),
+                    },
+                );
                 (i, Change::Joined { seed: completed })
             }
         };
+        let swarm = &self.swarms[&key];
         let seed = swarm.peers[me].seed;
         let others = swarm.peers.len() - 1;
         let want = a
@@ -353,27 +516,18 @@ impl Registry {
     fn stop(&mut self, key: InfoHash, addr: SocketAddr, now: Instant) -> Outcome {
         // A snapshot still on its way must not bring the peer back.
         self.remote.bury(key, addr, now);
-        let Some(swarm) = self.swarms.get_mut(&key) else {
-            return Outcome {
-                swarm: key,
-                change: Change::Absent,
-                seed: false,
-                others: 0,
-                peers: Vec::new(),
-            };
-        };
-        let change = match swarm.index.get(&addr) {
-            Some(&i) => {
-                let peer = swarm.remove_at(i as usize);
-                self.remote.release(peer.origin);
+        let found = self
+            .swarms
+            .get(&key)
+            .and_then(|s| s.index.get(&addr).copied());
+        let change = match found {
+            Some(i) => {
+                self.remove_peer(key, i as usize);
                 Change::Left
             }
             None => Change::Absent,
         };
-        let others = swarm.peers.len();
-        if others == 0 && !swarm.pinned {
-            self.swarms.remove(&key);
-        }
+        let others = self.swarms.get(&key).map_or(0, |s| s.peers.len());
         Outcome {
             swarm: key,
             change,
@@ -398,7 +552,8 @@ impl Registry {
             let mut i = 0;
             while i < swarm.peers.len() {
                 if now.saturating_duration_since(swarm.peers[i].last_seen) > ttl {
-                    let peer = swarm.remove_at(i);
+                    let (peer, last) = swarm.remove_at(i);
+                    self.usage.removed(peer.addr.ip(), last);
                     self.remote.release(peer.origin);
                     gone.push(Departed {
                         swarm: *hash,
@@ -418,22 +573,54 @@ impl Registry {
     }
 
     /// Copies what a status listing needs, quickly: call it under the lock
-    /// and render the [`Snapshot`] after releasing it.
+    /// and render the [`Snapshot`] after releasing it. At most
+    /// [`MAX_STATUS_SWARMS`] swarms and [`MAX_STATUS_PEERS`] peers are
+    /// copied: the default swarm, configured swarms, then the largest.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let swarms = self
+        self.snapshot_within(now, MAX_STATUS_SWARMS, MAX_STATUS_PEERS)
+    }
+
+    /// [`Registry::snapshot`] with other bounds.
+    pub fn snapshot_within(&self, now: Instant, max_swarms: usize, max_peers: usize) -> Snapshot {
+        let default = self.default_swarm;
+        let mut order: Vec<_> = self
             .swarms
             .iter()
-            .map(|(hash, swarm)| SwarmSnapshot {
-                info_hash: *hash,
-                file_name: swarm.file_name.clone(),
-                peers: swarm.peers.clone(),
-            })
+            .map(|(hash, s)| (*hash != default, !s.pinned, Reverse(s.peers.len()), *hash))
             .collect();
+        let keep = order.len().min(max_swarms);
+        if keep < order.len() {
+            order.select_nth_unstable(keep);
+            order.truncate(keep);
+        }
+        let mut budget = max_peers;
+        order.sort_unstable();
+        let mut swarms = Vec::with_capacity(order.len());
+        for (.., hash) in order {
+            let swarm = &self.swarms[&hash];
+            let n = swarm.peers.len().min(budget);
+            if n == 0 && !swarm.peers.is_empty() {
+                break;
+            }
+            budget -= n;
+            swarms.push(SwarmSnapshot {
+                info_hash: hash,
+                file_name: swarm.file_name.clone(),
+                peers: swarm.peers[..n].to_vec(),
+            });
+        }
+        let listed: usize = swarms.iter().map(|s| s.peers.len()).sum();
+        let totals = StatusTotals {
+            swarms: self.swarms.len() as u64,
+            peers: self.usage.peers() as u64,
+            truncated: swarms.len() < self.swarms.len() || listed < self.usage.peers(),
+        };
         Snapshot {
             default_swarm: self.default_swarm,
             own: self.remote.id(),
             now,
             swarms,
+            totals,
         }
     }
 
@@ -450,6 +637,7 @@ pub struct Snapshot {
     own: Option<TrackerId>,
     now: Instant,
     swarms: Vec<SwarmSnapshot>,
+    totals: StatusTotals,
 }
 
 struct SwarmSnapshot {
@@ -465,12 +653,12 @@ impl Snapshot {
     }
 
     /// The status listing (no counters): the default swarm first, then by
-    /// info hash; peers by address, then peer id.
+    /// info hash; peers by address, then peer id; with the registry's totals.
     pub fn into_status(mut self) -> StatusResponse {
         let default = self.default_swarm;
         self.swarms
             .sort_unstable_by_key(|s| (s.info_hash != default, s.info_hash));
-        let (now, own) = (self.now, self.own);
+        let (now, own, totals) = (self.now, self.own, self.totals);
         let swarms = self
             .swarms
             .into_iter()
@@ -491,6 +679,7 @@ impl Snapshot {
             replicas: Vec::new(),
             stats: None,
             replication: None,
+            totals: Some(totals),
         }
     }
 }
@@ -762,9 +951,11 @@ mod tests {
         let mut b = req(2, Some(Event::Started));
         b.peer_id = "old";
         reg.announce(&b, now, &mut rng);
+        // Another id takes the address over only once the holder is silent.
         b.peer_id = "new";
-        reg.announce(&b, now, &mut rng);
-        let out = reg.announce(&req(3, None), now, &mut rng);
+        let later = now + reg.takeover_after() + Duration::from_millis(1);
+        reg.announce(&b, later, &mut rng);
+        let out = reg.announce(&req(3, None), later, &mut rng);
         let mut entries: Vec<PeerEntry> = out
             .peers
             .iter()
@@ -828,5 +1019,189 @@ mod tests {
             .map(|p| p.name.clone())
             .collect();
         assert_eq!(names, [Some("anna".to_string())]);
+    }
+
+    #[test]
+    fn only_the_peer_id_holding_an_address_changes_or_removes_it() {
+        let (mut reg, mut rng, t0) = setup(11);
+        let mut victim = req(1, Some(Event::Started));
+        victim.peer_id = "victim";
+        victim.proto = Some(1);
+        reg.announce(&victim, t0, &mut rng);
+        // Same address and port, another id: a stop, a re-announce, a
+        // seed-protocol `completed`, all refused.
+        for event in [Some(Event::Stopped), None, Some(Event::Started)] {
+            let mut spoof = req(1, event);
+            spoof.peer_id = "spoofer";
+            assert_eq!(
+                reg.announce(&spoof, t0, &mut rng).change,
+                Change::Refused(Refusal::AddressHeld)
+            );
+        }
+        let mut leave = req(1, Some(Event::Completed));
+        leave.peer_id = "spoofer";
+        assert_eq!(
+            reg.announce(&leave, t0, &mut rng).change,
+            Change::Refused(Refusal::AddressHeld)
+        );
+        let listed = reg.status(t0);
+        assert_eq!(listed.swarms[0].peers[0].entry.peer_id, "victim");
+        assert_eq!(listed.swarms[0].peers[0].entry.proto, Some(1));
+        // The holder itself still refreshes and leaves.
+        victim.event = None;
+        assert_eq!(
+            reg.announce(&victim, t0, &mut rng).change,
+            Change::Refreshed
+        );
+        victim.event = Some(Event::Stopped);
+        assert_eq!(reg.announce(&victim, t0, &mut rng).change, Change::Left);
+    }
+
+    #[test]
+    fn a_silent_entry_may_be_taken_over_by_a_new_id() {
+        let (mut reg, mut rng, t0) = setup(12);
+        let mut old = req(1, Some(Event::Completed));
+        old.peer_id = "before-restart";
+        old.proto = Some(1);
+        reg.announce(&old, t0, &mut rng);
+        let mut new = req(1, Some(Event::Started));
+        new.peer_id = "after-restart";
+        let soon = t0 + reg.takeover_after();
+        assert!(matches!(
+            reg.announce(&new, soon, &mut rng).change,
+            Change::Refused(_)
+        ));
+        let later = soon + Duration::from_millis(1);
+        assert_eq!(
+            reg.announce(&new, later, &mut rng).change,
+            Change::Joined { seed: false }
+        );
+        let peer = &reg.status(later).swarms[0].peers[0];
+        assert_eq!(
+            (peer.entry.peer_id.as_str(), peer.seed),
+            ("after-restart", false)
+        );
+        assert_eq!(reg.peer_count(), 1);
+    }
+
+    fn at(ip: u8, port: u16, swarm: u8) -> Announce<'static> {
+        Announce {
+            addr: SocketAddr::from(([127, 0, 1, ip], port)),
+            swarm: Some(InfoHash([swarm; 20])),
+            ..req(port, Some(Event::Started))
+        }
+    }
+
+    #[test]
+    fn bounds_hold_for_announces_and_free_up_on_leave_and_expiry() {
+        let (mut reg, mut rng, t0) = setup(13);
+        reg.set_limits(Limits {
+            max_swarms: 5,
+            max_peers: 8,
+            max_peers_per_ip: 3,
+            max_swarms_per_ip: 2,
+            only_configured: false,
+        });
+        let refused = |reg: &mut Registry, a: &Announce<'_>, rng: &mut StdRng| match reg
+            .announce(a, t0, rng)
+            .change
+        {
+            Change::Refused(why) => Some(why),
+            _ => None,
+        };
+        // One IP: two swarms, three peers.
+        assert_eq!(refused(&mut reg, &at(1, 1, 1), &mut rng), None);
+        assert_eq!(refused(&mut reg, &at(1, 2, 2), &mut rng), None);
+        assert!(matches!(
+            refused(&mut reg, &at(1, 3, 3), &mut rng),
+            Some(Refusal::SwarmsPerIp { max: 2, .. })
+        ));
+        assert_eq!(refused(&mut reg, &at(1, 3, 2), &mut rng), None);
+        assert!(matches!(
+            refused(&mut reg, &at(1, 4, 2), &mut rng),
+            Some(Refusal::PeersPerIp { max: 3, .. })
+        ));
+        assert_eq!(
+            reg.ip_usage(IpAddr::from([127, 0, 1, 1])),
+            IpUsage {
+                peers: 3,
+                swarms: 2
+            }
+        );
+        // Swarms in all (the default swarm counts: 1 + 4 = 5).
+        assert_eq!(refused(&mut reg, &at(2, 1, 3), &mut rng), None);
+        assert_eq!(refused(&mut reg, &at(3, 1, 4), &mut rng), None);
+        assert_eq!(
+            refused(&mut reg, &at(4, 1, 5), &mut rng),
+            Some(Refusal::TooManySwarms(5))
+        );
+        // Peers in all.
+        for ip in 5..8 {
+            assert_eq!(refused(&mut reg, &at(ip, 1, 1), &mut rng), None);
+        }
+        assert_eq!(reg.peer_count(), 8);
+        assert_eq!(
+            refused(&mut reg, &at(9, 1, 1), &mut rng),
+            Some(Refusal::TooManyPeers(8))
+        );
+        // A leave frees a place; so does expiry.
+        let mut bye = at(5, 1, 1);
+        bye.event = Some(Event::Stopped);
+        reg.announce(&bye, t0, &mut rng);
+        assert_eq!(refused(&mut reg, &at(9, 1, 1), &mut rng), None);
+        reg.expire(t0 + TTL * 2);
+        assert_eq!((reg.peer_count(), reg.swarm_count()), (0, 1));
+        assert_eq!(
+            reg.ip_usage(IpAddr::from([127, 0, 1, 1])),
+            IpUsage::default()
+        );
+        assert_eq!(refused(&mut reg, &at(1, 4, 4), &mut rng), None);
+    }
+
+    #[test]
+    fn only_configured_swarms_take_peers_when_asked() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let served = InfoHash([7; 20]);
+        let mut reg = Registry::new(served, TTL);
+        reg.configure_swarm(served, Some("f".into()));
+        reg.set_limits(Limits {
+            only_configured: true,
+            ..Limits::default()
+        });
+        let now = Instant::now();
+        assert!(matches!(
+            reg.announce(&req(1, None), now, &mut rng).change,
+            Change::Joined { .. }
+        ));
+        assert_eq!(
+            reg.announce(&at(1, 1, 9), now, &mut rng).change,
+            Change::Refused(Refusal::NotServed)
+        );
+        assert_eq!(reg.swarm_count(), 1);
+    }
+
+    #[test]
+    fn a_status_listing_is_bounded_and_says_so() {
+        let (mut reg, mut rng, now) = setup(15);
+        for swarm in 1..=20u8 {
+            for port in 1..=u16::from(swarm) {
+                reg.announce(&at(1, port + 100 * u16::from(swarm), swarm), now, &mut rng);
+            }
+        }
+        reg.announce(&req(1, Some(Event::Started)), now, &mut rng);
+        let total = reg.peer_count();
+        let status = reg.snapshot_within(now, 5, 30).into_status();
+        let totals = status.totals.unwrap();
+        assert_eq!((totals.swarms, totals.peers), (21, total as u64));
+        assert!(totals.truncated);
+        // The default swarm first, then the largest until the peers run out.
+        assert_eq!(status.swarms[0].info_hash, InfoHash::default().to_hex());
+        let mut sizes: Vec<usize> = status.swarms.iter().map(|s| s.peers.len()).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [1, 9, 20]);
+        let few = reg.snapshot_within(now, 5, 1000).into_status();
+        assert_eq!(few.swarms.len(), 5);
+        let whole = reg.snapshot_within(now, 100, 10_000).into_status();
+        assert!(!whole.totals.unwrap().truncated);
     }
 }

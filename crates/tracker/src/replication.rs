@@ -280,7 +280,7 @@ impl Replication {
                 age_ms: 0,
             }),
             // Refused: nothing changed.
-            Change::NameTaken => return,
+            Change::NameTaken | Change::Refused(_) => return,
         };
         self.outbox.push(record, now);
     }

@@ -90,7 +90,7 @@ impl Reporter {
                 info!(%swarm, %addr, peer_id, "leave");
                 Event::Leave(peer())
             }
-            Change::Refreshed | Change::Absent | Change::NameTaken => return,
+            Change::Refreshed | Change::Absent | Change::NameTaken | Change::Refused(_) => return,
         };
         self.peer_event(event);
     }

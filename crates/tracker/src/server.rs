@@ -1,9 +1,13 @@
 //! The network side: the accept loop, one task per connection, the expiry
 //! sweep and graceful shutdown.
 //!
-//! - Connections are capped by a semaphore. A connection over the cap gets
-//!   one error frame if its socket can take it at once, and is closed: it is
-//!   never queued.
+//! - Connections are capped by a semaphore, and per source IP
+//!   ([`crate::admission`]). A connection over either cap gets one error
+//!   frame if its socket can take it at once, and is closed: it is never
+//!   queued.
+//! - A connection is recycled (closed after its reply; the client reopens)
+//!   once it is older than the age cap or has carried the request cap, so a
+//!   trickle of requests cannot hold a slot forever.
 //! - Each connection is a `Framed<TcpStream, TrackerCodec>` carrying any
 //!   number of request/reply pairs. Waiting for a whole request and sending a
 //!   whole reply are each bounded by the idle timeout, so an idle, half-sent
@@ -39,7 +43,11 @@ use tracing::{debug, info, warn};
 use wire::tracker::AnnounceResponse;
 use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
 
+use lanio::Cidr;
+
+use crate::admission::{PerIp, Ticket};
 use crate::handler::Tracker;
+use crate::registry::Limits;
 use crate::replication::Settings;
 use crate::replicator::{self, Link, ReplicationConfig};
 use crate::report::Reporter;
@@ -56,6 +64,12 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on concurrent connections from one IP.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default age at which a connection is recycled.
+pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
+/// Default number of requests after which a connection is recycled.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
 
 /// A swarm declared on the command line (from a torrent file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +87,19 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Concurrent connections served; more are refused.
     pub max_connections: usize,
-    /// List peers at the `ip` they announce instead of their source address.
+    /// Concurrent connections from one source IP; more are refused.
+    pub max_connections_per_ip: usize,
+    /// A connection older than this is closed after its current request.
+    pub max_connection_age: Duration,
+    /// A connection is closed after this many requests.
+    pub max_requests_per_connection: u64,
+    /// List peers at the `ip` they announce instead of their source address,
+    /// from any source (deprecated: prefer `trust_ip_from`).
     pub trust_ip_field: bool,
+    /// Believe the `ip` field of requests from these ranges (relays).
+    pub trust_ip_from: Vec<Cidr>,
+    /// Bounds on swarms and peers, and the allow-list.
+    pub limits: Limits,
     /// Also print events as JSON lines on stdout.
     pub json: bool,
     /// Swarms from torrent files. The first is the default swarm; without any,
@@ -94,7 +119,12 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             trust_ip_field: false,
+            trust_ip_from: Vec::new(),
+            limits: Limits::default(),
             json: false,
             swarms: Vec::new(),
             replication: None,
@@ -148,6 +178,8 @@ struct Shared {
     tracker: Arc<Tracker>,
     reporter: Reporter,
     idle_timeout: Duration,
+    max_age: Duration,
+    max_requests: u64,
     counters: Arc<Counters>,
 }
 
@@ -184,7 +216,9 @@ pub async fn serve_with_web(
         .first()
         .map(|s| s.info_hash)
         .unwrap_or_default();
-    let mut tracker = Tracker::new(default_swarm, config.interval, config.trust_ip_field);
+    let mut tracker = Tracker::new(default_swarm, config.interval, config.trust_ip_field)
+        .trusting(&config.trust_ip_from)
+        .with_limits(config.limits);
     let mut replication = None;
     if let Some(rc) = &config.replication {
         let sock = replicator::bind(rc).map_err(|e| io::Error::other(format!("{e:#}")))?;
@@ -218,8 +252,11 @@ pub async fn serve_with_web(
         tracker: tracker.clone(),
         reporter: reporter.clone(),
         idle_timeout: config.idle_timeout,
+        max_age: config.max_connection_age,
+        max_requests: config.max_requests_per_connection.max(1),
         counters: counters.clone(),
     };
+    let per_ip = PerIp::new(config.max_connections_per_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(config.max_connections));
@@ -271,6 +308,11 @@ pub async fn serve_with_web(
                         continue;
                     }
                 };
+                let Some(ticket) = per_ip.enter(src.ip()) else {
+                    counters.add(Count::ConnectionRefused);
+                    refuse(socket, src, &Busy::FromIp(per_ip.max()));
+                    continue;
+                };
                 match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let shared = shared.clone();
@@ -278,13 +320,14 @@ pub async fn serve_with_web(
                         let done = done_tx.clone();
                         tokio::spawn(async move {
                             connection(socket, src, shared, stop).await;
+                            drop::<Ticket>(ticket);
                             drop(permit);
                             drop(done);
                         });
                     }
                     Err(_) => {
                         counters.add(Count::ConnectionRefused);
-                        refuse(socket, src, config.max_connections);
+                        refuse(socket, src, &Busy::Full(config.max_connections));
                     }
                 }
             }
@@ -314,14 +357,20 @@ pub async fn serve_with_web(
     Ok(())
 }
 
-/// Turns away a connection over the cap: one error frame if it fits in the
+/// Why a connection was turned away.
+#[derive(Debug, thiserror::Error)]
+enum Busy {
+    #[error("tracker busy: {0} connections already open, try again later")]
+    Full(usize),
+    #[error("tracker busy: {0} connections from your address already open, close one first")]
+    FromIp(usize),
+}
+
+/// Turns away a connection over a cap: one error frame if it fits in the
 /// socket buffer right now, then close.
-fn refuse(socket: TcpStream, src: SocketAddr, max: usize) {
-    debug!(%src, "refused: {max} connections already open");
-    let reply = AnnounceResponse::error(format!(
-        "tracker busy: {max} connections already open, try again later"
-    ))
-    .to_json();
+fn refuse(socket: TcpStream, src: SocketAddr, why: &Busy) {
+    debug!(%src, "refused: {why}");
+    let reply = AnnounceResponse::error(why.to_string()).to_json();
     let _ = socket.try_write(&lanio::frame::encode(&reply));
 }
 
@@ -336,15 +385,30 @@ async fn connection(
     let _ = socket.set_nodelay(true);
     let mut framed = Framed::new(socket, TrackerCodec::default());
     let idle = shared.idle_timeout;
+    let retire = Instant::now() + shared.max_age;
+    let mut served = 0u64;
     loop {
+        let now = Instant::now();
+        if served >= shared.max_requests || now >= retire {
+            debug!(%src, "recycling connection after {served} requests");
+            shared.counters.add(Count::ConnectionRecycled);
+            break;
+        }
+        // Waiting for a request ends at the idle timeout or at the age cap.
+        let wait = idle.min(retire - now);
         let frame = tokio::select! {
             _ = stop.changed() => break,
-            next = timeout(idle, framed.next()) => match next {
+            next = timeout(wait, framed.next()) => match next {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     info!(%src, "closing connection: {e}");
                     shared.counters.add(Count::BadFrame);
+                    break;
+                }
+                Err(_) if wait < idle => {
+                    debug!(%src, "recycling connection: older than {:?}", shared.max_age);
+                    shared.counters.add(Count::ConnectionRecycled);
                     break;
                 }
                 Err(_) => {
@@ -354,6 +418,7 @@ async fn connection(
                 }
             },
         };
+        served += 1;
         let handled = shared.tracker.handle(&frame, src, Instant::now());
         if let Some(note) = &handled.note {
             shared.reporter.note(note);

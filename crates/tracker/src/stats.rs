@@ -23,8 +23,12 @@ pub enum Count {
     BadRequest,
     /// A connection closed for an oversize or truncated frame.
     BadFrame,
-    /// A connection refused at `--max-connections`.
+    /// A connection refused at `--max-connections` or `--max-connections-per-ip`.
     ConnectionRefused,
+    /// An announce refused by a bound, the allow-list, or a held address.
+    AnnounceRefused,
+    /// A connection closed at its age or request cap.
+    ConnectionRecycled,
     /// A connection closed for silence (no request, or no reply taken, in time).
     Timeout,
     /// A web event subscriber refused at the cap.
@@ -41,6 +45,8 @@ pub struct Counters {
     bad_requests: AtomicU64,
     bad_frames: AtomicU64,
     connections_refused: AtomicU64,
+    announces_refused: AtomicU64,
+    connections_recycled: AtomicU64,
     timeouts: AtomicU64,
     subscribers_refused: AtomicU64,
     subscribers_dropped: AtomicU64,
@@ -55,6 +61,8 @@ impl Counters {
             Count::BadRequest => &self.bad_requests,
             Count::BadFrame => &self.bad_frames,
             Count::ConnectionRefused => &self.connections_refused,
+            Count::AnnounceRefused => &self.announces_refused,
+            Count::ConnectionRecycled => &self.connections_recycled,
             Count::Timeout => &self.timeouts,
             Count::SubscriberRefused => &self.subscribers_refused,
             Count::SubscriberDropped => &self.subscribers_dropped,
@@ -84,6 +92,8 @@ impl Counters {
             bad_requests: self.get(Count::BadRequest),
             bad_frames: self.get(Count::BadFrame),
             connections_refused: self.get(Count::ConnectionRefused),
+            announces_refused: self.get(Count::AnnounceRefused),
+            connections_recycled: self.get(Count::ConnectionRecycled),
             timeouts: self.get(Count::Timeout),
             subscribers_refused: self.get(Count::SubscriberRefused),
             subscribers_dropped: self.get(Count::SubscriberDropped),

@@ -259,6 +259,7 @@ mod tests {
             rooms: vec![],
             replicas: vec![],
             stats: None,
+            totals: None,
         }
     }
 

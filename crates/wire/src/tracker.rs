@@ -409,8 +409,17 @@ pub struct TrackerStats {
     pub bad_requests: u64,
     /// Connections closed for an oversize or truncated frame.
     pub bad_frames: u64,
-    /// Connections refused because `--max-connections` were open.
+    /// Connections refused because `--max-connections` were open (or, on
+    /// newer trackers, `--max-connections-per-ip` from that address).
     pub connections_refused: u64,
+    /// Announces refused by a bound or the allow-list (too many swarms or
+    /// peers, in all or from one IP; a swarm not served), or for an address
+    /// another peer id holds.
+    #[serde(default)]
+    pub announces_refused: u64,
+    /// Connections closed at their age or request cap, to be reopened.
+    #[serde(default)]
+    pub connections_recycled: u64,
     /// Connections closed for sending no request, or taking no reply, in time.
     pub timeouts: u64,
     /// Web event-stream subscribers refused because the cap was reached.
@@ -420,8 +429,21 @@ pub struct TrackerStats {
     pub subscribers_dropped: u64,
 }
 
+/// How much a tracker holds, beside a listing that may show only part of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusTotals {
+    /// Swarms held.
+    pub swarms: u64,
+    /// Peers held, over all swarms.
+    pub peers: u64,
+    /// Whether the listing leaves some swarms or peers out (it is bounded).
+    pub truncated: bool,
+}
+
 /// The answer to `{"request":"status"}`. `rooms`, `replicas` and `stats`
 /// are left out when the tracker has none (older trackers never send them).
+/// The listing is bounded: `totals` says how much the tracker holds and
+/// whether some was left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResponse {
     pub swarms: Vec<SwarmStatus>,
@@ -434,6 +456,9 @@ pub struct StatusResponse {
     /// Present when the tracker replicates (`--replicate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// What the tracker holds in all (absent from older trackers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<StatusTotals>,
 }
 
 #[cfg(test)]

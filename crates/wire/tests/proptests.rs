@@ -270,6 +270,8 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
                 timeouts: n / 11,
                 subscribers_refused: n / 13,
                 subscribers_dropped: n / 17,
+                announces_refused: n / 19,
+                connections_recycled: n / 23,
             }),
         );
     let member =
@@ -298,6 +300,7 @@ fn status_response() -> impl Strategy<Value = StatusResponse> {
             replicas,
             stats,
             replication: None,
+            totals: None,
         })
 }
 

@@ -11,7 +11,9 @@
 //! - **Bounds.** Peers learned from replicas are counted by the tracker they
 //!   announced to: at most [`MAX_ORIGINS`] such trackers,
 //!   [`MAX_PEERS_PER_ORIGIN`] peers each and [`MAX_REMOTE_PEERS`] in all;
-//!   a record adds no swarm once there are [`MAX_SWARMS`]. Graves are
+//!   a record adds no swarm once there are [`MAX_SWARMS`]. A new peer must
+//!   also pass the registry's own [`Limits`](super::Limits) (swarms and
+//!   peers in all and per IP, the allow-list), like a local announce. Graves are
 //!   capped at [`MAX_GRAVES`]. Records past a bound are refused
 //!   ([`Applied::OverLimit`]), so hostile datagrams cannot grow memory
 //!   without bound.
@@ -189,23 +191,27 @@ impl Registry {
             .and_then(|s| s.index.get(&p.addr).map(|&i| i as usize));
         let Some(i) = held else {
             let new_swarm = !self.swarms.contains_key(&p.swarm);
-            if (new_swarm && self.swarms.len() >= MAX_SWARMS) || !self.remote.claim(origin) {
+            if (new_swarm && self.swarms.len() >= MAX_SWARMS)
+                || self.admit(p.swarm, p.addr).is_err()
+                || !self.remote.claim(origin)
+            {
                 return Applied::OverLimit;
             }
-            let swarm = self.swarms.entry(p.swarm).or_default();
-            swarm.index.insert(p.addr, swarm.peers.len() as u32);
-            swarm.peers.push(Peer {
-                addr: p.addr,
-                peer_id: p.peer_id.as_str().into(),
-                proto: p.proto,
-                name: None,
-                seed: p.seed,
-                last_seen: seen,
-                left: None,
-                downloaded: None,
-                origin,
-                entry: Peer::render(p.addr, &p.peer_id, p.proto),
-            });
+            self.add_peer(
+                p.swarm,
+                Peer {
+                    addr: p.addr,
+                    peer_id: p.peer_id.as_str().into(),
+                    proto: p.proto,
+                    name: None,
+                    seed: p.seed,
+                    last_seen: seen,
+                    left: None,
+                    downloaded: None,
+                    origin,
+                    entry: Peer::render(p.addr, &p.peer_id, p.proto),
+                },
+            );
             return Applied::Joined { seed: p.seed };
         };
         let swarm: &mut Swarm = self.swarms.get_mut(&p.swarm).expect("held above");
@@ -252,11 +258,7 @@ impl Registry {
         if swarm.peers[i as usize].last_seen > at {
             return Applied::Stale;
         }
-        let peer = swarm.remove_at(i as usize);
-        if swarm.peers.is_empty() && !swarm.pinned {
-            self.swarms.remove(&r.swarm);
-        }
-        self.remote.release(peer.origin);
+        let peer = self.remove_peer(r.swarm, i as usize);
         Applied::Left {
             peer_id: peer.peer_id,
         }
@@ -329,10 +331,11 @@ mod tests {
     }
 
     fn local(reg: &mut Registry, port: u16, event: Option<Event>, now: Instant) -> Change {
+        let id = format!("p{port}");
         let a = Announce {
             swarm: None,
             addr: addr(port),
-            peer_id: "local",
+            peer_id: &id,
             event,
             numwant: None,
             proto: Some(1),
@@ -563,5 +566,37 @@ mod tests {
         }
         assert_eq!(other.peer_count(), 2);
         assert_eq!(origin_of(&other, 7002), Some(id(1)));
+    }
+
+    #[test]
+    fn replicated_peers_respect_the_registrys_own_bounds() {
+        let now = Instant::now();
+        let mut reg = registry();
+        reg.set_limits(crate::registry::Limits {
+            max_peers_per_ip: 2,
+            ..Default::default()
+        });
+        assert!(matches!(
+            reg.apply(&Record::Join(peer(1, 2, 0)), now),
+            Applied::Joined { .. }
+        ));
+        local(&mut reg, 2, Some(Event::Started), now);
+        // All three at 10.77.0.9: the third is over the per-IP cap.
+        assert_eq!(
+            reg.apply(&Record::Join(peer(3, 2, 0)), now),
+            Applied::OverLimit
+        );
+        let mut served = registry();
+        served.set_limits(crate::registry::Limits {
+            only_configured: true,
+            ..Default::default()
+        });
+        let mut elsewhere = peer(1, 2, 0);
+        elsewhere.swarm = InfoHash([5; 20]);
+        assert_eq!(
+            served.apply(&Record::Join(elsewhere), now),
+            Applied::OverLimit
+        );
+        assert_eq!((served.peer_count(), served.swarm_count()), (0, 1));
     }
 }

@@ -213,6 +213,7 @@ impl Lobby {
         match outcome.change {
             Change::Refreshed | Change::Absent => {}
             Change::NameTaken => warn!("seed client {id}: a chat member already holds that name"),
+            Change::Refused(why) => warn!("seed client {id} not registered: {why}"),
             change => self.reporter.note(&Note {
                 change,
                 swarm: outcome.swarm,
