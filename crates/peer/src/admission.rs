@@ -30,8 +30,14 @@ pub const MAX_DIALS: usize = 8;
 pub const NUMWANT: usize = 50;
 /// Dial candidates kept waiting for a free dial.
 const MAX_QUEUED_DIALS: usize = 2 * NUMWANT;
-/// A connection younger than this is never evicted for a newcomer.
-pub const EVICT_GRACE: Duration = Duration::from_secs(2);
+/// The ticket of a connection that does not wait: it goes behind everyone.
+pub const NO_TICKET: u64 = u64::MAX;
+/// Most opened connections waiting for a slot, from one IP and in all.
+const MAX_WAITING_PER_IP: usize = 16;
+const MAX_WAITING: usize = 64;
+/// A connection younger than this is never evicted for a newcomer (an
+/// honest peer says what it wants right after its Bitfield).
+pub const EVICT_GRACE: Duration = Duration::from_secs(1);
 /// A connection silent for this long is evictable, whatever it said before
 /// (a third longer than our keep-alive period).
 pub const EVICT_SILENCE: Duration = Duration::from_secs(60);
@@ -97,6 +103,8 @@ struct DialRecord {
 pub struct Admission<T> {
     /// Connections opening, by id (ids grow: the first is the oldest).
     opening: BTreeMap<u64, (IpAddr, T)>,
+    /// Opened connections waiting for a slot, in turn (by id), with what held them.
+    waiting: BTreeMap<u64, (IpAddr, Full)>,
     bans: HashSet<Culprit>,
     ban_order: VecDeque<Culprit>,
     dials: HashMap<SocketAddr, DialRecord>,
@@ -109,6 +117,7 @@ impl<T> Default for Admission<T> {
     fn default() -> Self {
         Self {
             opening: BTreeMap::new(),
+            waiting: BTreeMap::new(),
             bans: HashSet::new(),
             ban_order: VecDeque::new(),
             dials: HashMap::new(),
@@ -142,13 +151,56 @@ impl<T> Admission<T> {
         evicted
     }
 
-    /// Connection `id` is no longer opening (admitted, refused or gone).
+    /// Connection `id` is no longer opening (it opened, or is gone).
     pub fn opening_ended(&mut self, id: u64) {
         self.opening.remove(&id);
     }
 
     pub fn opening_count(&self) -> usize {
         self.opening.len()
+    }
+
+    // --- Waiting for a slot, in turn.
+
+    /// Whether connection `ticket` (its opening id: older ones first) from
+    /// `ip` gets a slot, given the connections held: `of_ip` from its
+    /// address and `total` in all. Slots go in turn: those waiting ahead of
+    /// it for the same kind of slot count as holding one. When none is free
+    /// it waits in line (if the line has room) until it asks again, or
+    /// [`Admission::stop_waiting`].
+    pub fn slot_in_turn(
+        &mut self,
+        ticket: u64,
+        ip: IpAddr,
+        of_ip: usize,
+        total: usize,
+    ) -> Result<(), Full> {
+        let ahead = self.waiting.range(..ticket).map(|(_, w)| w);
+        let (ahead_ip, ahead_total) = ahead.fold((0, 0), |(i, t), (_, full)| match full {
+            Full::Address(a) if *a == ip => (i + 1, t),
+            Full::Address(_) => (i, t),
+            Full::Total => (i, t + 1),
+        });
+        match Self::slot(ip, of_ip + ahead_ip, total + ahead_total) {
+            Ok(()) => {
+                self.waiting.remove(&ticket);
+                Ok(())
+            }
+            Err(full) => {
+                let of_ip = self.waiting.values().filter(|(i, _)| *i == ip).count();
+                let queued = self.waiting.contains_key(&ticket);
+                let room = of_ip < MAX_WAITING_PER_IP && self.waiting.len() < MAX_WAITING;
+                if ticket != NO_TICKET && (queued || room) {
+                    self.waiting.insert(ticket, (ip, full));
+                }
+                Err(full)
+            }
+        }
+    }
+
+    /// Connection `ticket` no longer waits for a slot.
+    pub fn stop_waiting(&mut self, ticket: u64) {
+        self.waiting.remove(&ticket);
     }
 
     // --- Bans.
@@ -354,6 +406,36 @@ mod tests {
             Err(Full::Address(ip(1)))
         );
         assert_eq!(A::slot(ip(1), 0, MAX_PEERS), Err(Full::Total));
+    }
+
+    #[test]
+    fn slots_go_in_turn_to_those_waiting() {
+        let mut a = Admission::<()>::default();
+        let full = MAX_PER_IP;
+        // 5 waits first for a slot of 127.0.0.1, then 9 does.
+        assert_eq!(
+            a.slot_in_turn(5, ip(1), full, 10),
+            Err(Full::Address(ip(1)))
+        );
+        assert_eq!(
+            a.slot_in_turn(9, ip(1), full, 10),
+            Err(Full::Address(ip(1)))
+        );
+        // Another address is not held up by that line.
+        assert_eq!(a.slot_in_turn(7, ip(2), 0, 10), Ok(()));
+        // One slot frees: 9 (or a newcomer) must let 5 have it.
+        assert!(a.slot_in_turn(9, ip(1), full - 1, 10).is_err());
+        assert!(a.slot_in_turn(12, ip(1), full - 1, 10).is_err());
+        assert_eq!(a.slot_in_turn(5, ip(1), full - 1, 10), Ok(()));
+        assert_eq!(a.slot_in_turn(9, ip(1), full - 1, 10), Ok(()));
+        // One that gives up leaves the line.
+        a.stop_waiting(12);
+        assert!(a.waiting.is_empty());
+        // The line is bounded: beyond it, refused without a place.
+        for t in 100..100 + MAX_WAITING_PER_IP as u64 + 5 {
+            assert!(a.slot_in_turn(t, ip(3), full, 10).is_err());
+        }
+        assert_eq!(a.waiting.len(), MAX_WAITING_PER_IP);
     }
 
     #[test]

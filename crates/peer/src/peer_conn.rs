@@ -39,7 +39,7 @@ const MAX_QUEUED_UPLOADS: usize = 64;
 const REFILL_EVERY: Duration = Duration::from_secs(1);
 /// How long an opened connection waits for a slot when the swarm (or its
 /// address) is full, while useless connections are asked to give way.
-const ADMIT_WAIT: Duration = Duration::from_secs(5);
+const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting connection asks again, besides when a slot frees.
 const ADMIT_RETRY: Duration = Duration::from_millis(500);
 
@@ -86,12 +86,16 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
     let mut conn = Connection::new(swarm.conn_config(), role, Instant::now());
     let outgoing = matches!(role, Role::Outgoing { .. });
 
-    // Counted among the connections opening until admitted or refused.
+    // Counted among the connections opening until it has opened; then it
+    // may wait its turn for a slot.
     let opening = Opening::start(&swarm, addr);
     let admitted = match open(&swarm, &mut conn, &mut reader, &mut writer, &opening.stop).await {
-        Ok((peer_id, legacy)) => admit(&swarm, addr, peer_id, outgoing, &opening.stop)
-            .await
-            .map(|reg| (peer_id, legacy, reg)),
+        Ok((peer_id, legacy)) => {
+            swarm.opening_ended(opening.id);
+            admit(&swarm, opening.id, addr, peer_id, outgoing)
+                .await
+                .map(|reg| (peer_id, legacy, reg))
+        }
         Err(reason) => Err(reason),
     };
     drop(opening);
@@ -179,25 +183,26 @@ impl<'a> Opening<'a> {
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
         self.swarm.opening_ended(self.id);
+        self.swarm.stop_waiting(self.id);
     }
 }
 
-/// Registers an opened connection, waiting up to [`ADMIT_WAIT`] for a slot
-/// while the swarm (or the connection's address) is full and useless
-/// connections are asked to give way.
+/// Registers opened connection `ticket`, waiting its turn up to
+/// [`ADMIT_WAIT`] for a slot while the swarm (or the connection's address)
+/// is full and useless connections are asked to give way.
 async fn admit(
     swarm: &Swarm,
+    ticket: u64,
     addr: SocketAddr,
     peer_id: Option<PeerId>,
     outgoing: bool,
-    stop: &CancellationToken,
 ) -> Result<Registration, Disconnect> {
     let give_up = tokio::time::Instant::now() + ADMIT_WAIT;
     loop {
         let freed = swarm.slot_freed().notified();
         tokio::pin!(freed);
         freed.as_mut().enable();
-        match swarm.register(addr, peer_id, outgoing) {
+        match swarm.register_in_turn(ticket, addr, peer_id, outgoing) {
             Err(Disconnect::TooManyPeers | Disconnect::TooManyFromAddress(_))
                 if tokio::time::Instant::now() < give_up => {}
             done => return done,
@@ -206,7 +211,6 @@ async fn admit(
         tokio::select! {
             _ = freed => {}
             _ = tokio::time::sleep_until(retry) => {}
-            _ = stop.cancelled() => return Err(Disconnect::OpeningEvicted),
             _ = swarm.shutdown.cancelled() => return Err(Disconnect::ShuttingDown),
         }
     }

@@ -276,6 +276,11 @@ impl Swarm {
         self.lock().admission.opening_ended(id);
     }
 
+    /// Connection `ticket` no longer waits for a slot.
+    pub fn stop_waiting(&self, ticket: u64) {
+        self.lock().admission.stop_waiting(ticket);
+    }
+
     /// Whether a connection with `addr` (`outgoing` if we dialed) is banned.
     pub fn is_banned(&self, addr: SocketAddr, outgoing: bool) -> bool {
         self.lock().admission.is_banned(addr, outgoing)
@@ -300,6 +305,19 @@ impl Swarm {
     /// the caller may try again once [`Swarm::slot_freed`] fires.
     pub fn register(
         &self,
+        addr: SocketAddr,
+        peer_id: Option<PeerId>,
+        outgoing: bool,
+    ) -> Result<Registration, Disconnect> {
+        self.register_in_turn(crate::admission::NO_TICKET, addr, peer_id, outgoing)
+    }
+
+    /// [`Swarm::register`] for connection `ticket` (its opening id), which
+    /// waits its turn for a slot behind older ones (see
+    /// [`Admission::slot_in_turn`]) until admitted or [`Swarm::stop_waiting`].
+    pub fn register_in_turn(
+        &self,
+        ticket: u64,
         addr: SocketAddr,
         peer_id: Option<PeerId>,
         outgoing: bool,
@@ -329,7 +347,7 @@ impl Swarm {
         let (of_ip, total) = live.fold((0, 0), |(i, t), e| {
             (i + usize::from(e.addr.ip() == addr.ip()), t + 1)
         });
-        if let Err(full) = Admission::<CancellationToken>::slot(addr.ip(), of_ip, total) {
+        if let Err(full) = st.admission.slot_in_turn(ticket, addr.ip(), of_ip, total) {
             let now = Instant::now();
             for e in st.conns.values_mut() {
                 let candidate = match full {
