@@ -32,6 +32,9 @@ pub enum Event {
     },
     /// An admitted connection ended.
     PeerDisconnected { addr: String, reason: String },
+    /// An opened connection found no free slot (`reason`) and waits its
+    /// turn while useless connections are asked to give way.
+    SlotWait { addr: String, reason: String },
     /// A connection was refused during the handshake.
     PeerRefused { addr: String, reason: String },
     /// We started dialing a peer; `connecting`: dials whose connect is

@@ -198,13 +198,23 @@ async fn admit(
     outgoing: bool,
 ) -> Result<Registration, Disconnect> {
     let give_up = tokio::time::Instant::now() + ADMIT_WAIT;
+    let mut waiting = false;
     loop {
         let freed = swarm.slot_freed().notified();
         tokio::pin!(freed);
         freed.as_mut().enable();
         match swarm.register_in_turn(ticket, addr, peer_id, outgoing) {
-            Err(Disconnect::TooManyPeers | Disconnect::TooManyFromAddress(_))
-                if tokio::time::Instant::now() < give_up => {}
+            Err(full @ (Disconnect::TooManyPeers | Disconnect::TooManyFromAddress(_)))
+                if tokio::time::Instant::now() < give_up =>
+            {
+                if !waiting {
+                    waiting = true;
+                    swarm.out.emit(&Event::SlotWait {
+                        addr: addr.to_string(),
+                        reason: full.to_string(),
+                    });
+                }
+            }
             done => return done,
         }
         let retry = (tokio::time::Instant::now() + ADMIT_RETRY).min(give_up);
