@@ -8,7 +8,12 @@
 //! requests. It passes on what the connection reports: events to the swarm,
 //! messages and uploads to the writer task ([`crate::writer`]), received
 //! pieces to the verifier task ([`crate::verifier`]). Nothing a peer sends
-//! can make us allocate beyond one frame of the torrent's piece size.
+//! can make us allocate beyond one frame of the torrent's piece size, nor,
+//! before it has opened, beyond its opening message.
+//!
+//! Before the driver starts, a connection opens (counted among the
+//! openings, see [`crate::admission`]) and is admitted, waiting its turn
+//! for a slot if the swarm or its address is full.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The state shared by all connections of one torrent: which pieces we
 //! have, the piece picker, the choker, the connected peers with their
-//! counters, strikes and bans, and the operations on them.
+//! counters and strikes, their admission (caps, bans, dials: kept by
+//! [`crate::admission`]), and the operations on them.
 //!
 //! The state is private. Connection drivers (`peer_conn`) own their
 //! sockets and their [`wire::Connection`], and tell the swarm what happened
@@ -8,7 +9,8 @@
 //! verified or failed, a connection closed. The swarm answers through the
 //! [`wire::Connection`] it is handed (requests, interest) and through
 //! [`Command`]s over unbounded channels whose volume is bounded by the piece
-//! count. The piece lifecycle and the lock order are in `STATE.md` beside
+//! count (and, for [`Command::Evict`], by one ask per connection every
+//! half second). The piece lifecycle and the lock order are in `STATE.md` beside
 //! this file. The session ([`crate::session`]) runs the background tasks
 //! around it, and dials the peers the swarm says to dial.
 
