@@ -4,7 +4,7 @@
 //! memory bounded.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,22 +19,12 @@ use peer::events::Event;
 use wire::tracker::{AnnounceResponse, PeerEntry};
 use wire::{Bitfield, Disconnect, Message, PeerId, Torrent};
 
-/// The peer's peak resident set (VmHWM) in KiB.
-fn vm_hwm_kib(proc: &Proc) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
+fn vm_hwm(proc: &Proc) -> u64 {
+    vm_hwm_kib(proc.pid())
 }
 
-/// A TCP connection to `to` from the loopback address `from`.
-fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(IpAddr::V4(from), 0).into())?;
-    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
-    Ok(socket.into())
+fn from(a: u8, b: u8, c: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, a, b, c))
 }
 
 /// Runs a leecher named `name` (its extra arguments `args`) to the end and
@@ -85,23 +75,6 @@ impl Attack {
     }
 }
 
-/// Reads from `stream` until it closes or `stop` is set; whether it closed.
-fn hold(stream: &mut TcpStream, stop: &AtomicBool) -> bool {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
-
 /// Item 1: silent connections of the seed's protocol (a Bitfield, then
 /// nothing), from 127.0.0.1 and seven other addresses, reconnecting as soon
 /// as they are dropped, try to hold every slot of a seeder.
@@ -112,7 +85,7 @@ fn silent_seed_protocol_connections_give_their_slots_to_a_good_leecher() {
     let addr: SocketAddr = started.listen.parse().unwrap();
     let pieces = load_torrent(&s.torrent).info.piece_count();
     let baseline = leech(&s, "base", &[]);
-    let hwm_before = vm_hwm_kib(&seed);
+    let hwm_before = vm_hwm(&seed);
 
     let mut attack = Attack::new();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -124,7 +97,7 @@ fn silent_seed_protocol_connections_give_their_slots_to_a_good_leecher() {
         let connections = connections.clone();
         attack.spawn(move |stop| {
             while !stop.load(Ordering::Relaxed) {
-                let Ok(mut stream) = connect_from(Ipv4Addr::new(127, 0, 0, last), addr) else {
+                let Ok(mut stream) = connect_from(from(0, 0, last), addr) else {
                     // Not a synchronisation: an attacker pacing its retries.
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -132,7 +105,7 @@ fn silent_seed_protocol_connections_give_their_slots_to_a_good_leecher() {
                 connections.fetch_add(1, Ordering::Relaxed);
                 let hello = wire::codec::encode_framed(&Message::Bitfield(Bitfield::new(pieces)));
                 if stream.write_all(&hello).is_ok() {
-                    hold(&mut stream, &stop);
+                    hold_open(&mut stream, &stop);
                 }
             }
         });
@@ -146,7 +119,7 @@ fn silent_seed_protocol_connections_give_their_slots_to_a_good_leecher() {
 
     let attacked = leech(&s, "good", &[]);
     assert_about_normal(attacked, baseline, "leecher against silent slot holders");
-    let hwm_after = vm_hwm_kib(&seed);
+    let hwm_after = vm_hwm(&seed);
     attack.end();
 
     let out = seed.output();
@@ -182,27 +155,21 @@ fn half_frames_and_silent_openings_before_the_handshake_cost_nothing() {
     let addr: SocketAddr = started.listen.parse().unwrap();
     let piece = 1usize << 20;
     let baseline = leech(&s, "base", &[]);
-    let hwm_before = vm_hwm_kib(&seed);
+    let hwm_before = vm_hwm(&seed);
 
     let mut attack = Attack::new();
     for n in 0..100u32 {
         attack.spawn(move |stop| {
-            let from = Ipv4Addr::new(127, 0, 1, 10 + (n % 20) as u8);
-            let Ok(mut stream) = connect_from(from, addr) else {
-                return;
-            };
             // A Piece frame's header, then half its body.
-            let mut half = ((piece + 13) as u64).to_be_bytes().to_vec();
-            half.resize(8 + piece / 2, 0x55);
-            stream
-                .set_write_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let _ = stream.write_all(&half);
-            hold(&mut stream, &stop);
+            let source = from(0, 1, 10 + (n % 20) as u8);
+            let claim = (piece + 13) as u64;
+            if let Ok(mut stream) = half_frame_from(source, addr, claim, piece / 2) {
+                hold_open(&mut stream, &stop);
+            }
         });
     }
     let silent: Vec<TcpStream> = (0..40)
-        .map(|_| connect_from(Ipv4Addr::new(127, 0, 2, 1), addr).unwrap())
+        .map(|_| connect_from(from(0, 2, 1), addr).unwrap())
         .collect();
 
     let attacked = leech(&s, "good", &[]);
@@ -214,7 +181,7 @@ fn half_frames_and_silent_openings_before_the_handshake_cost_nothing() {
             if reason.contains("exceeds the limit of 45 bytes"));
         refused += 1;
     }
-    let hwm_after = vm_hwm_kib(&seed);
+    let hwm_after = vm_hwm(&seed);
     attack.end();
     drop(silent);
     // The silent openings beyond the per-address cap made way for newer ones.
@@ -237,8 +204,8 @@ fn half_frames_and_silent_openings_before_the_handshake_cost_nothing() {
 
 /// A fake peer from `from` claiming `peer_id`, holding every piece and
 /// serving garbage for each request, over our protocol.
-fn impostor(from: Ipv4Addr, to: SocketAddr, t: &Torrent, peer_id: PeerId) -> SocketAddr {
-    let stream = connect_from(from, to).unwrap();
+fn impostor(source: IpAddr, to: SocketAddr, t: &Torrent, peer_id: PeerId) -> SocketAddr {
+    let stream = connect_from(source, to).unwrap();
     let local = stream.local_addr().unwrap();
     let t = t.clone();
     std::thread::spawn(move || {
@@ -302,7 +269,7 @@ fn an_impostor_with_a_seeders_id_is_banned_by_address_and_the_seeder_kept() {
         Event::Progress(peer::events::Progress::Swarm { have, .. }) if have == half);
 
     // The impostor, from another address, under the seeder's id.
-    let bad = Ipv4Addr::new(127, 0, 0, 66);
+    let bad = from(0, 0, 66);
     let fake = impostor(bad, leech_addr, &t, seeder_id);
     let banned = expect_event!(leech, STEP, Event::PeerBanned { addr, .. } => addr);
     assert_eq!(banned, fake.to_string());
@@ -406,7 +373,7 @@ fn a_tracker_reply_of_3000_addresses_makes_a_bounded_number_of_dials() {
     for _ in 0..8 {
         expect_event!(storm, STEP, Event::Announced { .. });
     }
-    let hwm = vm_hwm_kib(&storm);
+    let hwm = vm_hwm(&storm);
     storm.signal(libc::SIGTERM);
     storm.wait_exit(STEP).unwrap();
 
