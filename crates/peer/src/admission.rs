@@ -198,6 +198,11 @@ impl<T> Admission<T> {
         }
     }
 
+    /// Whether connection `ticket` has a place in the line for a slot.
+    pub fn is_waiting(&self, ticket: u64) -> bool {
+        self.waiting.contains_key(&ticket)
+    }
+
     /// Connection `ticket` no longer waits for a slot.
     pub fn stop_waiting(&mut self, ticket: u64) {
         self.waiting.remove(&ticket);
@@ -436,6 +441,7 @@ mod tests {
             assert!(a.slot_in_turn(t, ip(3), full, 10).is_err());
         }
         assert_eq!(a.waiting.len(), MAX_WAITING_PER_IP);
+        assert!(a.is_waiting(100) && !a.is_waiting(100 + MAX_WAITING_PER_IP as u64));
     }
 
     #[test]

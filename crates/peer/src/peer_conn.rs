@@ -210,7 +210,7 @@ async fn admit(
         freed.as_mut().enable();
         match swarm.register_in_turn(ticket, addr, peer_id, outgoing) {
             Err(full @ (Disconnect::TooManyPeers | Disconnect::TooManyFromAddress(_)))
-                if tokio::time::Instant::now() < give_up =>
+                if tokio::time::Instant::now() < give_up && swarm.is_waiting(ticket) =>
             {
                 if !waiting {
                     waiting = true;

@@ -278,6 +278,12 @@ impl Swarm {
         self.lock().admission.opening_ended(id);
     }
 
+    /// Whether connection `ticket` has a place in the line for a slot (a
+    /// full line refuses newcomers rather than let them wait unbounded).
+    pub fn is_waiting(&self, ticket: u64) -> bool {
+        self.lock().admission.is_waiting(ticket)
+    }
+
     /// Connection `ticket` no longer waits for a slot.
     pub fn stop_waiting(&self, ticket: u64) {
         self.lock().admission.stop_waiting(ticket);
