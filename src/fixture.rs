@@ -274,3 +274,61 @@ pub fn read_frame(stream: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> 
 pub fn announce(tracker: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
     Client::connect_within(tracker, STEP).request(&req.to_json())
 }
+
+/// A process's peak resident set (`VmHWM` of `/proc/PID/status`), in KiB.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// A TCP connection to `to` from the local address `from` (any of
+/// 127.0.0.0/8 on loopback): an attacker's many hosts, on one machine.
+pub fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+/// Opens a connection from `from` to a peer at `to` that sends the 8-byte
+/// header of a frame of `claim` bytes, then `sent` bytes of it, before any
+/// handshake; the connection is returned open.
+pub fn half_frame_from(
+    from: std::net::IpAddr,
+    to: SocketAddr,
+    claim: u64,
+    sent: usize,
+) -> std::io::Result<TcpStream> {
+    let mut stream = connect_from(from, to)?;
+    let mut half = claim.to_be_bytes().to_vec();
+    half.resize(8 + sent, 0x55);
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    // The peer may close at the header: what it read is what counts.
+    let _ = stream.write_all(&half);
+    Ok(stream)
+}
+
+/// An attacker's connection: reads (and drops) what the peer sends until the
+/// peer closes it (true) or `stop` is set (false).
+pub fn hold_open(stream: &mut TcpStream, stop: &std::sync::atomic::AtomicBool) -> bool {
+    use std::io::ErrorKind;
+    use std::sync::atomic::Ordering;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("set_read_timeout");
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}

@@ -32,8 +32,14 @@ pub enum Event {
     },
     /// An admitted connection ended.
     PeerDisconnected { addr: String, reason: String },
+    /// An opened connection found no free slot (`reason`) and waits its
+    /// turn while useless connections are asked to give way.
+    SlotWait { addr: String, reason: String },
     /// A connection was refused during the handshake.
     PeerRefused { addr: String, reason: String },
+    /// We started dialing a peer; `connecting`: dials whose connect is
+    /// under way, this one included (bounded).
+    DialStarted { addr: String, connecting: usize },
     /// A peer was banned for sending bad data.
     PeerBanned { addr: String, reason: String },
     /// A piece failed its hash check.

@@ -12,6 +12,7 @@
 //! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
 //! | [`writer`] | a connection's writer task: messages, and zero-copy piece uploads |
 //! | [`verifier`] | a connection's verifier task: hashing and storing received pieces |
+//! | [`admission`] | who may connect: caps per address and in total, connections opening, evictions, bans by address, dial bounds and redial backoff (sans-IO) |
 //! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
 //! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
@@ -27,6 +28,7 @@
 //!
 //! The binary's `main` only parses arguments and calls [`run`].
 
+pub mod admission;
 pub mod announcer;
 pub mod beneath;
 pub mod chat;

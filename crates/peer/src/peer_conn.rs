@@ -8,7 +8,12 @@
 //! requests. It passes on what the connection reports: events to the swarm,
 //! messages and uploads to the writer task ([`crate::writer`]), received
 //! pieces to the verifier task ([`crate::verifier`]). Nothing a peer sends
-//! can make us allocate beyond one frame of the torrent's piece size.
+//! can make us allocate beyond one frame of the torrent's piece size, nor,
+//! before it has opened, beyond its opening message.
+//!
+//! Before the driver starts, a connection opens (counted among the
+//! openings, see [`crate::admission`]) and is admitted, waiting its turn
+//! for a slot if the swarm or its address is full.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,11 +25,13 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
 use wire::{ConnEvent, Connection, Disconnect, PeerCodec, PeerId, Role};
 
+use crate::admission;
 use crate::events::Event;
 use crate::picker::Pipeline;
-use crate::swarm::{Command, ConnInfo, Swarm};
+use crate::swarm::{Command, ConnInfo, Registration, Swarm};
 use crate::verifier::{self, Received};
 use crate::writer::{self, Outgoing, Writer};
 
@@ -35,22 +42,32 @@ const LINGER: Duration = Duration::from_secs(1);
 const MAX_QUEUED_UPLOADS: usize = 64;
 /// How often we try to request more, besides after every event.
 const REFILL_EVERY: Duration = Duration::from_secs(1);
+/// How long an opened connection waits for a slot when the swarm (or its
+/// address) is full, while useless connections are asked to give way.
+const ADMIT_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting connection asks again, besides when a slot frees.
+const ADMIT_RETRY: Duration = Duration::from_millis(500);
 
 type Reader = FramedRead<OwnedReadHalf, PeerCodec>;
 
-/// Dials a peer from the tracker's list and runs the connection.
-pub async fn dial(swarm: Arc<Swarm>, addr: SocketAddr, legacy: bool) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
+/// Opens a TCP connection to a peer from the tracker's list (the dial's
+/// connect, bounded in time); `None` if it failed.
+pub async fn connect(addr: SocketAddr) -> Option<TcpStream> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             tracing::debug!("cannot connect to {addr}: {e}");
-            return;
+            None
         }
         Err(_) => {
             tracing::debug!("connecting to {addr} timed out");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Runs a connection we dialed ([`connect`]).
+pub async fn dialed(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, legacy: bool) {
     run(swarm, stream, addr, Role::Outgoing { legacy }).await;
 }
 
@@ -61,28 +78,40 @@ pub async fn accepted(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr) {
 
 async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role) {
     let _ = stream.set_nodelay(true);
-    let codec = PeerCodec::new(swarm.max_frame(), Some(swarm.piece_count()));
+    // Until the remote has opened, no frame beyond its opening message.
+    let piece_count = swarm.piece_count();
+    let codec = PeerCodec::opening(
+        swarm.max_frame(),
+        Some(piece_count),
+        wire::codec::opening_limit(role, piece_count),
+    );
     let (rd, wr) = stream.into_split();
     let mut reader = FramedRead::new(rd, codec);
     let mut writer = FramedWrite::new(wr, codec);
     let mut conn = Connection::new(swarm.conn_config(), role, Instant::now());
     let outgoing = matches!(role, Role::Outgoing { .. });
 
-    let (peer_id, legacy) = match open(&swarm, &mut conn, &mut reader, &mut writer).await {
-        Ok(opened) => opened,
+    // Counted among the connections opening until it has opened; then it
+    // may wait its turn for a slot.
+    let opening = Opening::start(&swarm, addr);
+    let admitted = match open(&swarm, &mut conn, &mut reader, &mut writer, &opening.stop).await {
+        Ok((peer_id, legacy)) => {
+            swarm.opening_ended(opening.id);
+            admit(&swarm, opening.id, addr, peer_id, outgoing)
+                .await
+                .map(|reg| (peer_id, legacy, reg))
+        }
+        Err(reason) => Err(reason),
+    };
+    drop(opening);
+    let (peer_id, legacy, reg) = match admitted {
+        Ok(admitted) => admitted,
         Err(reason) => {
             tracing::info!("{addr}: refused: {reason}");
             swarm.out.emit(&Event::PeerRefused {
                 addr: addr.to_string(),
                 reason: reason.to_string(),
             });
-            return;
-        }
-    };
-    let reg = match swarm.register(addr, peer_id, outgoing) {
-        Ok(r) => r,
-        Err(reason) => {
-            tracing::debug!("{addr}: not admitted: {reason}");
             conn.close(reason);
             let _ = tokio::time::timeout(LINGER, send_direct(&mut conn, &mut writer)).await;
             return;
@@ -140,6 +169,68 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
     });
 }
 
+/// A connection's place among those opening ([`Swarm::opening_started`]),
+/// given up on drop.
+struct Opening<'a> {
+    swarm: &'a Swarm,
+    id: u64,
+    /// Cancelled when newer openings push this one out.
+    stop: CancellationToken,
+}
+
+impl<'a> Opening<'a> {
+    fn start(swarm: &'a Swarm, addr: SocketAddr) -> Self {
+        let (id, stop) = swarm.opening_started(addr);
+        Opening { swarm, id, stop }
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.swarm.opening_ended(self.id);
+        self.swarm.stop_waiting(self.id);
+    }
+}
+
+/// Registers opened connection `ticket`, waiting its turn up to
+/// [`ADMIT_WAIT`] for a slot while the swarm (or the connection's address)
+/// is full and useless connections are asked to give way.
+async fn admit(
+    swarm: &Swarm,
+    ticket: u64,
+    addr: SocketAddr,
+    peer_id: Option<PeerId>,
+    outgoing: bool,
+) -> Result<Registration, Disconnect> {
+    let give_up = tokio::time::Instant::now() + ADMIT_WAIT;
+    let mut waiting = false;
+    loop {
+        let freed = swarm.slot_freed().notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        match swarm.register_in_turn(ticket, addr, peer_id, outgoing) {
+            Err(full @ (Disconnect::TooManyPeers | Disconnect::TooManyFromAddress(_)))
+                if tokio::time::Instant::now() < give_up && swarm.is_waiting(ticket) =>
+            {
+                if !waiting {
+                    waiting = true;
+                    swarm.out.emit(&Event::SlotWait {
+                        addr: addr.to_string(),
+                        reason: full.to_string(),
+                    });
+                }
+            }
+            done => return done,
+        }
+        let retry = (tokio::time::Instant::now() + ADMIT_RETRY).min(give_up);
+        tokio::select! {
+            _ = freed => {}
+            _ = tokio::time::sleep_until(retry) => {}
+            _ = swarm.shutdown.cancelled() => return Err(Disconnect::ShuttingDown),
+        }
+    }
+}
+
 /// Runs the opening until the connection is established (returning the
 /// remote's peer id, none for a legacy peer, and whether it is legacy) or
 /// refused. Writes go straight to the socket: the writer task starts only
@@ -149,6 +240,7 @@ async fn open(
     conn: &mut Connection,
     reader: &mut Reader,
     writer: &mut Writer,
+    stop: &CancellationToken,
 ) -> Result<(Option<PeerId>, bool), Disconnect> {
     loop {
         let deadline = conn.poll_timeout();
@@ -171,6 +263,7 @@ async fn open(
                 None => conn.handle_eof(),
             },
             _ = sleep_until(deadline) => conn.handle_timeout(Instant::now()),
+            _ = stop.cancelled() => conn.close(Disconnect::OpeningEvicted),
             _ = swarm.shutdown.cancelled() => conn.close(Disconnect::ShuttingDown),
         }
     }
@@ -290,17 +383,26 @@ impl Link {
             Command::Refill => self.fill(),
             Command::Close(reason) => self.conn.close(reason),
             Command::Offer(index) => self.conn.have(index),
+            Command::Evict => {
+                if self.conn.is_useless(
+                    Instant::now(),
+                    admission::EVICT_GRACE,
+                    admission::EVICT_SILENCE,
+                ) {
+                    self.conn.close(Disconnect::Evicted);
+                }
+            }
         }
     }
 
     async fn on_event(&mut self, event: ConnEvent) {
         match event {
             ConnEvent::Bitfield { previous } => {
-                self.swarm.peer_bitfield(&mut self.conn, &previous);
+                self.swarm.peer_bitfield(self.info.id, &mut self.conn, &previous);
                 self.fill();
             }
             ConnEvent::Have(index) => {
-                self.swarm.peer_have(&mut self.conn, index);
+                self.swarm.peer_have(self.info.id, &mut self.conn, index);
                 self.fill();
             }
             ConnEvent::Unchoked => self.fill(),

@@ -245,6 +245,16 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
             _ = swarm.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    // A banned address gets nothing, whatever its source port.
+                    if swarm.is_banned(addr, false) {
+                        drop(stream);
+                        tracing::debug!("{addr}: refused: {}", Disconnect::BannedPeer);
+                        swarm.out.emit(&PeerEvent::PeerRefused {
+                            addr: addr.to_string(),
+                            reason: Disconnect::BannedPeer.to_string(),
+                        });
+                        continue;
+                    }
                     swarm.tasks.spawn(peer_conn::accepted(swarm.clone(), stream, addr));
                 }
                 Err(e) => {
@@ -257,16 +267,35 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
     }
 }
 
-/// Dials a peer from the tracker's list, if the swarm wants it.
+/// Offers a peer from the tracker's list for dialing, and starts the dials
+/// the swarm allows.
 fn dial(swarm: &Arc<Swarm>, entry: &PeerEntry) {
-    let Some((addr, legacy)) = swarm.dial_target(entry) else {
-        return;
-    };
-    let swarm = swarm.clone();
-    swarm.tasks.clone().spawn(async move {
-        peer_conn::dial(swarm.clone(), addr, legacy).await;
-        swarm.dial_ended(addr);
-    });
+    if swarm.offer_dial(entry) {
+        start_dials(swarm);
+    }
+}
+
+/// Starts queued dials while the swarm allows (a bounded number connecting
+/// at once); each, once its connect is over, starts the next.
+fn start_dials(swarm: &Arc<Swarm>) {
+    while let Some((addr, legacy, connecting)) = swarm.next_dial() {
+        swarm.out.emit(&PeerEvent::DialStarted {
+            addr: addr.to_string(),
+            connecting,
+        });
+        let swarm = swarm.clone();
+        swarm.tasks.clone().spawn(async move {
+            let began = Instant::now();
+            let stream = peer_conn::connect(addr).await;
+            swarm.connect_ended();
+            start_dials(&swarm);
+            if let Some(stream) = stream {
+                peer_conn::dialed(swarm.clone(), stream, addr, legacy).await;
+            }
+            swarm.dial_ended(addr, began.elapsed());
+            start_dials(&swarm);
+        });
+    }
 }
 
 /// Announces as the [`Announcer`] says, dials the peers the trackers list,
@@ -304,7 +333,8 @@ async fn tracker_loop(
                     announce: announce.event.map(|e| e.as_str().to_string()),
                     peers: resp.peers.len(),
                 });
-                for entry in &resp.peers {
+                // We asked for NUMWANT: a longer list is not ours to dial.
+                for entry in resp.peers.iter().take(crate::admission::NUMWANT) {
                     dial(&swarm, entry);
                 }
                 plan.answered(

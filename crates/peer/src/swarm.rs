@@ -1,6 +1,7 @@
 //! The state shared by all connections of one torrent: which pieces we
 //! have, the piece picker, the choker, the connected peers with their
-//! counters, strikes and bans, and the operations on them.
+//! counters and strikes, their admission (caps, bans, dials: kept by
+//! [`crate::admission`]), and the operations on them.
 //!
 //! The state is private. Connection drivers (`peer_conn`) own their
 //! sockets and their [`wire::Connection`], and tell the swarm what happened
@@ -8,7 +9,8 @@
 //! verified or failed, a connection closed. The swarm answers through the
 //! [`wire::Connection`] it is handed (requests, interest) and through
 //! [`Command`]s over unbounded channels whose volume is bounded by the piece
-//! count. The piece lifecycle and the lock order are in `STATE.md` beside
+//! count (and, for [`Command::Evict`], by one ask per connection every
+//! half second). The piece lifecycle and the lock order are in `STATE.md` beside
 //! this file. The session ([`crate::session`]) runs the background tasks
 //! around it, and dials the peers the swarm says to dial.
 
@@ -27,6 +29,7 @@ use wire::{
     Torrent,
 };
 
+use crate::admission::{Admission, Culprit, Full};
 use crate::choker::{Candidate, Choker};
 use crate::events::{Done, Event as PeerEvent, PeerSummary, SwarmDone};
 use crate::output::{human_bytes, Output};
@@ -34,14 +37,15 @@ use crate::picker::Picker;
 use crate::storage::Storage;
 use crate::superseed::{Offer, SuperSeed};
 
-/// Most peer connections at once.
-pub const MAX_PEERS: usize = 64;
+pub use crate::admission::MAX_PEERS;
 /// Bytes we aim to keep requested from one peer (sets the pipeline depth).
 const IN_FLIGHT_BYTES: u64 = 16 * 1024 * 1024;
 /// Requests in flight over all peers, in bytes (bounds a leecher's memory).
 const GLOBAL_IN_FLIGHT_BYTES: u64 = 24 * 1024 * 1024;
 /// Bad pieces after which a peer is banned.
 const STRIKES_TO_BAN: u32 = 2;
+/// A connection is asked whether it is of use at most this often.
+const EVICT_ASK_EVERY: Duration = Duration::from_millis(500);
 
 /// Engine → connection task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,9 @@ pub enum Command {
     Close(Disconnect),
     /// Super-seeding: tell the peer we have this piece (it may request it).
     Offer(u32),
+    /// The slots are full: close with [`Disconnect::Evicted`] if the
+    /// connection is of no use ([`wire::Connection::is_useless`]).
+    Evict,
 }
 
 /// Per-peer byte counters, shared by a peer's connections over time.
@@ -69,7 +76,12 @@ pub struct Counters {
 
 struct ConnEntry {
     peer_id: Option<PeerId>,
+    addr: SocketAddr,
     outgoing: bool,
+    /// Told to close (a duplicate): its slot is as good as free.
+    closing: bool,
+    /// When it was last asked whether it is of use (see [`Command::Evict`]).
+    evict_asked: Option<Instant>,
     cmd: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     interested: bool,
@@ -90,10 +102,11 @@ struct State {
     picker: Picker,
     choker: Choker,
     conns: HashMap<u64, ConnEntry>,
-    by_peer_id: HashMap<PeerId, u64>,
+    /// Addresses we dialed, from the dial until the connection ends.
     dialing: HashSet<SocketAddr>,
-    banned_ids: HashSet<PeerId>,
-    banned_addrs: HashSet<SocketAddr>,
+    /// Caps, openings, bans, the dial queue and redial backoff.
+    admission: Admission<CancellationToken>,
+    /// Bad pieces per [`Culprit`] (what its connection proved, not its id).
     strikes: HashMap<String, u32>,
     peers: HashMap<String, PeerRecord>,
     downloaded: u64,
@@ -129,20 +142,27 @@ impl State {
         }
     }
 
-    /// Feeds the super-seeder what `update` does for the connection of
-    /// the peer with `peer_id`, and sends the offers that follow.
+    /// Feeds the super-seeder what `update` does for connection `id`, and
+    /// sends the offers that follow.
     fn super_seed_update(
         &mut self,
-        peer_id: Option<PeerId>,
+        id: u64,
         update: impl FnOnce(&mut SuperSeed, u64) -> Vec<Offer>,
     ) {
-        let Some(id) = peer_id.and_then(|p| self.by_peer_id.get(&p).copied()) else {
-            return;
-        };
         if let Some(ss) = self.superseed.as_mut() {
             let offers = update(ss, id);
             self.send_offers(offers);
         }
+    }
+
+    /// Whether we hold, or are dialing, a connection to the listener at
+    /// `addr`, or one from its IP under the id `claimed` (it dialed us).
+    fn is_connected_to(&self, addr: SocketAddr, claimed: Option<PeerId>) -> bool {
+        self.dialing.contains(&addr)
+            || self.conns.values().any(|e| {
+                (e.outgoing && e.addr == addr)
+                    || (claimed.is_some() && e.peer_id == claimed && e.addr.ip() == addr.ip())
+            })
     }
 
     /// The one place where a piece stops being requested. Until this is
@@ -160,7 +180,7 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub id: u64,
-    /// The peer id in hex, or `legacy@ADDR`: what strikes and counters follow.
+    /// The peer id in hex, or `legacy@ADDR`: what counters follow.
     pub identity: String,
     pub addr: SocketAddr,
     pub outgoing: bool,
@@ -207,6 +227,8 @@ pub struct Swarm {
     pub exit_when_done: bool,
     state: Mutex<State>,
     completed: Notify,
+    /// A connection left: a newcomer waiting for a slot may try again.
+    slot_freed: Notify,
     start: Instant,
     next_id: AtomicU64,
     uploaded_total: AtomicU64,
@@ -267,32 +289,125 @@ impl Swarm {
         self.uploaded_total.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// A connection from (or to) `addr` starts opening: its id, and a token
+    /// cancelled if it must make way for newer openings (see
+    /// [`Admission::opening_started`]). End it with [`Swarm::opening_ended`].
+    pub fn opening_started(&self, addr: SocketAddr) -> (u64, CancellationToken) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let stop = CancellationToken::new();
+        let evicted = self
+            .lock()
+            .admission
+            .opening_started(id, addr.ip(), stop.clone());
+        for old in evicted {
+            old.cancel();
+        }
+        (id, stop)
+    }
+
+    /// Connection `id` (from [`Swarm::opening_started`]) is open or gone.
+    pub fn opening_ended(&self, id: u64) {
+        self.lock().admission.opening_ended(id);
+    }
+
+    /// Whether connection `ticket` has a place in the line for a slot (a
+    /// full line refuses newcomers rather than let them wait unbounded).
+    pub fn is_waiting(&self, ticket: u64) -> bool {
+        self.lock().admission.is_waiting(ticket)
+    }
+
+    /// Connection `ticket` no longer waits for a slot.
+    pub fn stop_waiting(&self, ticket: u64) {
+        self.lock().admission.stop_waiting(ticket);
+    }
+
+    /// Whether a connection with `addr` (`outgoing` if we dialed) is banned.
+    pub fn is_banned(&self, addr: SocketAddr, outgoing: bool) -> bool {
+        self.lock().admission.is_banned(addr, outgoing)
+    }
+
+    /// Notified when a connection leaves the swarm (a slot may be free).
+    pub fn slot_freed(&self) -> &Notify {
+        &self.slot_freed
+    }
+
     /// Admits a connection that completed its handshake, or says why not.
+    ///
+    /// A claimed peer id proves nothing, so duplicates are told by facts: a
+    /// connection claiming the id of one we hold *from the same IP* in the
+    /// other direction is a simultaneous dial, settled by a rule both ends
+    /// agree on (keep the one initiated by the smaller id); in the same
+    /// direction the established one stays. The same id from another IP is
+    /// another host: it is judged on its own and never displaces anyone.
+    ///
+    /// When the address or the swarm is full, the connections that could
+    /// give way are asked whether they are of use ([`Command::Evict`]), and
+    /// the caller may try again once [`Swarm::slot_freed`] fires.
     pub fn register(
         &self,
         addr: SocketAddr,
         peer_id: Option<PeerId>,
         outgoing: bool,
     ) -> Result<Registration, Disconnect> {
+        self.register_in_turn(crate::admission::NO_TICKET, addr, peer_id, outgoing)
+    }
+
+    /// [`Swarm::register`] for connection `ticket` (its opening id), which
+    /// waits its turn for a slot behind older ones (see
+    /// [`Admission::slot_in_turn`]) until admitted or [`Swarm::stop_waiting`].
+    pub fn register_in_turn(
+        &self,
+        ticket: u64,
+        addr: SocketAddr,
+        peer_id: Option<PeerId>,
+        outgoing: bool,
+    ) -> Result<Registration, Disconnect> {
         let mut st = self.lock();
+        if st.admission.is_banned(addr, outgoing) {
+            return Err(Disconnect::BannedPeer);
+        }
+        let mut replaced = None;
         if let Some(pid) = peer_id {
-            if st.banned_ids.contains(&pid) {
-                return Err(Disconnect::BannedPeer);
-            }
-            let existing = st.by_peer_id.get(&pid).and_then(|id| st.conns.get(id));
-            if let Some(e) = existing {
-                // Two connections to the same peer (both dialed at once): keep
-                // the one initiated by the smaller peer id, a rule both ends agree on.
-                let initiator = |out: bool| if out { self.peer_id } else { pid };
-                let (old_init, new_init) = (initiator(e.outgoing), initiator(outgoing));
-                if old_init <= new_init {
+            let same = st
+                .conns
+                .iter_mut()
+                .find(|(_, e)| !e.closing && e.peer_id == Some(pid) && e.addr.ip() == addr.ip());
+            if let Some((&old, e)) = same {
+                if e.outgoing == outgoing {
                     return Err(Disconnect::Duplicate);
                 }
+                let initiator = |out: bool| if out { self.peer_id } else { pid };
+                if initiator(e.outgoing) <= initiator(outgoing) {
+                    return Err(Disconnect::Duplicate);
+                }
+                e.closing = true;
                 let _ = e.cmd.send(Command::Close(Disconnect::Duplicate));
+                replaced = Some(old);
             }
         }
-        if st.conns.len() >= MAX_PEERS {
-            return Err(Disconnect::TooManyPeers);
+        let live = st.conns.values().filter(|e| !e.closing);
+        let (of_ip, total) = live.fold((0, 0), |(i, t), e| {
+            (i + usize::from(e.addr.ip() == addr.ip()), t + 1)
+        });
+        if let Err(full) = st.admission.slot_in_turn(ticket, addr.ip(), of_ip, total) {
+            let now = Instant::now();
+            for e in st.conns.values_mut() {
+                let candidate = match full {
+                    Full::Address(ip) => e.addr.ip() == ip,
+                    Full::Total => true,
+                };
+                let asked_lately = e
+                    .evict_asked
+                    .is_some_and(|t| now.duration_since(t) < EVICT_ASK_EVERY);
+                if candidate && !e.closing && !asked_lately {
+                    e.evict_asked = Some(now);
+                    let _ = e.cmd.send(Command::Evict);
+                }
+            }
+            return Err(match full {
+                Full::Address(ip) => Disconnect::TooManyFromAddress(ip),
+                Full::Total => Disconnect::TooManyPeers,
+            });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let identity = match peer_id {
@@ -316,7 +431,10 @@ impl Swarm {
             id,
             ConnEntry {
                 peer_id,
+                addr,
                 outgoing,
+                closing: false,
+                evict_asked: None,
                 cmd: tx,
                 counters: counters.clone(),
                 interested: false,
@@ -325,8 +443,7 @@ impl Swarm {
                 last_up: counters.uploaded.load(Ordering::Relaxed),
             },
         );
-        if let Some(pid) = peer_id {
-            let replaced = st.by_peer_id.insert(pid, id);
+        if peer_id.is_some() {
             // Peers of our protocol know Have: they get offers, not our
             // bitfield (a replacing connection takes over the old one's).
             if let Some(ss) = st.superseed.as_mut() {
@@ -350,14 +467,10 @@ impl Swarm {
     /// had (for availability) and `in_flight` the requests it leaves behind.
     pub fn connection_closed(&self, id: u64, remote: &Bitfield, in_flight: &[u32]) {
         let mut st = self.lock();
-        let Some(entry) = st.conns.remove(&id) else {
+        if st.conns.remove(&id).is_none() {
             return;
-        };
-        if let Some(pid) = entry.peer_id {
-            if st.by_peer_id.get(&pid) == Some(&id) {
-                st.by_peer_id.remove(&pid);
-            }
         }
+        self.slot_freed.notify_waiters();
         st.picker.peer_gone(remote);
         if let Some(ss) = st.superseed.as_mut() {
             let offers = ss.leave(id);
@@ -375,24 +488,22 @@ impl Swarm {
 
     /// A peer sent its bitfield (replacing `previous`): availability, and
     /// whether we are interested in it.
-    pub fn peer_bitfield(&self, conn: &mut Connection, previous: &Bitfield) {
+    pub fn peer_bitfield(&self, id: u64, conn: &mut Connection, previous: &Bitfield) {
         let mut st = self.lock();
         st.picker.peer_bitfield(previous, conn.remote());
         conn.update_interest(&st.have);
-        st.super_seed_update(conn.remote_peer_id(), |ss, id| {
-            ss.bitfield(id, conn.remote())
-        });
+        st.super_seed_update(id, |ss, id| ss.bitfield(id, conn.remote()));
     }
 
     /// A peer announced piece `index`: availability, and our interest if we
     /// lack it.
-    pub fn peer_have(&self, conn: &mut Connection, index: u32) {
+    pub fn peer_have(&self, id: u64, conn: &mut Connection, index: u32) {
         let mut st = self.lock();
         st.picker.peer_have(index, conn.remote().is_complete());
         if !st.have.has(index) {
             conn.set_interested(true);
         }
-        st.super_seed_update(conn.remote_peer_id(), |ss, id| ss.have(id, index));
+        st.super_seed_update(id, |ss, id| ss.have(id, index));
     }
 
     /// Requests of ours ended without their pieces (the peer choked us, or
@@ -471,16 +582,13 @@ impl Swarm {
             if arrival.requested {
                 st.request_ended(index, RequestEnd::Failed);
             }
-            let strikes = st.strikes.entry(conn.identity.clone()).or_default();
+            // The address that sent the data is struck, not the id it claimed.
+            let culprit = Culprit::of(conn.addr, conn.outgoing);
+            let strikes = st.strikes.entry(culprit.to_string()).or_default();
             *strikes += 1;
             let strikes = *strikes;
             if strikes >= STRIKES_TO_BAN {
-                if let Some(pid) = st.conns.get(&conn.id).and_then(|c| c.peer_id) {
-                    st.banned_ids.insert(pid);
-                }
-                if conn.outgoing {
-                    st.banned_addrs.insert(conn.addr);
-                }
+                st.admission.ban(culprit);
                 Some(BanReason::BadPieces(strikes))
             } else {
                 None
@@ -623,42 +731,59 @@ impl Swarm {
         self.out.say(&text);
     }
 
-    /// Whether to dial a peer from the tracker's list: not if it is us,
-    /// banned, already connected or being dialed, or if the swarm is full.
-    /// Returns its address and whether it speaks the original protocol, and
-    /// counts it as being dialed until [`Swarm::dial_ended`].
-    pub fn dial_target(&self, entry: &PeerEntry) -> Option<(SocketAddr, bool)> {
+    /// Offers a peer from the tracker's list (or heard on the LAN) for
+    /// dialing: not if it is us, banned, backing off, already connected or
+    /// being dialed. Dials start with [`Swarm::next_dial`].
+    pub fn offer_dial(&self, entry: &PeerEntry) -> bool {
         if entry.peer_id == self.peer_id.to_hex() {
-            return None;
+            return false;
         }
         let Ok(ip) = entry.peer_ip.parse::<IpAddr>() else {
             tracing::debug!(
                 "tracker listed a peer with a bad address {:?}",
                 entry.peer_ip
             );
-            return None;
+            return false;
         };
         let addr = SocketAddr::new(ip, entry.peer_port);
         let legacy = entry.proto.is_none();
+        let claimed = entry.peer_id.parse::<PeerId>().ok();
         let mut st = self.lock();
-        let known_id = entry
-            .peer_id
-            .parse::<PeerId>()
-            .is_ok_and(|pid| st.by_peer_id.contains_key(&pid) || st.banned_ids.contains(&pid));
-        if known_id
-            || st.banned_addrs.contains(&addr)
-            || st.dialing.contains(&addr)
-            || st.conns.len() >= MAX_PEERS
-        {
-            return None;
+        if st.is_connected_to(addr, claimed) {
+            return false;
         }
-        st.dialing.insert(addr);
-        Some((addr, legacy))
+        st.admission.offer_dial(addr, legacy, Instant::now())
     }
 
-    /// A dial of `addr` (from [`Swarm::dial_target`]) is over, connected or not.
-    pub fn dial_ended(&self, addr: SocketAddr) {
-        self.lock().dialing.remove(&addr);
+    /// The next offered peer to dial, if a dial is free (at most
+    /// [`crate::admission::MAX_DIALS`] connecting) and the swarm has room
+    /// (connections and dials under [`MAX_PEERS`]). Returns its address,
+    /// whether it speaks the original protocol, and the dials now
+    /// connecting. It counts as connecting until [`Swarm::connect_ended`],
+    /// and as dialed until [`Swarm::dial_ended`].
+    pub fn next_dial(&self) -> Option<(SocketAddr, bool, usize)> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let room = st.conns.len() + st.admission.connecting() < MAX_PEERS;
+        let (conns, dialing) = (&st.conns, &st.dialing);
+        let (addr, legacy) = st.admission.next_dial(room, Instant::now(), |a| {
+            dialing.contains(&a) || conns.values().any(|e| e.outgoing && e.addr == a)
+        })?;
+        st.dialing.insert(addr);
+        Some((addr, legacy, st.admission.connecting()))
+    }
+
+    /// The TCP connect of a dial is over, connected or not.
+    pub fn connect_ended(&self) {
+        self.lock().admission.connect_ended();
+    }
+
+    /// A dial of `addr` (from [`Swarm::next_dial`]) is over, after a
+    /// connection of `lasted` (zero if none): a lasting one clears its backoff.
+    pub fn dial_ended(&self, addr: SocketAddr, lasted: Duration) {
+        let mut st = self.lock();
+        st.dialing.remove(&addr);
+        st.admission.dial_ended(addr, lasted);
     }
 
     pub(crate) fn announce_request(
@@ -677,7 +802,7 @@ impl Swarm {
             peer_id: self.peer_id.to_hex(),
             event,
             info_hash: Some(self.info_hash),
-            numwant: Some(50),
+            numwant: Some(crate::admission::NUMWANT as u32),
             proto: Some(1),
             left: Some(left),
             downloaded: Some(downloaded),
@@ -721,10 +846,8 @@ impl Swarm {
                 picker: Picker::new(piece_count),
                 choker: Choker::new(upload_slots),
                 conns: HashMap::new(),
-                by_peer_id: HashMap::new(),
                 dialing: HashSet::new(),
-                banned_ids: HashSet::new(),
-                banned_addrs: HashSet::new(),
+                admission: Admission::default(),
                 strikes: HashMap::new(),
                 peers: HashMap::new(),
                 downloaded: 0,
@@ -732,6 +855,7 @@ impl Swarm {
                 superseed: None,
             }),
             completed: Notify::new(),
+            slot_freed: Notify::new(),
             start: Instant::now(),
             next_id: AtomicU64::new(1),
             uploaded_total: AtomicU64::new(0),
@@ -1023,6 +1147,93 @@ mod tests {
         assert_eq!(requested(&swarm, q), 0);
         assert!(commands(&mut reg_b).is_empty());
         assert_eq!(swarm.progress().peers, 1);
+    }
+
+    #[test]
+    fn an_impostor_with_a_peers_id_displaces_no_one_and_its_ban_falls_on_its_ip() {
+        let (_dir, swarm) = leecher(3);
+        // The real seeder, dialed by us at 127.0.0.1:7000.
+        let seeder_id = PeerId([1; 20]);
+        let real_addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let mut real = swarm.register(real_addr, Some(seeder_id), true).unwrap();
+        // An impostor from another host claims its id: admitted on its own.
+        let fake_addr: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+        let fake = swarm.register(fake_addr, Some(seeder_id), false).unwrap();
+        assert!(
+            commands(&mut real).is_empty(),
+            "the real seeder was told to go"
+        );
+        // Its bad pieces ban its IP, not the id: the seeder stays welcome.
+        for _ in 0..STRIKES_TO_BAN {
+            swarm.piece_failed(
+                Arrival {
+                    index: 0,
+                    requested: false,
+                },
+                &fake.conn,
+            );
+        }
+        assert!(commands(&mut real).is_empty());
+        assert!(swarm.is_banned("127.0.0.2:40001".parse().unwrap(), false));
+        assert!(!swarm.is_banned(real_addr, true));
+        swarm.connection_closed(real.conn.id, &Bitfield::new(3), &[]);
+        assert!(swarm.register(real_addr, Some(seeder_id), true).is_ok());
+        // A tracker listing the seeder's id elsewhere is dialed all the same.
+        let entry = |ip: &str, port| PeerEntry {
+            peer_id: seeder_id.to_hex(),
+            peer_ip: ip.into(),
+            peer_port: port,
+            proto: Some(1),
+        };
+        assert!(!swarm.offer_dial(&entry("127.0.0.1", 7000)), "connected");
+        assert!(!swarm.offer_dial(&entry("127.0.0.2", 7000)), "banned");
+        assert!(swarm.offer_dial(&entry("127.0.0.3", 7000)));
+    }
+
+    #[test]
+    fn a_full_address_asks_its_connections_whether_they_are_of_use() {
+        let (_dir, swarm) = leecher(3);
+        let mut held: Vec<Registration> = (0..crate::admission::MAX_PER_IP as u16)
+            .map(|port| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], 2000 + port));
+                swarm.register(addr, None, false).unwrap()
+            })
+            .collect();
+        let other = swarm.register("127.0.0.9:2000".parse().unwrap(), None, false);
+        let mut other = other.unwrap();
+        let newcomer: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        assert_eq!(
+            swarm.register(newcomer, None, false).err(),
+            Some(Disconnect::TooManyFromAddress([127, 0, 0, 1].into()))
+        );
+        for reg in &mut held {
+            assert_eq!(commands(reg), vec![Command::Evict]);
+        }
+        assert!(
+            commands(&mut other).is_empty(),
+            "another address is left alone"
+        );
+        // Asked again only after a while.
+        assert!(swarm.register(newcomer, None, false).is_err());
+        assert!(commands(&mut held[0]).is_empty());
+        // One gives way: the newcomer fits.
+        swarm.connection_closed(held[0].conn.id, &Bitfield::new(3), &[]);
+        assert!(swarm.register(newcomer, None, false).is_ok());
+    }
+
+    #[test]
+    fn a_simultaneous_dial_keeps_one_connection_by_the_shared_rule() {
+        let (_dir, swarm) = leecher(2);
+        let them = PeerId([0; 20]); // smaller than any id of ours
+        let dialed = swarm.register("127.0.0.5:6881".parse().unwrap(), Some(them), true);
+        let mut dialed = dialed.unwrap();
+        // It dialed us too, from the same host: its connection is kept.
+        let incoming = swarm.register("127.0.0.5:50000".parse().unwrap(), Some(them), false);
+        assert!(incoming.is_ok());
+        assert_eq!(
+            commands(&mut dialed),
+            vec![Command::Close(Disconnect::Duplicate)]
+        );
     }
 
     #[test]

@@ -27,10 +27,25 @@ impl From<std::io::Error> for WireError {
 }
 
 /// Framed peer-wire messages.
+///
+/// Until the remote has opened (its first frame: a Handshake, or the Bitfield
+/// of a peer of the original protocol) a codec made with
+/// [`PeerCodec::opening`] takes no frame larger than that first message, so
+/// a stranger who has not even said hello cannot make us buffer a piece.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerCodec {
     frames: FrameCodec,
+    /// The limit of the remote's first frame, until it has arrived.
+    first: Option<FrameCodec>,
     piece_count: Option<u32>,
+}
+
+/// Body size of a Handshake frame: N, id, info hash, peer id.
+pub const HANDSHAKE_FRAME: usize = 4 + 1 + 20 + 20;
+
+/// Body size of a Bitfield frame for `piece_count` pieces: N, id, one byte a piece.
+pub fn bitfield_frame(piece_count: u32) -> usize {
+    4 + 1 + piece_count as usize
 }
 
 impl PeerCodec {
@@ -39,8 +54,39 @@ impl PeerCodec {
     pub fn new(max_frame: usize, piece_count: Option<u32>) -> Self {
         Self {
             frames: FrameCodec::new(max_frame),
+            first: None,
             piece_count,
         }
+    }
+
+    /// A codec like [`PeerCodec::new`] whose first decoded frame may be at
+    /// most `first_frame` bytes; the limit becomes `max_frame` once that
+    /// frame is in (see [`opening_limit`]).
+    pub fn opening(max_frame: usize, piece_count: Option<u32>, first_frame: usize) -> Self {
+        Self {
+            first: Some(FrameCodec::new(first_frame.min(max_frame))),
+            ..Self::new(max_frame, piece_count)
+        }
+    }
+
+    /// The frame limit now: the opening's until the first frame is in.
+    pub fn max_frame(&self) -> usize {
+        self.first.unwrap_or(self.frames).max_frame()
+    }
+
+    /// Decodes one frame with the limit in force, lifting the opening's
+    /// limit once its frame is in.
+    fn next_body(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<BytesMut>, WireError> {
+        let frames = self.first.as_mut().unwrap_or(&mut self.frames);
+        let body = if eof {
+            frames.decode_eof(src)?
+        } else {
+            frames.decode(src)?
+        };
+        if body.is_some() {
+            self.first = None;
+        }
+        Ok(body)
     }
 
     /// A codec with the default frame limit for a torrent of `piece_count` pieces.
@@ -54,14 +100,14 @@ impl Decoder for PeerCodec {
     type Error = WireError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
-        match self.frames.decode(src)? {
+        match self.next_body(src, false)? {
             Some(body) => Ok(Some(Message::decode(body.freeze(), self.piece_count)?)),
             None => Ok(None),
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
-        match self.frames.decode_eof(src)? {
+        match self.next_body(src, true)? {
             Some(body) => Ok(Some(Message::decode(body.freeze(), self.piece_count)?)),
             None => Ok(None),
         }
@@ -87,6 +133,17 @@ impl Encoder<&Message> for PeerCodec {
         msg.encode(dst);
         debug_assert_eq!(dst.len() - before, len);
         Ok(())
+    }
+}
+
+/// The largest first frame a remote may send us in `role`: a Handshake when
+/// it speaks our protocol, or, from a peer dialing us, possibly the Bitfield
+/// of the original protocol. (A legacy peer we dial opens with its Bitfield.)
+pub fn opening_limit(role: crate::Role, piece_count: u32) -> usize {
+    match role {
+        crate::Role::Outgoing { legacy: false } => HANDSHAKE_FRAME,
+        crate::Role::Outgoing { legacy: true } => bitfield_frame(piece_count),
+        crate::Role::Incoming => HANDSHAKE_FRAME.max(bitfield_frame(piece_count)),
     }
 }
 
@@ -134,6 +191,55 @@ mod tests {
                 actual: 3
             }))
         ));
+    }
+
+    #[test]
+    fn the_first_frame_is_held_to_the_opening_message() {
+        use crate::{FrameError, InfoHash, PeerId, Role};
+        let hello = Message::Handshake {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+        };
+        assert_eq!(hello.encoded_len(), HANDSHAKE_FRAME);
+        assert_eq!(
+            Message::Bitfield(Bitfield::new(300)).encoded_len(),
+            bitfield_frame(300)
+        );
+        let limit = opening_limit(Role::Outgoing { legacy: false }, 300);
+        assert_eq!(limit, HANDSHAKE_FRAME);
+        assert_eq!(opening_limit(Role::Incoming, 3), HANDSHAKE_FRAME);
+        assert_eq!(opening_limit(Role::Incoming, 300), bitfield_frame(300));
+
+        // A stranger's first frame claiming a piece is refused at its header.
+        let mut codec = PeerCodec::opening(1 << 20, Some(3), limit);
+        assert_eq!(codec.max_frame(), HANDSHAKE_FRAME);
+        let mut buf = BytesMut::new();
+        buf.put_u64(1 << 20);
+        buf.put_slice(&[0; 100]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(WireError::Frame(FrameError::TooLarge { len, max }))
+                if len == 1 << 20 && max == HANDSHAKE_FRAME
+        ));
+
+        // After the handshake the torrent's limit holds.
+        let mut codec = PeerCodec::opening(1 << 20, Some(3), limit);
+        let mut buf = encode_framed(&hello);
+        buf.extend_from_slice(&encode_framed(&Message::Piece {
+            index: 0,
+            data: vec![7; 1000].into(),
+        }));
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(hello));
+        assert_eq!(codec.max_frame(), 1 << 20);
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Message::Piece { index: 0, .. })
+        ));
+        // A half frame within the opening limit just waits.
+        let mut codec = PeerCodec::opening(1 << 20, Some(3), limit);
+        let mut half = BytesMut::from(&encode_framed(&Message::Have(1))[..6]);
+        assert_eq!(codec.decode(&mut half).unwrap(), None);
+        assert_eq!(codec.max_frame(), HANDSHAKE_FRAME);
     }
 
     #[test]

@@ -35,7 +35,7 @@
 //! said goodbye, a Close message is queued first.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -164,6 +164,8 @@ pub struct Connection {
     dropped_requests: u64,
     unavailable_requests: u64,
     started: Instant,
+    /// When the opening completed (the start, until then).
+    opened: Instant,
     last_rx: Instant,
     last_tx: Instant,
     last_piece: Instant,
@@ -196,6 +198,7 @@ impl Connection {
             dropped_requests: 0,
             unavailable_requests: 0,
             started: now,
+            opened: now,
             last_rx: now,
             last_tx: now,
             last_piece: now,
@@ -262,6 +265,21 @@ impl Connection {
         self.uploads.len()
     }
 
+    /// Whether the connection is of no use to either side at `now`, so that
+    /// it may give its slot to a newcomer when the slots are full: open for
+    /// at least `grace` and either silent (nothing received) for `silence`,
+    /// or wanting nothing from us (not interested, nothing queued) while
+    /// holding nothing we want (we are not interested, nothing in flight).
+    pub fn is_useless(&self, now: Instant, grace: Duration, silence: Duration) -> bool {
+        if self.phase != Phase::Open || now.saturating_duration_since(self.opened) < grace {
+            return false;
+        }
+        let silent = now.saturating_duration_since(self.last_rx) >= silence;
+        let wants_nothing = !self.peer_interested && self.uploads.is_empty();
+        let has_nothing_we_want = !self.am_interested && self.in_flight.is_empty();
+        silent || (wants_nothing && has_nothing_we_want)
+    }
+
     /// Next message to send, if any; `now` is when it goes out (it
     /// postpones the next KeepAlive).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Message> {
@@ -296,9 +314,9 @@ impl Connection {
             (Timer::Piece, Phase::Open) if !self.in_flight.is_empty() => {
                 timers::deadline(self.last_piece, limits.piece)
             }
-            (Timer::Idle, Phase::Open) if !self.legacy => {
-                timers::deadline(self.last_rx, limits.idle)
-            }
+            // Every open connection, the original protocol's too: a peer that
+            // says nothing for this long holds a slot for nothing.
+            (Timer::Idle, Phase::Open) => timers::deadline(self.last_rx, limits.idle),
             (Timer::KeepAlive, Phase::Open) if !self.legacy => {
                 timers::deadline(self.last_tx, limits.keep_alive)
             }
@@ -365,6 +383,7 @@ impl Connection {
         self.phase = Phase::Open;
         self.legacy = legacy;
         self.remote_id = peer_id;
+        self.opened = now;
         self.last_rx = now;
         self.last_tx = now;
         self.last_piece = now;
@@ -635,8 +654,6 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     const HASH: InfoHash = InfoHash([7; 20]);
@@ -1162,12 +1179,68 @@ mod tests {
         assert!(c.close_reason().is_none());
         c.handle_timeout(start + secs(220));
         assert_eq!(c.close_reason(), Some(&Disconnect::IdleTimeout));
-        // A legacy peer may stay silent for ever, and gets no keep-alives.
-        let mut legacy = open_at(3, true, start);
-        assert_eq!(legacy.poll_timeout(), None);
-        legacy.handle_timeout(start + secs(100_000));
-        assert!(legacy.close_reason().is_none());
-        assert!(drain(&mut legacy).is_empty());
+    }
+
+    #[test]
+    fn idle_timer_for_the_original_protocol_too() {
+        // A legacy peer gets no keep-alives, but may not stay silent for ever:
+        // neither one we dialed nor one that dialed us with its Bitfield.
+        let start = t0();
+        let dialed = open_at(3, true, start);
+        let mut dialing = Connection::new(config(3), Role::Incoming, start);
+        dialing.handle(Message::Bitfield(Bitfield::new(3)), start + secs(1));
+        events(&mut dialing);
+        for (mut c, opened) in [(dialed, start), (dialing, start + secs(1))] {
+            assert!(c.is_legacy());
+            assert_eq!(c.poll_timeout(), Some(opened + secs(120)));
+            c.handle(Message::Interested, opened + secs(60));
+            c.handle_timeout(opened + secs(179));
+            assert!(c.close_reason().is_none());
+            assert!(drain(&mut c).is_empty(), "no keep-alive to a legacy peer");
+            c.handle_timeout(opened + secs(180));
+            assert_eq!(c.close_reason(), Some(&Disconnect::IdleTimeout));
+        }
+    }
+
+    #[test]
+    fn useless_when_silent_or_when_neither_side_wants_anything() {
+        let (grace, silence) = (secs(2), secs(60));
+        let start = t0();
+        // Opened with a Bitfield of nothing, then silent: useless after the grace.
+        let mut c = Connection::new(config(3), Role::Incoming, start);
+        c.handle(Message::Bitfield(Bitfield::new(3)), start);
+        assert!(
+            !c.is_useless(start + secs(1), grace, silence),
+            "in its grace"
+        );
+        assert!(c.is_useless(start + secs(2), grace, silence));
+        // It asks for something: useful, until it has been silent too long.
+        c.handle(Message::Interested, start + secs(3));
+        assert!(!c.is_useless(start + secs(62), grace, silence));
+        assert!(c.is_useless(start + secs(63), grace, silence));
+        // A peer with pieces we want, that unchokes us: useful while it talks.
+        let mut seed = open_at(3, false, start);
+        seed.handle(Message::Bitfield(Bitfield::full(3)), start);
+        seed.update_interest(&Bitfield::new(3));
+        assert!(!seed.is_useless(start + secs(5), grace, silence));
+        seed.handle(Message::Unchoke, start + secs(5));
+        seed.request(0, start + secs(5)).unwrap();
+        assert!(!seed.is_useless(start + secs(30), grace, silence));
+        // Once we have all it has: useless, though it still talks.
+        seed.handle(
+            Message::Piece {
+                index: 0,
+                data: Bytes::new(),
+            },
+            start + secs(31),
+        );
+        seed.update_interest(&Bitfield::full(3));
+        assert!(seed.is_useless(start + secs(31), grace, silence));
+        // Nothing is useless before it is open, nor once closed.
+        let opening = Connection::new(config(3), Role::Incoming, start);
+        assert!(!opening.is_useless(start + secs(600), grace, silence));
+        seed.close(Disconnect::ShuttingDown);
+        assert!(!seed.is_useless(start + secs(600), grace, silence));
     }
 
     #[test]

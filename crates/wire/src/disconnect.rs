@@ -3,6 +3,7 @@
 //! Code decides on the variant, never on the text; the text (its `Display`)
 //! is what logs and the peer's JSON events show as `reason`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::codec::WireError;
@@ -32,8 +33,13 @@ pub enum Disconnect {
     #[error("expected a handshake, got {0}")]
     ExpectedHandshake(&'static str),
 
+    /// Too many connections were opening at once (from its address, or in
+    /// all): the oldest opening gave way to a newer one.
+    #[error("evicted while opening: too many connections opening")]
+    OpeningEvicted,
+
     // --- Admission to the swarm.
-    /// The peer was banned earlier.
+    /// The peer's address was banned earlier (for bad data it sent).
     #[error("banned peer")]
     BannedPeer,
     /// Another connection to the same peer is kept instead.
@@ -42,6 +48,13 @@ pub enum Disconnect {
     /// The swarm has all the connections it takes.
     #[error("too many peers")]
     TooManyPeers,
+    /// The address has all the connections one address may hold.
+    #[error("too many connections from {0}")]
+    TooManyFromAddress(IpAddr),
+    /// The slots were full and this connection was of no use to either side:
+    /// it gave its slot to a newcomer.
+    #[error("evicted: of no use while the slots are full")]
+    Evicted,
 
     // --- The peer's doing.
     /// The peer closed the TCP connection.
@@ -149,6 +162,14 @@ mod tests {
             (
                 Disconnect::Banned(BanReason::BadPieces(2)),
                 "banned: sent 2 pieces that failed their hash check",
+            ),
+            (
+                Disconnect::TooManyFromAddress([127, 0, 0, 2].into()),
+                "too many connections from 127.0.0.2",
+            ),
+            (
+                Disconnect::Evicted,
+                "evicted: of no use while the slots are full",
             ),
             (
                 Disconnect::ExpectedHandshake("Have"),

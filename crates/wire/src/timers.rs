@@ -14,7 +14,7 @@ pub struct Timeouts {
     pub handshake: Duration,
     /// With requests outstanding, until the next piece (or unchoke).
     pub piece: Duration,
-    /// Silence from a peer of our protocol after which it is gone.
+    /// Silence from a peer (of either protocol) after which it is gone.
     pub idle: Duration,
     /// Silence towards a peer of our protocol after which we send KeepAlive.
     pub keep_alive: Duration,
