@@ -1,0 +1,308 @@
+//! Peers that cost a leecher without giving: liars that claim every piece,
+//! unchoke and never send (issue 14, item 4), and a churn of connections
+//! under ever new peer ids (item 5). Each attack runs while a good client
+//! is served, against a baseline measured in the same test.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use lanswarm::expect_event;
+use lanswarm::fixture::*;
+use lanswarm::process::Stream;
+use peer::events::Event;
+use wire::tracker::{AnnounceRequest, Event as Announce};
+use wire::{Bitfield, InfoHash, Message, PeerId};
+
+/// A peer that promises everything and sends nothing: it answers the
+/// handshake, claims every piece, unchokes, then reads and discards.
+struct Liar {
+    addr: SocketAddr,
+    peer_id: PeerId,
+    /// Connections it accepted.
+    dialed: Arc<AtomicUsize>,
+    /// Requests it received (and never answered).
+    requests: Arc<AtomicUsize>,
+}
+
+impl Liar {
+    fn start(info_hash: InfoHash, pieces: u32) -> Liar {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer_id = peer::swarm::new_peer_id();
+        let dialed = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (d, r) = (dialed.clone(), requests.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                d.fetch_add(1, Ordering::SeqCst);
+                let r = r.clone();
+                thread::spawn(move || lie(stream, info_hash, peer_id, pieces, &r));
+            }
+        });
+        Liar {
+            addr,
+            peer_id,
+            dialed,
+            requests,
+        }
+    }
+
+    fn announce(&self, tracker: SocketAddr, info_hash: InfoHash, event: Option<Announce>) {
+        announce(
+            tracker,
+            &AnnounceRequest {
+                port: self.addr.port(),
+                ip: None,
+                peer_id: self.peer_id.to_hex(),
+                event,
+                info_hash: Some(info_hash),
+                numwant: Some(0),
+                proto: Some(1),
+                left: Some(0),
+                downloaded: Some(0),
+            },
+        );
+    }
+}
+
+fn lie(
+    stream: TcpStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    pieces: u32,
+    requests: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut ws = WireStream::new(stream, Some(pieces));
+    if !matches!(ws.recv()?, Message::Handshake { .. }) {
+        return Ok(());
+    }
+    ws.send(&Message::Handshake { info_hash, peer_id })?;
+    ws.send(&Message::Bitfield(Bitfield::full(pieces)))?;
+    ws.send(&Message::Unchoke)?;
+    loop {
+        if let Message::Request(_) = ws.recv()? {
+            requests.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Thirty liars listening, registered at the scenario's tracker.
+fn liars(s: &Scenario) -> (Vec<Liar>, InfoHash) {
+    let torrent = load_torrent(&s.torrent);
+    let (info_hash, pieces) = (torrent.info_hash(), torrent.info.piece_count());
+    let liars: Vec<Liar> = (0..30).map(|_| Liar::start(info_hash, pieces)).collect();
+    for l in &liars {
+        l.announce(s.tracker.addr, info_hash, Some(Announce::Started));
+    }
+    (liars, info_hash)
+}
+
+#[test]
+fn liars_that_never_deliver_do_not_slow_a_download() {
+    let mut s = Scenario::new(16 << 20, 64 << 10, 41, &[]);
+    let _seed = s.start_seeder("seed");
+
+    let (mut base, _) = start_peer("baseline", s.leecher_command("baseline"));
+    let baseline = expect_done(&mut base);
+    let (code, base_peak) = base.wait_with_peak_rss();
+    assert_eq!(code, 0);
+
+    let (liars, _) = liars(&s);
+    let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
+    let done = expect_done(&mut leech);
+    let (code, peak) = leech.wait_with_peak_rss();
+    assert_eq!(code, 0);
+    assert!(s.has_right_copy("leech"));
+
+    let asked = liars
+        .iter()
+        .filter(|l| l.requests.load(Ordering::SeqCst) > 0)
+        .count();
+    assert!(asked > 0, "no liar was asked for anything: no attack");
+    // Before, 30 liars turned a fraction of a second into minutes: each
+    // held requests until a 30 s timeout, and got the end-game duplicates.
+    let bound = baseline.seconds * 3.0 + 3.0;
+    println!(
+        "baseline {:.2}s, with 30 liars {:.2}s ({asked} asked), bound {bound:.2}s; \
+         peak RSS {base_peak} KiB vs {peak} KiB",
+        baseline.seconds, done.seconds
+    );
+    assert!(
+        done.seconds <= bound,
+        "with 30 liars the download took {:.2}s, baseline {:.2}s",
+        done.seconds,
+        baseline.seconds
+    );
+    assert!(
+        peak <= base_peak + 32 * 1024,
+        "peak RSS {peak} KiB against {base_peak} KiB without the liars"
+    );
+}
+
+#[test]
+fn liars_are_struck_and_backed_off_before_any_redial() {
+    // Announces every second: without a backoff, every one would redial.
+    let mut s = Scenario::new(2 << 20, 64 << 10, 42, &["--interval", "1"]);
+    let (liars, info_hash) = liars(&s);
+    // Keep the liars listed (the tracker forgets peers after two intervals).
+    let stop = Arc::new(AtomicBool::new(false));
+    let refresher = {
+        let stop = stop.clone();
+        let tracker = s.tracker.addr;
+        let liars: Vec<(SocketAddr, PeerId)> = liars.iter().map(|l| (l.addr, l.peer_id)).collect();
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for &(addr, peer_id) in &liars {
+                    let l = Liar {
+                        addr,
+                        peer_id,
+                        dialed: Arc::default(),
+                        requests: Arc::default(),
+                    };
+                    l.announce(tracker, info_hash, None);
+                }
+                // Pacing a refresh; nothing waits on it.
+                thread::sleep(Duration::from_millis(400));
+            }
+        })
+    };
+
+    let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
+    let mut struck = std::collections::HashSet::new();
+    while struck.len() < liars.len() {
+        let (addr, reason, retry) = expect_event!(leech, STEP,
+            Event::PeerBackedOff { addr, reason, retry_secs, .. } => (addr, reason, retry_secs));
+        assert!(reason.contains("no piece"), "{reason}");
+        assert!(retry >= 30.0, "backoff {retry}s");
+        struck.insert(addr);
+    }
+    let addrs: std::collections::HashSet<String> =
+        liars.iter().map(|l| l.addr.to_string()).collect();
+    assert_eq!(struck, addrs, "every liar is struck, and only they");
+    // Three more announces list the liars again: none is redialed.
+    for _ in 0..3 {
+        expect_event!(leech, STEP, Event::Announced { peers, .. } if peers >= liars.len());
+    }
+    for l in &liars {
+        assert_eq!(
+            l.dialed.load(Ordering::SeqCst),
+            1,
+            "{} was redialed",
+            l.addr
+        );
+        assert_eq!(
+            l.requests.load(Ordering::SeqCst),
+            1,
+            "one request until it delivers"
+        );
+    }
+    // A real seeder comes: the download completes.
+    let _seed = s.start_seeder("seed");
+    expect_done(&mut leech);
+    assert!(leech.wait_exit(STEP).unwrap().success());
+    assert!(s.has_right_copy("leech"));
+    stop.store(true, Ordering::SeqCst);
+    refresher.join().unwrap();
+}
+
+/// `count` connections to `addr`, `threads` at a time: each sends a
+/// handshake under a fresh random peer id, waits for the answer, closes.
+fn churn(addr: SocketAddr, info_hash: InfoHash, count: usize, threads: usize) {
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..count / threads {
+                    let Ok(stream) = TcpStream::connect(addr) else {
+                        continue;
+                    };
+                    stream.set_read_timeout(Some(STEP)).unwrap();
+                    let mut ws = WireStream::new(stream, None);
+                    let hello = Message::Handshake {
+                        info_hash,
+                        peer_id: peer::swarm::new_peer_id(),
+                    };
+                    if ws.send(&hello).is_ok() {
+                        let _ = ws.recv();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+#[test]
+fn churn_of_new_peer_ids_leaves_memory_and_the_summary_bounded() {
+    const WARM_UP: usize = 2_000;
+    const CHURN: usize = 24_000;
+    let mut s = Scenario::new(4 << 20, 64 << 10, 43, &[]);
+    let (mut seed, started) = s.start_seeder("seed");
+    let addr: SocketAddr = started.listen.parse().unwrap();
+    let info_hash = load_torrent(&s.torrent).info_hash();
+
+    let (mut base, _) = start_peer("baseline", s.leecher_command("baseline"));
+    let baseline = expect_done(&mut base);
+    assert!(base.wait_exit(STEP).unwrap().success());
+
+    churn(addr, info_hash, WARM_UP, 4);
+    let warm = seed.status_kib("VmRSS");
+    let churner = thread::spawn(move || churn(addr, info_hash, CHURN, 4));
+    let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
+    let done = expect_done(&mut leech);
+    assert!(leech.wait_exit(STEP).unwrap().success());
+    assert!(s.has_right_copy("leech"));
+    churner.join().unwrap();
+    let after = seed.status_kib("VmRSS");
+
+    seed.signal(libc::SIGTERM);
+    let line = seed
+        .wait_for(STEP, |stream, l| {
+            stream == Stream::Stdout && l.contains(r#""event":"stopped""#)
+        })
+        .unwrap();
+    let Ok(Event::Stopped { peers, others, .. }) = serde_json::from_str(&line) else {
+        panic!("not a stopped event: {line}");
+    };
+    println!(
+        "seeder VmRSS {warm} KiB after {WARM_UP} connections, {after} KiB after {} more; \
+         stopped line {} bytes ({} peers listed, {} others); leecher {:.2}s (baseline {:.2}s)",
+        CHURN,
+        line.len(),
+        peers.len(),
+        others.peers,
+        done.seconds,
+        baseline.seconds
+    );
+    assert!(
+        line.len() < 8 << 10,
+        "the stopped line is {} bytes",
+        line.len()
+    );
+    assert!(peers.len() <= peer::swarm::SUMMARY_PEERS);
+    assert!(
+        others.peers as usize >= (WARM_UP + CHURN) / 2,
+        "the churned peers are not counted: {others:?}"
+    );
+    assert!(
+        peers.iter().any(|p| p.uploaded > 0),
+        "the leechers that took data are listed: {peers:?}"
+    );
+    // 124 MiB for 400,000 connections before: ~300 bytes per id seen.
+    assert!(
+        after <= warm + 4 * 1024,
+        "the seeder grew from {warm} KiB to {after} KiB over {CHURN} connections"
+    );
+    // The machine is shared by the churn, so the bound is generous.
+    let bound = baseline.seconds * 10.0 + 10.0;
+    assert!(
+        done.seconds <= bound,
+        "the leecher took {:.2}s during the churn, baseline {:.2}s",
+        done.seconds,
+        baseline.seconds
+    );
+}
