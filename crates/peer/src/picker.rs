@@ -245,7 +245,7 @@ impl Pipeline {
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
     /// The slowest rate assumed of a peer not yet measured (bytes/s): a
     /// piece gets at least the time to arrive at this rate.
-    const SLOWEST_RATE: f64 = 512.0 * 1024.0;
+    const SLOWEST_RATE: f64 = 128.0 * 1024.0;
     /// How many times the expected time a request may take.
     const SLACK: f64 = 4.0;
 
@@ -453,7 +453,8 @@ mod tests {
         let mut p = Pipeline::default();
         // Unmeasured: the time at the slowest assumed rate, at least the minimum.
         assert_eq!(p.request_timeout(64 << 10, 1), Pipeline::MIN_TIMEOUT);
-        assert_eq!(p.request_timeout(16 << 20, 1), Duration::from_secs(32));
+        assert_eq!(p.request_timeout(4 << 20, 1), Duration::from_secs(32));
+        assert_eq!(p.request_timeout(16 << 20, 1), Pipeline::MAX_TIMEOUT);
         assert!(!p.trusted());
         let t0 = Instant::now();
         // 64 KiB every 100 ms: 640 KiB/s. 32 queued take ~3.3 s, 4x that.
