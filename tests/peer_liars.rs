@@ -3,102 +3,18 @@
 //! under ever new peer ids (item 5). Each attack runs while a good client
 //! is served, against a baseline measured in the same test.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use lanswarm::expect_event;
 use lanswarm::fixture::*;
+use lanswarm::hostile::{announce_seed, churn, liars};
 use lanswarm::process::Stream;
 use peer::events::Event;
-use wire::tracker::{AnnounceRequest, Event as Announce};
-use wire::{Bitfield, InfoHash, Message, PeerId};
-
-/// A peer that promises everything and sends nothing: it answers the
-/// handshake, claims every piece, unchokes, then reads and discards.
-struct Liar {
-    addr: SocketAddr,
-    peer_id: PeerId,
-    /// Connections it accepted.
-    dialed: Arc<AtomicUsize>,
-    /// Requests it received (and never answered).
-    requests: Arc<AtomicUsize>,
-}
-
-impl Liar {
-    fn start(info_hash: InfoHash, pieces: u32) -> Liar {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let peer_id = peer::swarm::new_peer_id();
-        let dialed = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (d, r) = (dialed.clone(), requests.clone());
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                d.fetch_add(1, Ordering::SeqCst);
-                let r = r.clone();
-                thread::spawn(move || lie(stream, info_hash, peer_id, pieces, &r));
-            }
-        });
-        Liar {
-            addr,
-            peer_id,
-            dialed,
-            requests,
-        }
-    }
-
-    fn announce(&self, tracker: SocketAddr, info_hash: InfoHash, event: Option<Announce>) {
-        announce(
-            tracker,
-            &AnnounceRequest {
-                port: self.addr.port(),
-                ip: None,
-                peer_id: self.peer_id.to_hex(),
-                event,
-                info_hash: Some(info_hash),
-                numwant: Some(0),
-                proto: Some(1),
-                left: Some(0),
-                downloaded: Some(0),
-            },
-        );
-    }
-}
-
-fn lie(
-    stream: TcpStream,
-    info_hash: InfoHash,
-    peer_id: PeerId,
-    pieces: u32,
-    requests: &AtomicUsize,
-) -> std::io::Result<()> {
-    let mut ws = WireStream::new(stream, Some(pieces));
-    if !matches!(ws.recv()?, Message::Handshake { .. }) {
-        return Ok(());
-    }
-    ws.send(&Message::Handshake { info_hash, peer_id })?;
-    ws.send(&Message::Bitfield(Bitfield::full(pieces)))?;
-    ws.send(&Message::Unchoke)?;
-    loop {
-        if let Message::Request(_) = ws.recv()? {
-            requests.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// Thirty liars listening, registered at the scenario's tracker.
-fn liars(s: &Scenario) -> (Vec<Liar>, InfoHash) {
-    let torrent = load_torrent(&s.torrent);
-    let (info_hash, pieces) = (torrent.info_hash(), torrent.info.piece_count());
-    let liars: Vec<Liar> = (0..30).map(|_| Liar::start(info_hash, pieces)).collect();
-    for l in &liars {
-        l.announce(s.tracker.addr, info_hash, Some(Announce::Started));
-    }
-    (liars, info_hash)
-}
 
 #[test]
 fn liars_that_never_deliver_do_not_slow_a_download() {
@@ -110,17 +26,14 @@ fn liars_that_never_deliver_do_not_slow_a_download() {
     let (code, base_peak) = base.wait_with_peak_rss();
     assert_eq!(code, 0);
 
-    let (liars, _) = liars(&s);
+    let (liars, _) = liars(&s, 30);
     let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
     let done = expect_done(&mut leech);
     let (code, peak) = leech.wait_with_peak_rss();
     assert_eq!(code, 0);
     assert!(s.has_right_copy("leech"));
 
-    let asked = liars
-        .iter()
-        .filter(|l| l.requests.load(Ordering::SeqCst) > 0)
-        .count();
+    let asked = liars.iter().filter(|l| l.requests() > 0).count();
     assert!(asked > 0, "no liar was asked for anything: no attack");
     // Before, 30 liars turned a fraction of a second into minutes: each
     // held requests until a 30 s timeout, and got the end-game duplicates.
@@ -146,23 +59,17 @@ fn liars_that_never_deliver_do_not_slow_a_download() {
 fn liars_are_struck_and_backed_off_before_any_redial() {
     // Announces every second: without a backoff, every one would redial.
     let mut s = Scenario::new(2 << 20, 64 << 10, 42, &["--interval", "1"]);
-    let (liars, info_hash) = liars(&s);
+    let (liars, info_hash) = liars(&s, 30);
     // Keep the liars listed (the tracker forgets peers after two intervals).
     let stop = Arc::new(AtomicBool::new(false));
     let refresher = {
         let stop = stop.clone();
         let tracker = s.tracker.addr;
-        let liars: Vec<(SocketAddr, PeerId)> = liars.iter().map(|l| (l.addr, l.peer_id)).collect();
+        let liars: Vec<_> = liars.iter().map(|l| (l.addr, l.peer_id)).collect();
         thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 for &(addr, peer_id) in &liars {
-                    let l = Liar {
-                        addr,
-                        peer_id,
-                        dialed: Arc::default(),
-                        requests: Arc::default(),
-                    };
-                    l.announce(tracker, info_hash, None);
+                    announce_seed(tracker, info_hash, addr, peer_id, None);
                 }
                 // Pacing a refresh; nothing waits on it.
                 thread::sleep(Duration::from_millis(400));
@@ -171,7 +78,7 @@ fn liars_are_struck_and_backed_off_before_any_redial() {
     };
 
     let (mut leech, _) = start_peer("leech", s.leecher_command("leech"));
-    let mut struck = std::collections::HashSet::new();
+    let mut struck = HashSet::new();
     while struck.len() < liars.len() {
         let (addr, reason, retry) = expect_event!(leech, STEP,
             Event::PeerBackedOff { addr, reason, retry_secs, .. } => (addr, reason, retry_secs));
@@ -179,25 +86,15 @@ fn liars_are_struck_and_backed_off_before_any_redial() {
         assert!(retry >= 30.0, "backoff {retry}s");
         struck.insert(addr);
     }
-    let addrs: std::collections::HashSet<String> =
-        liars.iter().map(|l| l.addr.to_string()).collect();
+    let addrs: HashSet<String> = liars.iter().map(|l| l.addr.to_string()).collect();
     assert_eq!(struck, addrs, "every liar is struck, and only they");
     // Three more announces list the liars again: none is redialed.
     for _ in 0..3 {
         expect_event!(leech, STEP, Event::Announced { peers, .. } if peers >= liars.len());
     }
     for l in &liars {
-        assert_eq!(
-            l.dialed.load(Ordering::SeqCst),
-            1,
-            "{} was redialed",
-            l.addr
-        );
-        assert_eq!(
-            l.requests.load(Ordering::SeqCst),
-            1,
-            "one request until it delivers"
-        );
+        assert_eq!(l.dialed(), 1, "{} was redialed", l.addr);
+        assert_eq!(l.requests(), 1, "one request until it delivers");
     }
     // A real seeder comes: the download completes.
     let _seed = s.start_seeder("seed");
@@ -206,34 +103,6 @@ fn liars_are_struck_and_backed_off_before_any_redial() {
     assert!(s.has_right_copy("leech"));
     stop.store(true, Ordering::SeqCst);
     refresher.join().unwrap();
-}
-
-/// `count` connections to `addr`, `threads` at a time: each sends a
-/// handshake under a fresh random peer id, waits for the answer, closes.
-fn churn(addr: SocketAddr, info_hash: InfoHash, count: usize, threads: usize) {
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            thread::spawn(move || {
-                for _ in 0..count / threads {
-                    let Ok(stream) = TcpStream::connect(addr) else {
-                        continue;
-                    };
-                    stream.set_read_timeout(Some(STEP)).unwrap();
-                    let mut ws = WireStream::new(stream, None);
-                    let hello = Message::Handshake {
-                        info_hash,
-                        peer_id: peer::swarm::new_peer_id(),
-                    };
-                    if ws.send(&hello).is_ok() {
-                        let _ = ws.recv();
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
 }
 
 #[test]
