@@ -4,11 +4,12 @@
 //! cargo build --release --workspace --bins --examples
 //! cargo run --release --example hostile_peers_bench -- [SIZE_MIB] [LIARS] [CHURN]
 //! ```
-//! (defaults: 64 MiB, 30 liars, 100,000 connections)
+//! (defaults: 8 MiB, 30 liars, 100,000 connections)
 //!
-//! 1. **Liars** (issue 14, item 4): one seeder to one leecher, then the same
-//!    with LIARS fake seeders listed beside it, which claim every piece,
-//!    unchoke and never send: download time, ratio, the leecher's peak RSS.
+//! 1. **Liars** (issue 14, item 4): a leecher meets LIARS fake seeders,
+//!    which claim every piece, unchoke and never send, then a real seeder
+//!    comes: the time from the seeder's start to `done`, against the same
+//!    without liars, and the leecher's peak RSS.
 //! 2. **Churn** (item 5): CHURN connections to a seeder, each a handshake
 //!    under a new random peer id, then close: the seeder's VmRSS before
 //!    and after, and the size of its final `stopped` line; with a download
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::thread;
 
 use lanswarm::fixture::*;
-use lanswarm::hostile::{churn, liars};
+use lanswarm::hostile::{churn, liars, seeded_after_meeting_liars};
 use lanswarm::process::Stream;
 
 /// Downloads into `name` with `--exit-when-done`: seconds, peak RSS (KiB).
@@ -38,16 +39,15 @@ fn main() {
         .skip(1)
         .map(|a| a.parse().expect("numbers: SIZE_MIB LIARS CHURN"))
         .collect();
-    let size_mib = args.first().copied().unwrap_or(64);
+    let size_mib = args.first().copied().unwrap_or(8);
     let liar_count = args.get(1).copied().unwrap_or(30) as usize;
     let churn_count = args.get(2).copied().unwrap_or(100_000) as usize;
 
     println!("## Liars: {size_mib} MiB, {liar_count} liars\n");
-    let mut s = Scenario::new(size_mib << 20, 256 << 10, 61, &[]);
-    let (mut seed, started) = s.start_seeder("seed");
-    let (base, base_peak) = download(&s, "baseline");
-    let (liars, info_hash) = liars(&s, liar_count);
-    let (with, with_peak) = download(&s, "with-liars");
+    let mut s = Scenario::new(size_mib << 20, 64 << 10, 61, &[]);
+    let (base, base_peak) = seeded_after_meeting_liars(&mut s, "baseline", 0);
+    let (liars, _) = liars(&s, liar_count);
+    let (with, with_peak) = seeded_after_meeting_liars(&mut s, "with-liars", liar_count);
     let asked = liars.iter().filter(|l| l.requests() > 0).count();
     println!("| case | download s | ratio | leecher peak RSS MiB |");
     println!("|---|---|---|---|");
@@ -62,6 +62,9 @@ fn main() {
     );
 
     println!("\n## Churn: {churn_count} connections under new peer ids\n");
+    let mut s = Scenario::new(size_mib << 20, 256 << 10, 62, &[]);
+    let (mut seed, started) = s.start_seeder("seed");
+    let info_hash = load_torrent(&s.torrent).info_hash();
     let addr: SocketAddr = started.listen.parse().unwrap();
     churn(addr, info_hash, 1_000, 4);
     let before = seed.status_kib("VmRSS");

@@ -6,11 +6,15 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
+
+use peer::events::Event;
 
 use wire::tracker::{AnnounceRequest, Event as Announce};
 use wire::{Bitfield, InfoHash, Message, PeerId};
 
-use crate::fixture::{announce, load_torrent, Scenario, WireStream, STEP};
+use crate::expect_event;
+use crate::fixture::{announce, expect_done, load_torrent, start_peer, Scenario, WireStream, STEP};
 
 /// A peer that promises everything and sends nothing: it answers the
 /// handshake, claims every piece, unchokes, then reads and discards. Its
@@ -146,4 +150,23 @@ pub fn churn(addr: SocketAddr, info_hash: InfoHash, count: usize, threads: usize
     for w in workers {
         w.join().expect("churn thread");
     }
+}
+
+/// Starts leecher `name` while the tracker lists no seeder, waits until it
+/// has met the `liars` listed, then starts a seeder `name-seed`. Returns
+/// the seconds from the seeder's start to the leecher's `done`, and the
+/// leecher's peak RSS (KiB).
+pub fn seeded_after_meeting_liars(s: &mut Scenario, name: &str, liars: usize) -> (f64, u64) {
+    let (mut leech, _) = start_peer(name, s.leecher_command(name));
+    for _ in 0..liars {
+        expect_event!(leech, STEP, Event::PeerConnected { .. });
+    }
+    let t0 = Instant::now();
+    let _seed = s.start_seeder(&format!("{name}-seed"));
+    expect_done(&mut leech);
+    let took = t0.elapsed().as_secs_f64();
+    let (code, peak) = leech.wait_with_peak_rss();
+    assert_eq!(code, 0, "{name} failed");
+    assert!(s.has_right_copy(name));
+    (took, peak)
 }
