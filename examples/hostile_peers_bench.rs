@@ -22,7 +22,6 @@ use std::thread;
 
 use lanswarm::fixture::*;
 use lanswarm::hostile::{churn, liars, seeded_after_meeting_liars};
-use lanswarm::process::Stream;
 
 /// Downloads into `name` with `--exit-when-done`: seconds, peak RSS (KiB).
 fn download(s: &Scenario, name: &str) -> (f64, u64) {
@@ -73,12 +72,7 @@ fn main() {
     let (busy, _) = download(&s, "during-churn");
     churner.join().unwrap();
     let after = seed.status_kib("VmRSS");
-    seed.signal(libc::SIGTERM);
-    let stopped = seed
-        .wait_for(STEP, |stream, l| {
-            stream == Stream::Stdout && l.contains(r#""event":"stopped""#)
-        })
-        .expect("stopped event");
+    let stopped = stop_peer(&mut seed);
     println!("| figure | value |");
     println!("|---|---|");
     println!("| seeder VmRSS after 1,000 connections | {before} KiB |");

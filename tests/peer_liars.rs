@@ -13,7 +13,6 @@ use std::time::Duration;
 use lanswarm::expect_event;
 use lanswarm::fixture::*;
 use lanswarm::hostile::{announce_seed, churn, liars, seeded_after_meeting_liars};
-use lanswarm::process::Stream;
 use peer::events::Event;
 
 #[test]
@@ -117,12 +116,7 @@ fn churn_of_new_peer_ids_leaves_memory_and_the_summary_bounded() {
     churner.join().unwrap();
     let after = seed.status_kib("VmRSS");
 
-    seed.signal(libc::SIGTERM);
-    let line = seed
-        .wait_for(STEP, |stream, l| {
-            stream == Stream::Stdout && l.contains(r#""event":"stopped""#)
-        })
-        .unwrap();
+    let line = stop_peer(&mut seed);
     let Ok(Event::Stopped { peers, others, .. }) = serde_json::from_str(&line) else {
         panic!("not a stopped event: {line}");
     };
