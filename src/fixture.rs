@@ -224,6 +224,16 @@ pub fn expect_done(proc: &mut Proc) -> SwarmDone {
     expect_event!(proc, STEP, Event::Done(Done::Swarm(done)) => done)
 }
 
+/// Stops a peer with SIGTERM and returns its `stopped` event line as
+/// printed (to check its size as well as its content).
+pub fn stop_peer(proc: &mut Proc) -> String {
+    proc.signal(libc::SIGTERM);
+    proc.wait_for(STEP, |stream, l| {
+        stream == crate::process::Stream::Stdout && l.contains(r#""event":"stopped""#)
+    })
+    .unwrap_or_else(|e| panic!("waiting for stopped: {e}"))
+}
+
 /// Reads a torrent file.
 pub fn load_torrent(path: &Path) -> Torrent {
     Torrent::from_json(&std::fs::read(path).expect("read torrent")).expect("valid torrent")

@@ -6,6 +6,8 @@
 //! - [`transfer`]: `peer serve` / `peer fetch` processes for the client/server tests.
 //! - [`fixture`]: trackers (started and awaited through their typed events), peers,
 //!   torrents and fake wire peers for swarm tests and demos.
+//! - [`hostile`]: hostile peers: liars that claim every piece and never send, churns of
+//!   connections under new peer ids.
 //! - [`tracker_client`]: a raw, blocking client of the tracker protocol, frame by
 //!   frame, for tests of the tracker itself.
 //! - [`chat_lab`]: `peer chat` members typed at and read back as `peer::events::Event`,
@@ -23,6 +25,7 @@ pub mod chat_lab;
 pub mod chromium;
 pub mod files;
 pub mod fixture;
+pub mod hostile;
 pub mod mcast_lab;
 pub mod netns;
 pub mod process;

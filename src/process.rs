@@ -220,6 +220,18 @@ impl Proc {
         found.ok_or_else(|| "a matched line was not picked".to_string())
     }
 
+    /// A figure of `/proc/PID/status` in KiB, e.g. `"VmRSS"` or `"VmHWM"`
+    /// (the resident set now, and its peak).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("{}: /proc status: {e}", self.name));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no {field} in /proc status", self.name))
+    }
+
     /// Sends a signal (e.g. `libc::SIGTERM`).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we own and a valid signal number.

@@ -135,6 +135,13 @@ impl Announcer {
             .map(|t| t.dialect)
     }
 
+    /// Whether the last announce to `tracker` failed.
+    pub fn failing(&self, tracker: &str) -> bool {
+        self.trackers
+            .iter()
+            .any(|t| t.addr == tracker && t.failures > 0)
+    }
+
     /// The event to send `t` now.
     fn event_for(&self, t: &Tracker) -> Option<Event> {
         match t.dialect {

@@ -44,6 +44,19 @@ pub enum Event {
     PeerBanned { addr: String, reason: String },
     /// A piece failed its hash check.
     PieceFailed { addr: String, piece: u32 },
+    /// A request of ours to a peer that delivers, if slowly, passed its
+    /// deadline: it was withdrawn (a strike; the third drops the peer).
+    RequestTimedOut { addr: String, piece: u32 },
+    /// A peer let our requests time out: its connection was closed
+    /// (`reason`), and we do not dial it again for `retry_secs` (`strikes`
+    /// such closes so far; the wait doubles with each). `retry_secs` is 0
+    /// for a peer that dialed us: it is not ours to redial.
+    PeerBackedOff {
+        addr: String,
+        reason: String,
+        strikes: u32,
+        retry_secs: f64,
+    },
     /// A peer of the swarm was heard on the LAN (BEP 14 discovery); `via`
     /// is the group it was heard on (`lsd-v4` or `lsd-v6`).
     PeerDiscovered {
@@ -65,7 +78,11 @@ pub enum Event {
         seconds: f64,
         downloaded: u64,
         uploaded: u64,
+        /// The peers that gave or took the most.
         peers: Vec<PeerSummary>,
+        /// All the others, as totals.
+        #[serde(default, skip_serializing_if = "OtherPeers::is_empty")]
+        others: OtherPeers,
     },
     // ---- shared names ----
     /// About once a second while a transfer runs.
@@ -223,6 +240,36 @@ pub struct PeerSummary {
     pub uploaded: u64,
 }
 
+/// The peers a summary does not list one by one, as totals: a summary
+/// names the top peers only, so its size stays bounded however many came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtherPeers {
+    /// Peer records not listed (a peer forgotten and seen again counts twice).
+    pub peers: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+}
+
+impl OtherPeers {
+    pub fn is_empty(&self) -> bool {
+        *self == OtherPeers::default()
+    }
+
+    /// Adds one peer's figures.
+    pub fn add(&mut self, downloaded: u64, uploaded: u64) {
+        self.peers += 1;
+        self.downloaded += downloaded;
+        self.uploaded += uploaded;
+    }
+
+    /// Adds another set of totals.
+    pub fn merge(&mut self, other: &OtherPeers) {
+        self.peers += other.peers;
+        self.downloaded += other.downloaded;
+        self.uploaded += other.uploaded;
+    }
+}
+
 /// The payload of a `progress` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -265,7 +312,11 @@ pub struct SwarmDone {
     pub seconds: f64,
     /// Bytes downloaded (not counting what the resume file vouched for).
     pub bytes: u64,
+    /// The peers that gave or took the most.
     pub peers: Vec<PeerSummary>,
+    /// All the others, as totals.
+    #[serde(default, skip_serializing_if = "OtherPeers::is_empty")]
+    pub others: OtherPeers,
 }
 
 impl SwarmDone {

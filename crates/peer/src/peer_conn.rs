@@ -152,6 +152,9 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
     let _ = verifier_task.await;
     let in_flight = link.conn.take_in_flight();
     swarm.connection_closed(link.info.id, link.conn.remote(), &in_flight);
+    if reason.is_stall() {
+        swarm.peer_stalled(&link.info, &reason);
+    }
     drop(link.out);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer.task).await;
     // The writer has sent our last words and a FIN. Closing while the peer's
@@ -407,6 +410,10 @@ impl Link {
             }
             ConnEvent::Unchoked => self.fill(),
             ConnEvent::Choked { dropped } => self.swarm.requests_withdrawn(&dropped),
+            ConnEvent::RequestTimedOut { index } => {
+                self.pipeline.timed_out();
+                self.swarm.request_timed_out(&self.info, index);
+            }
             ConnEvent::Interest(interested) => {
                 if self.swarm.peer_interest(self.info.id, interested) {
                     self.conn.unchoke();
@@ -435,13 +442,19 @@ impl Link {
         self.fill();
     }
 
-    /// Requests pieces up to the pipeline depth.
+    /// Requests pieces up to the pipeline depth, each with a deadline
+    /// that follows the peer's rate; end-game duplicates only from a peer
+    /// that delivers.
     fn fill(&mut self) {
-        let depth = self.pipeline.depth(
-            self.swarm.torrent.info.piece_length,
-            self.swarm.request_depth,
+        let piece_length = self.swarm.torrent.info.piece_length;
+        let depth = self.pipeline.depth(piece_length, self.swarm.request_depth);
+        self.conn
+            .set_request_timeout(self.pipeline.request_timeout(piece_length, depth));
+        self.swarm.request_pieces(
+            &mut self.conn,
+            depth,
+            Instant::now(),
+            self.pipeline.trusted(),
         );
-        self.swarm
-            .request_pieces(&mut self.conn, depth, Instant::now());
     }
 }

@@ -5,8 +5,17 @@
 //! The picker is sans-IO: it counts how many connected peers have each piece
 //! (availability) and how many requests for it are in flight, and answers
 //! "what should I ask this peer for?".
+//!
+//! **Peers that promise and never deliver.** A peer must earn our trust:
+//! until it delivers a piece it gets one request at a time
+//! ([`Pipeline::depth`]), and only peers that deliver get end-game
+//! duplicates ([`Picker::pick`] with `trusted`), so the last pieces, held
+//! by suspects, are asked of peers that have shown they send. Each request
+//! has a deadline that follows the peer's measured rate
+//! ([`Pipeline::request_timeout`]); a request that misses it costs the
+//! peer its trust.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -111,7 +120,18 @@ impl Picker {
     /// non-seed peer holds (so the seed injects new pieces instead of
     /// repeating ones the swarm already has). When nothing else is in flight
     /// we take whatever the seed has, so a swarm of choking peers never stalls us.
-    pub fn pick(&mut self, have: &Bitfield, remote: &Bitfield, asked: &[u32]) -> Option<u32> {
+    ///
+    /// `trusted`: the peer has delivered (and let no request time out since).
+    /// Only trusted peers get end-game duplicates, so a piece held by a
+    /// peer that does not deliver is asked of one that does, not of another
+    /// suspect.
+    pub fn pick(
+        &mut self,
+        have: &Bitfield,
+        remote: &Bitfield,
+        asked: &[u32],
+        trusted: bool,
+    ) -> Option<u32> {
         let spare_seed =
             remote.is_complete() && !remote.is_empty() && self.total_requested > asked.len();
         let seeds = self.seeds.max(1).min(u16::MAX as usize) as u16;
@@ -121,7 +141,7 @@ impl Picker {
         // End-game only once every missing piece is requested somewhere.
         let choice = match normal {
             Some(i) => i,
-            None if self.any_missing_unrequested(have) => return None,
+            None if !trusted || self.any_missing_unrequested(have) => return None,
             None => self.choose(have, remote, |i, requested, _| {
                 requested < ENDGAME_MAX_DUPLICATES && !asked.contains(&i)
             })?,
@@ -200,20 +220,66 @@ impl Picker {
 /// delivering, so a fast peer (loopback) is kept saturated while a slow one
 /// (a rate-limited LAN link) is not handed seconds of work that other peers
 /// could have shared. Without a measurement yet, a small queue.
+///
+/// It also says whether the peer has earned trust ([`Pipeline::trusted`]):
+/// until its first piece a peer gets a single request, and after a request
+/// of ours timed out, its trust is gone until it delivers again.
 #[derive(Debug, Default)]
 pub struct Pipeline {
     /// Bytes per second, smoothed over piece arrivals.
     rate: f64,
     last_arrival: Option<Instant>,
+    /// A piece arrived since the start or the last timed-out request.
+    delivered: bool,
 }
 
 impl Pipeline {
     const QUEUE_TIME: f64 = 0.05;
+    /// Requests once the peer has delivered its first piece, before a rate.
     const START: usize = 4;
     const MIN: usize = 2;
+    /// The shortest deadline of a request: scheduling hiccups on a busy
+    /// host must not pass for a stalled peer.
+    pub const MIN_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The longest deadline of a request.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The slowest rate assumed of a peer not yet measured (bytes/s): a
+    /// piece gets at least the time to arrive at this rate.
+    const SLOWEST_RATE: f64 = 128.0 * 1024.0;
+    /// How many times the expected time a request may take.
+    const SLACK: f64 = 4.0;
+
+    /// Whether the peer has delivered, and let no request time out since.
+    pub fn trusted(&self) -> bool {
+        self.delivered
+    }
+
+    /// A request to the peer timed out: it loses our trust, and the rate
+    /// we expect of it halves.
+    pub fn timed_out(&mut self) {
+        self.delivered = false;
+        self.rate /= 2.0;
+    }
+
+    /// How long a request to this peer may wait for its piece of
+    /// `piece_length` bytes, with `depth` requests queued there: the time
+    /// the queue takes at the measured rate, [`Pipeline::SLACK`] times over;
+    /// unmeasured, the time at [`Pipeline::SLOWEST_RATE`]; between
+    /// [`Pipeline::MIN_TIMEOUT`] and [`Pipeline::MAX_TIMEOUT`].
+    pub fn request_timeout(&self, piece_length: u64, depth: usize) -> Duration {
+        let queue = piece_length as f64 * depth.max(1) as f64;
+        let secs = if self.rate > 0.0 {
+            Self::SLACK * queue / self.rate
+        } else {
+            queue / Self::SLOWEST_RATE
+        };
+        Duration::from_secs_f64(secs.min(Self::MAX_TIMEOUT.as_secs_f64()))
+            .clamp(Self::MIN_TIMEOUT, Self::MAX_TIMEOUT)
+    }
 
     /// A piece of `bytes` bytes arrived at `at`.
     pub fn arrived(&mut self, bytes: u64, at: Instant) {
+        self.delivered = true;
         if let Some(prev) = self.last_arrival {
             let secs = at.duration_since(prev).as_secs_f64().max(1e-6);
             let sample = bytes as f64 / secs;
@@ -228,6 +294,9 @@ impl Pipeline {
 
     /// Requests to keep in flight for pieces of `piece_length`, at most `max`.
     pub fn depth(&self, piece_length: u64, max: usize) -> usize {
+        if !self.delivered {
+            return 1;
+        }
         if self.rate == 0.0 {
             return Self::START.min(max);
         }
@@ -249,10 +318,10 @@ mod tests {
         p.peer_bitfield(&Bitfield::new(4), &leecher);
         let have = Bitfield::new(4);
         // Busy with the leecher (piece 0 or 1 in flight there)...
-        assert!(matches!(p.pick(&have, &leecher, &[]), Some(0 | 1)));
+        assert!(matches!(p.pick(&have, &leecher, &[], true), Some(0 | 1)));
         // ...so the seed is asked only for pieces 2 and 3, which only it has.
         let mut from_seed = vec![];
-        while let Some(i) = p.pick(&have, &seed, &from_seed) {
+        while let Some(i) = p.pick(&have, &seed, &from_seed, true) {
             from_seed.push(i);
         }
         from_seed.sort();
@@ -261,7 +330,7 @@ mod tests {
         let mut q = Picker::seeded(4, 6);
         q.peer_bitfield(&Bitfield::new(4), &seed);
         q.peer_bitfield(&Bitfield::new(4), &leecher);
-        assert!(q.pick(&have, &seed, &[]).is_some());
+        assert!(q.pick(&have, &seed, &[], true).is_some());
         assert_eq!(q.availability(0), 2);
     }
 
@@ -277,7 +346,7 @@ mod tests {
         p.peer_bitfield(&Bitfield::new(4), &a);
         p.peer_bitfield(&Bitfield::new(4), &b);
         // Piece 2 is held by one peer only.
-        assert_eq!(p.pick(&Bitfield::new(4), &a, &[]), Some(2));
+        assert_eq!(p.pick(&Bitfield::new(4), &a, &[], true), Some(2));
         assert_eq!(p.in_flight(2), 1);
     }
 
@@ -288,7 +357,7 @@ mod tests {
         for seed in 0..20 {
             let mut p = Picker::seeded(50, seed);
             p.peer_bitfield(&Bitfield::new(50), &remote);
-            firsts.insert(p.pick(&Bitfield::new(50), &remote, &[]).unwrap());
+            firsts.insert(p.pick(&Bitfield::new(50), &remote, &[], true).unwrap());
         }
         assert!(firsts.len() > 5, "picks are not spread: {firsts:?}");
     }
@@ -299,9 +368,9 @@ mod tests {
         let remote = bf(&[1, 0, 1]);
         p.peer_bitfield(&Bitfield::new(3), &remote);
         let have = bf(&[1, 0, 0]);
-        assert_eq!(p.pick(&have, &remote, &[]), Some(2));
+        assert_eq!(p.pick(&have, &remote, &[], true), Some(2));
         // Only piece 2 is left and this peer is already fetching it.
-        assert_eq!(p.pick(&have, &remote, &[2]), None);
+        assert_eq!(p.pick(&have, &remote, &[2], true), None);
     }
 
     #[test]
@@ -309,9 +378,9 @@ mod tests {
         let mut p = Picker::seeded(2, 3);
         let remote = Bitfield::full(2);
         let have = bf(&[1, 0]);
-        assert_eq!(p.pick(&have, &remote, &[]), Some(1));
+        assert_eq!(p.pick(&have, &remote, &[], true), Some(1));
         // Another peer: nothing unrequested is left, so end-game duplicates piece 1.
-        assert_eq!(p.pick(&have, &remote, &[]), Some(1));
+        assert_eq!(p.pick(&have, &remote, &[], true), Some(1));
         assert_eq!(p.in_flight(1), 2);
         p.release(1);
         assert_eq!(p.in_flight(1), 1);
@@ -345,7 +414,10 @@ mod tests {
     fn pipeline_follows_the_measured_rate() {
         use std::time::Duration;
         let mut p = Pipeline::default();
-        assert_eq!(p.depth(1 << 20, 32), Pipeline::START);
+        assert_eq!(p.depth(1 << 20, 32), 1, "one request until it delivers");
+        let mut first = Pipeline::default();
+        first.arrived(1 << 20, Instant::now());
+        assert_eq!(first.depth(1 << 20, 32), Pipeline::START);
         let t0 = Instant::now();
         // 64 KiB pieces arriving every 26 ms: ~2.5 MB/s, a 20 Mbit/s share.
         for i in 0..20 {
@@ -359,5 +431,44 @@ mod tests {
             q.arrived(1 << 20, t0 + Duration::from_micros(500 * i));
         }
         assert_eq!(q.depth(1 << 20, 32), 32);
+    }
+
+    #[test]
+    fn endgame_duplicates_go_only_to_peers_that_deliver() {
+        let mut p = Picker::seeded(2, 7);
+        let remote = Bitfield::full(2);
+        let have = Bitfield::new(2);
+        // Two suspects take both pieces in normal mode.
+        assert!(p.pick(&have, &remote, &[], false).is_some());
+        assert!(p.pick(&have, &remote, &[], false).is_some());
+        // A third suspect gets no duplicate; a peer that delivers does.
+        assert_eq!(p.pick(&have, &remote, &[], false), None);
+        let dup = p.pick(&have, &remote, &[], true).unwrap();
+        assert_eq!(p.in_flight(dup), 2);
+    }
+
+    #[test]
+    fn request_deadlines_follow_the_rate_and_a_timeout_costs_trust() {
+        use std::time::Duration;
+        let mut p = Pipeline::default();
+        // Unmeasured: the time at the slowest assumed rate, at least the minimum.
+        assert_eq!(p.request_timeout(64 << 10, 1), Pipeline::MIN_TIMEOUT);
+        assert_eq!(p.request_timeout(4 << 20, 1), Duration::from_secs(32));
+        assert_eq!(p.request_timeout(16 << 20, 1), Pipeline::MAX_TIMEOUT);
+        assert!(!p.trusted());
+        let t0 = Instant::now();
+        // 64 KiB every 100 ms: 640 KiB/s. 32 queued take ~3.3 s, 4x that.
+        for i in 0..30 {
+            p.arrived(64 << 10, t0 + Duration::from_millis(100 * i));
+        }
+        assert!(p.trusted());
+        let t = p.request_timeout(64 << 10, 32).as_secs_f64();
+        assert!((12.0..14.0).contains(&t), "{t}");
+        assert_eq!(p.request_timeout(64 << 10, 1), Pipeline::MIN_TIMEOUT);
+        assert_eq!(p.request_timeout(1 << 30, 32), Pipeline::MAX_TIMEOUT);
+        p.timed_out();
+        assert!(!p.trusted());
+        assert_eq!(p.depth(64 << 10, 32), 1);
+        assert!(p.request_timeout(64 << 10, 32).as_secs_f64() > t);
     }
 }

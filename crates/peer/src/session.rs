@@ -26,6 +26,10 @@ use wire::discovery::{Discovery, DiscoveryConfig};
 
 /// Seconds between choking rounds.
 const CHOKE_ROUND: Duration = Duration::from_secs(5);
+/// With `--exit-when-done`, how long after the download completes we keep
+/// trying to tell the trackers before leaving anyway: a tracker that does
+/// not answer must not keep a finished peer alive.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Joins the swarm described by `args` and runs until done (with
 /// `--exit-when-done`) or until Ctrl-C/SIGTERM.
@@ -227,13 +231,14 @@ async fn shutdown(swarm: &Arc<Swarm>, tracker_task: tokio::task::JoinHandle<()>)
         tracing::warn!("cannot write resume file: {e}");
     }
     swarm.out.finish();
-    let (downloaded, peers) = swarm.summary();
+    let (downloaded, peers, others) = swarm.summary();
     let seconds = swarm.elapsed().as_secs_f64();
     swarm.out.emit(&PeerEvent::Stopped {
         seconds,
         downloaded,
         uploaded: swarm.uploaded(),
         peers,
+        others,
     });
     swarm.say_summary("session", seconds, downloaded);
     swarm.out.close();
@@ -299,7 +304,9 @@ fn start_dials(swarm: &Arc<Swarm>) {
 }
 
 /// Announces as the [`Announcer`] says, dials the peers the trackers list,
-/// and says goodbye to them when the session ends.
+/// and says goodbye to them when the session ends. With `--exit-when-done`,
+/// telling the trackers that the download is complete gets
+/// [`EXIT_GRACE`]; then the session ends whatever they say.
 async fn tracker_loop(
     swarm: Arc<Swarm>,
     trackers: Vec<String>,
@@ -307,25 +314,51 @@ async fn tracker_loop(
     exit_when_done: bool,
 ) {
     let mut plan = Announcer::new(trackers, exit_when_done, Instant::now());
-    let mut after = if swarm.is_complete() {
+    // Set once the download is complete, with --exit-when-done.
+    let mut exit_by: Option<Instant> = None;
+    let completed = |plan: &mut Announcer, exit_by: &mut Option<Instant>| {
+        if exit_when_done {
+            exit_by.get_or_insert(Instant::now() + EXIT_GRACE);
+        }
         plan.download_complete()
+    };
+    let mut after = if swarm.is_complete() {
+        completed(&mut plan, &mut exit_by)
     } else {
         After::Continue
     };
     while after == After::Continue && !swarm.shutdown.is_cancelled() {
+        if exit_by.is_some_and(|t| t <= Instant::now()) {
+            tracing::warn!("the trackers were not told that the download is complete; leaving");
+            after = After::Exit;
+            break;
+        }
         let announce = match plan.next(Instant::now()) {
             Step::Announce(a) => a,
             Step::WaitUntil(at) => {
+                let at = exit_by.map_or(at, |t| t.min(at));
                 tokio::select! {
                     _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = swarm.download_completed() => after = plan.download_complete(),
+                    _ = swarm.download_completed() => after = completed(&mut plan, &mut exit_by),
                     _ = swarm.shutdown.cancelled() => break,
                 }
                 continue;
             }
         };
         let req = swarm.announce_request(announce.event, announce_ip);
-        after = match tracker_client::announce(&announce.tracker, &req).await {
+        let exchange = tracker_client::announce(&announce.tracker, &req);
+        let result = match exit_by {
+            Some(t) => tokio::time::timeout_at(t.into(), exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "tracker {} did not answer before the exit",
+                        announce.tracker
+                    ))
+                }),
+            None => exchange.await,
+        };
+        after = match result {
             Ok(resp) => {
                 tracing::debug!("tracker {}: {} peers", announce.tracker, resp.peers.len());
                 swarm.out.emit(&PeerEvent::Announced {
@@ -356,7 +389,12 @@ async fn tracker_loop(
     if after == After::Exit {
         swarm.shutdown.cancel();
     }
-    let goodbyes = plan.leaving().into_iter().map(|bye| {
+    // A tracker that just failed us is not waited for again on the way out.
+    let leaving = plan
+        .leaving()
+        .into_iter()
+        .filter(|bye| !(exit_by.is_some() && plan.failing(&bye.tracker)));
+    let goodbyes = leaving.map(|bye| {
         let req = swarm.announce_request(bye.event, announce_ip);
         let swarm = &swarm;
         async move {

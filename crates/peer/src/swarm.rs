@@ -31,7 +31,7 @@ use wire::{
 
 use crate::admission::{Admission, Culprit, Full};
 use crate::choker::{Candidate, Choker};
-use crate::events::{Done, Event as PeerEvent, PeerSummary, SwarmDone};
+use crate::events::{Done, Event as PeerEvent, OtherPeers, PeerSummary, SwarmDone};
 use crate::output::{human_bytes, Output};
 use crate::picker::Picker;
 use crate::storage::Storage;
@@ -46,6 +46,20 @@ const GLOBAL_IN_FLIGHT_BYTES: u64 = 24 * 1024 * 1024;
 const STRIKES_TO_BAN: u32 = 2;
 /// A connection is asked whether it is of use at most this often.
 const EVICT_ASK_EVERY: Duration = Duration::from_millis(500);
+/// Requests timed out (of a peer that delivers, slowly) after which its
+/// connection is dropped.
+const TIMEOUTS_TO_DROP: u32 = 3;
+/// How long a peer that let our requests time out is not redialed, after
+/// its first such strike; it doubles with each strike, up to the maximum.
+const STALL_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_STALL_BACKOFF: Duration = Duration::from_secs(30 * 60);
+/// Addresses whose strikes we remember (the oldest backoffs go first).
+const MAX_STALL_RECORDS: usize = 1024;
+/// Peers whose figures we keep one by one; beyond it the least useful
+/// disconnected ones are folded into totals.
+const MAX_PEER_RECORDS: usize = 1024;
+/// Peers a summary (`done`, `stopped`, the human one) lists one by one.
+pub const SUMMARY_PEERS: usize = 16;
 
 /// Engine → connection task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,12 +102,32 @@ struct ConnEntry {
     unchoked: bool,
     last_down: u64,
     last_up: u64,
+    /// Requests of ours that timed out on this connection.
+    timeouts: u32,
 }
 
 struct PeerRecord {
     addr: SocketAddr,
     peer_id: Option<PeerId>,
     counters: Arc<Counters>,
+    /// When a connection of this peer was last admitted.
+    seen: Instant,
+}
+
+impl PeerRecord {
+    fn figures(&self) -> (u64, u64) {
+        (
+            self.counters.downloaded.load(Ordering::Relaxed),
+            self.counters.uploaded.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// An address that let our requests time out: how often, and until when
+/// it is not redialed.
+struct Stall {
+    strikes: u32,
+    until: Instant,
 }
 
 /// Mutable swarm state, behind [`Swarm::state`]; private to this module.
@@ -108,7 +142,11 @@ struct State {
     admission: Admission<CancellationToken>,
     /// Bad pieces per [`Culprit`] (what its connection proved, not its id).
     strikes: HashMap<String, u32>,
+    /// Bounded by `MAX_PEER_RECORDS`; the evicted are in `forgotten`.
     peers: HashMap<String, PeerRecord>,
+    forgotten: OtherPeers,
+    /// Bounded by `MAX_STALL_RECORDS`.
+    stalls: HashMap<SocketAddr, Stall>,
     downloaded: u64,
     done_at: Option<Instant>,
     /// Super-seeding, when on: which piece is offered to whom.
@@ -173,6 +211,95 @@ impl State {
             RequestEnd::Verified => self.picker.completed(index),
             RequestEnd::Failed | RequestEnd::Withdrawn => self.picker.release(index),
         }
+    }
+
+    /// Makes room for a new peer record: past `MAX_PEER_RECORDS`, the
+    /// records of disconnected peers that gave and took the least (the
+    /// oldest first among equals) are folded into `forgotten`, down to
+    /// three quarters of the bound, so the cost is spread over many admissions.
+    fn make_room_for_a_peer(&mut self) {
+        if self.peers.len() < MAX_PEER_RECORDS {
+            return;
+        }
+        let mut idle: Vec<(u64, Instant, String)> = self
+            .peers
+            .iter()
+            .filter(|(_, r)| Arc::strong_count(&r.counters) == 1)
+            .map(|(k, r)| {
+                let (down, up) = r.figures();
+                (down.saturating_add(up), r.seen, k.clone())
+            })
+            .collect();
+        idle.sort_unstable();
+        let excess = self.peers.len() + 1 - MAX_PEER_RECORDS * 3 / 4;
+        for (_, _, key) in idle.into_iter().take(excess) {
+            if let Some(r) = self.peers.remove(&key) {
+                let (down, up) = r.figures();
+                self.forgotten.add(down, up);
+            }
+        }
+    }
+
+    /// The top `SUMMARY_PEERS` peers by bytes exchanged, and the rest as totals.
+    fn peer_summary(&self) -> (Vec<PeerSummary>, OtherPeers) {
+        let mut peers: Vec<(u64, &PeerRecord)> = self
+            .peers
+            .values()
+            .map(|p| {
+                let (down, up) = p.figures();
+                (down.saturating_add(up), p)
+            })
+            .collect();
+        peers.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.addr.cmp(&b.1.addr)));
+        let mut others = self.forgotten.clone();
+        for (_, p) in peers.iter().skip(SUMMARY_PEERS) {
+            let (down, up) = p.figures();
+            others.add(down, up);
+        }
+        peers.truncate(SUMMARY_PEERS);
+        peers.sort_by_key(|(_, p)| p.addr);
+        let top = peers
+            .iter()
+            .map(|(_, p)| {
+                let (downloaded, uploaded) = p.figures();
+                PeerSummary {
+                    addr: p.addr.to_string(),
+                    peer_id: p.peer_id.map(|id| id.to_hex()),
+                    downloaded,
+                    uploaded,
+                }
+            })
+            .collect();
+        (top, others)
+    }
+
+    /// A strike against `addr` for letting requests time out, at `now`:
+    /// how many it has, and how long it is not redialed.
+    fn stall_strike(&mut self, addr: SocketAddr, now: Instant) -> (u32, Duration) {
+        if !self.stalls.contains_key(&addr) && self.stalls.len() >= MAX_STALL_RECORDS {
+            self.stalls.retain(|_, s| s.until > now);
+            if self.stalls.len() >= MAX_STALL_RECORDS {
+                if let Some(oldest) = self.stalls.iter().min_by_key(|(_, s)| s.until) {
+                    let oldest = *oldest.0;
+                    self.stalls.remove(&oldest);
+                }
+            }
+        }
+        let stall = self.stalls.entry(addr).or_insert(Stall {
+            strikes: 0,
+            until: now,
+        });
+        stall.strikes = stall.strikes.saturating_add(1);
+        let wait = STALL_BACKOFF
+            .saturating_mul(1 << (stall.strikes - 1).min(16))
+            .min(MAX_STALL_BACKOFF);
+        stall.until = now + wait;
+        (stall.strikes, wait)
+    }
+
+    /// Whether `addr` is backing off at `now`.
+    fn backing_off(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.stalls.get(addr).is_some_and(|s| s.until > now)
     }
 }
 
@@ -414,6 +541,10 @@ impl Swarm {
             Some(pid) => pid.to_hex(),
             None => format!("legacy@{addr}"),
         };
+        if !st.peers.contains_key(&identity) {
+            st.make_room_for_a_peer();
+        }
+        let now = Instant::now();
         let record = st
             .peers
             .entry(identity.clone())
@@ -421,7 +552,9 @@ impl Swarm {
                 addr,
                 peer_id,
                 counters: Arc::default(),
+                seen: now,
             });
+        record.seen = now;
         if outgoing {
             record.addr = addr;
         }
@@ -441,6 +574,7 @@ impl Swarm {
                 unchoked: false,
                 last_down: counters.downloaded.load(Ordering::Relaxed),
                 last_up: counters.uploaded.load(Ordering::Relaxed),
+                timeouts: 0,
             },
         );
         if peer_id.is_some() {
@@ -520,8 +654,10 @@ impl Swarm {
 
     /// Requests pieces from `conn` at `now` until `depth` are in flight
     /// (within the global budget that bounds a leecher's memory), and keeps
-    /// our interest true to what the peer has.
-    pub fn request_pieces(&self, conn: &mut Connection, depth: usize, now: Instant) {
+    /// our interest true to what the peer has. `trusted`: the peer has
+    /// delivered (see [`crate::picker::Pipeline::trusted`]); only then does
+    /// it get end-game duplicates.
+    pub fn request_pieces(&self, conn: &mut Connection, depth: usize, now: Instant, trusted: bool) {
         if !conn.am_interested() {
             return;
         }
@@ -535,7 +671,10 @@ impl Swarm {
             if !conn.in_flight().is_empty() && st.picker.total_requested() >= global_max {
                 break;
             }
-            let Some(index) = st.picker.pick(&st.have, conn.remote(), conn.in_flight()) else {
+            let Some(index) = st
+                .picker
+                .pick(&st.have, conn.remote(), conn.in_flight(), trusted)
+            else {
                 break;
             };
             if conn.request(index, now).is_err() {
@@ -617,6 +756,57 @@ impl Swarm {
         }
     }
 
+    /// Our request for `index` on `conn` passed its deadline, although the
+    /// peer delivers (slowly): the piece may be asked elsewhere, and the
+    /// peer has a strike; at `TIMEOUTS_TO_DROP` its connection is told to
+    /// close. Returns whether it was.
+    pub fn request_timed_out(&self, conn: &ConnInfo, index: u32) -> bool {
+        let timeouts = {
+            let mut st = self.lock();
+            st.request_ended(index, RequestEnd::Withdrawn);
+            for c in st.conns.values() {
+                let _ = c.cmd.send(Command::Refill);
+            }
+            st.conns.get_mut(&conn.id).map(|c| {
+                c.timeouts += 1;
+                c.timeouts
+            })
+        };
+        let addr = conn.addr.to_string();
+        tracing::info!("{addr}: request for piece {index} timed out");
+        self.out
+            .emit(&PeerEvent::RequestTimedOut { addr, piece: index });
+        match timeouts {
+            Some(n) if n >= TIMEOUTS_TO_DROP => {
+                self.close_connection(conn.id, Disconnect::RequestsTimedOut(n));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `conn` closed because it let our requests time out (`reason`): a
+    /// strike, and a peer we dialed is not dialed again before its backoff
+    /// is over.
+    pub fn peer_stalled(&self, conn: &ConnInfo, reason: &Disconnect) {
+        let (strikes, wait) = if conn.outgoing {
+            self.lock().stall_strike(conn.addr, Instant::now())
+        } else {
+            (1, Duration::ZERO)
+        };
+        let addr = conn.addr.to_string();
+        tracing::info!(
+            "{addr}: {reason}; not redialed for {}s (strike {strikes})",
+            wait.as_secs()
+        );
+        self.out.emit(&PeerEvent::PeerBackedOff {
+            addr,
+            reason: reason.to_string(),
+            strikes,
+            retry_secs: wait.as_secs_f64(),
+        });
+    }
+
     /// A piece that arrived will not be verified (it could not be stored,
     /// or the verifier stopped): it is wanted again.
     pub fn piece_unusable(&self, arrival: Arrival) {
@@ -666,14 +856,16 @@ impl Swarm {
                 return;
             }
             st.done_at = Some(Instant::now());
-            self.peer_summary(&st)
+            st.peer_summary()
         };
         let seconds = self.start.elapsed().as_secs_f64();
         let bytes = self.lock().downloaded;
+        let (peers, others) = summary;
         self.out.emit(&PeerEvent::Done(Done::Swarm(SwarmDone {
             seconds,
             bytes,
-            peers: summary,
+            peers,
+            others,
         })));
         self.out.finish();
         if let Err(e) = self.storage.save_resume(&self.have_snapshot()) {
@@ -691,20 +883,6 @@ impl Swarm {
         self.completed.notify_one();
     }
 
-    fn peer_summary(&self, st: &State) -> Vec<PeerSummary> {
-        let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
-        peers.sort_by_key(|p| p.addr);
-        peers
-            .iter()
-            .map(|p| PeerSummary {
-                addr: p.addr.to_string(),
-                peer_id: p.peer_id.map(|id| id.to_hex()),
-                downloaded: p.counters.downloaded.load(Ordering::Relaxed),
-                uploaded: p.counters.uploaded.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
-
     pub(crate) fn say_summary(&self, what: &str, seconds: f64, bytes: u64) {
         if self.out.is_json() {
             return;
@@ -716,18 +894,23 @@ impl Swarm {
             human_bytes(rate as u64),
             human_bytes(self.uploaded_total.load(Ordering::Relaxed))
         );
-        let st = self.lock();
-        let mut peers: Vec<&PeerRecord> = st.peers.values().collect();
-        peers.sort_by_key(|p| p.addr);
+        let (peers, others) = self.lock().peer_summary();
         for p in peers {
             text.push_str(&format!(
                 "\n  {:<22} received {:>10}   sent {:>10}",
-                p.addr.to_string(),
-                human_bytes(p.counters.downloaded.load(Ordering::Relaxed)),
-                human_bytes(p.counters.uploaded.load(Ordering::Relaxed)),
+                p.addr,
+                human_bytes(p.downloaded),
+                human_bytes(p.uploaded),
             ));
         }
-        drop(st);
+        if others.peers > 0 {
+            text.push_str(&format!(
+                "\n  and {} other peers: received {}, sent {}",
+                others.peers,
+                human_bytes(others.downloaded),
+                human_bytes(others.uploaded),
+            ));
+        }
         self.out.say(&text);
     }
 
@@ -749,7 +932,7 @@ impl Swarm {
         let legacy = entry.proto.is_none();
         let claimed = entry.peer_id.parse::<PeerId>().ok();
         let mut st = self.lock();
-        if st.is_connected_to(addr, claimed) {
+        if st.is_connected_to(addr, claimed) || st.backing_off(&addr, Instant::now()) {
             return false;
         }
         st.admission.offer_dial(addr, legacy, Instant::now())
@@ -765,9 +948,12 @@ impl Swarm {
         let mut guard = self.lock();
         let st = &mut *guard;
         let room = st.conns.len() + st.admission.connecting() < MAX_PEERS;
-        let (conns, dialing) = (&st.conns, &st.dialing);
-        let (addr, legacy) = st.admission.next_dial(room, Instant::now(), |a| {
-            dialing.contains(&a) || conns.values().any(|e| e.outgoing && e.addr == a)
+        let (conns, dialing, stalls) = (&st.conns, &st.dialing, &st.stalls);
+        let now = Instant::now();
+        let (addr, legacy) = st.admission.next_dial(room, now, |a| {
+            dialing.contains(&a)
+                || conns.values().any(|e| e.outgoing && e.addr == a)
+                || stalls.get(&a).is_some_and(|s| s.until > now)
         })?;
         st.dialing.insert(addr);
         Some((addr, legacy, st.admission.connecting()))
@@ -850,6 +1036,8 @@ impl Swarm {
                 admission: Admission::default(),
                 strikes: HashMap::new(),
                 peers: HashMap::new(),
+                forgotten: OtherPeers::default(),
+                stalls: HashMap::new(),
                 downloaded: 0,
                 done_at: None,
                 superseed: None,
@@ -920,10 +1108,12 @@ impl Swarm {
         }
     }
 
-    /// The final report: bytes downloaded this session and per-peer figures.
-    pub fn summary(&self) -> (u64, Vec<PeerSummary>) {
+    /// The final report: bytes downloaded this session, the top peers'
+    /// figures and the others' totals.
+    pub fn summary(&self) -> (u64, Vec<PeerSummary>, OtherPeers) {
         let st = self.lock();
-        (st.downloaded, self.peer_summary(&st))
+        let (peers, others) = st.peer_summary();
+        (st.downloaded, peers, others)
     }
 
     /// One choking round: rates over the last `secs` seconds, then the
@@ -1037,7 +1227,7 @@ mod tests {
         conn.handle(Message::Unchoke, now);
         while let Some(ev) = conn.poll_event() {
             if let ConnEvent::Bitfield { previous } = ev {
-                swarm.peer_bitfield(&mut conn, &previous);
+                swarm.peer_bitfield(reg.conn.id, &mut conn, &previous);
             }
         }
         assert!(conn.am_interested());
@@ -1073,7 +1263,7 @@ mod tests {
         let (_dir, swarm) = leecher(3);
         let (mut a, mut reg_a) = seed_conn(&swarm, 1);
         let (mut b, _reg_b) = seed_conn(&swarm, 2);
-        swarm.request_pieces(&mut a, 1, Instant::now());
+        swarm.request_pieces(&mut a, 1, Instant::now(), true);
         let p = a.in_flight()[0];
         let arrival = arrive(&swarm, &mut a, p);
         assert!(a.in_flight().is_empty());
@@ -1083,7 +1273,7 @@ mod tests {
             "verifying still counts as requested"
         );
         // Another peer is not asked for it meanwhile.
-        swarm.request_pieces(&mut b, 2, Instant::now());
+        swarm.request_pieces(&mut b, 2, Instant::now(), true);
         assert!(!b.in_flight().contains(&p), "{:?}", b.in_flight());
         swarm.piece_verified(arrival, &reg_a.conn.counters);
         assert_eq!(requested(&swarm, p), 0);
@@ -1096,7 +1286,7 @@ mod tests {
         let (_dir, swarm) = leecher(3);
         let (mut a, mut reg_a) = seed_conn(&swarm, 1);
         for strike in 1..=2 {
-            swarm.request_pieces(&mut a, 1, Instant::now());
+            swarm.request_pieces(&mut a, 1, Instant::now(), true);
             let p = a.in_flight()[0];
             let arrival = arrive(&swarm, &mut a, p);
             let banned = swarm.piece_failed(arrival, &reg_a.conn);
@@ -1123,7 +1313,7 @@ mod tests {
         let (_dir, swarm) = leecher(4);
         let (mut a, reg_a) = seed_conn(&swarm, 1);
         let (mut b, mut reg_b) = seed_conn(&swarm, 2);
-        swarm.request_pieces(&mut a, 2, Instant::now());
+        swarm.request_pieces(&mut a, 2, Instant::now(), true);
         assert_eq!(a.in_flight().len(), 2);
         // Choked: both requests are void.
         a.handle(Message::Choke, Instant::now());
@@ -1133,7 +1323,7 @@ mod tests {
         swarm.requests_withdrawn(&dropped);
         assert!(dropped.iter().all(|&i| requested(&swarm, i) == 0));
         // A late piece after the choke holds no request: failing it frees nothing.
-        swarm.request_pieces(&mut b, 1, Instant::now());
+        swarm.request_pieces(&mut b, 1, Instant::now(), true);
         let q = b.in_flight()[0];
         if dropped.contains(&q) {
             let late = arrive(&swarm, &mut a, q);
@@ -1257,7 +1447,7 @@ mod tests {
             conn.handle(Message::Bitfield(Bitfield::new(4)), now);
             while let Some(ev) = conn.poll_event() {
                 if let ConnEvent::Bitfield { previous } = ev {
-                    swarm.peer_bitfield(conn, &previous);
+                    swarm.peer_bitfield(reg.conn.id, conn, &previous);
                 }
             }
             // Always unchoked: it can take only what it is offered.
@@ -1270,10 +1460,10 @@ mod tests {
         let (a, b) = (offer(&mut peers[0].1), offer(&mut peers[1].1));
         assert_ne!(a, b);
         let have = |peers: &mut Vec<(Connection, Registration)>, who: usize, i: u32| {
-            let conn = &mut peers[who].0;
+            let (conn, reg) = &mut peers[who];
             conn.handle(Message::Have(i), now);
             assert_eq!(conn.poll_event(), Some(ConnEvent::Have(i)));
-            swarm.peer_have(conn, i);
+            swarm.peer_have(reg.conn.id, conn, i);
         };
         // The first peer holds its piece: no new offer until the second has it too.
         have(&mut peers, 0, a);
@@ -1287,5 +1477,79 @@ mod tests {
             .register("127.0.0.9:1".parse().unwrap(), None, false)
             .unwrap();
         assert!(swarm.bitfield_for(legacy.conn.id).is_complete());
+    }
+
+    #[test]
+    fn the_record_of_peers_seen_is_bounded_and_keeps_totals() {
+        let (_dir, swarm) = leecher(2);
+        let total = MAX_PEER_RECORDS * 3;
+        for n in 0..total {
+            let mut id = [0u8; 20];
+            id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + (n % 60000) as u16));
+            let reg = swarm.register(addr, Some(PeerId(id)), false).unwrap();
+            // Every fourth peer gave us something.
+            if n % 4 == 0 {
+                reg.conn
+                    .counters
+                    .downloaded
+                    .fetch_add(10, Ordering::Relaxed);
+            }
+            swarm.connection_closed(reg.conn.id, &Bitfield::new(2), &[]);
+        }
+        assert!(swarm.lock().peers.len() <= MAX_PEER_RECORDS);
+        let (_, peers, others) = swarm.summary();
+        assert_eq!(peers.len(), SUMMARY_PEERS);
+        assert_eq!(peers.len() as u64 + others.peers, total as u64);
+        let listed: u64 = peers.iter().map(|p| p.downloaded).sum();
+        assert_eq!(listed + others.downloaded, 10 * (total as u64 / 4));
+        assert!(
+            peers.iter().all(|p| p.downloaded == 10),
+            "the top peers are listed"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_stalls_is_backed_off_before_any_redial() {
+        let (_dir, swarm) = leecher(2);
+        let addr: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let entry = PeerEntry {
+            peer_id: "ab".repeat(20),
+            peer_ip: "127.0.0.1".into(),
+            peer_port: 7001,
+            proto: Some(1),
+        };
+        let now = Instant::now();
+        assert_eq!(swarm.lock().stall_strike(addr, now), (1, STALL_BACKOFF));
+        assert!(!swarm.offer_dial(&entry), "backing off");
+        assert_eq!(swarm.lock().stall_strike(addr, now), (2, STALL_BACKOFF * 2));
+        // Backoffs over: dialed again.
+        swarm.lock().stalls.get_mut(&addr).unwrap().until = now;
+        assert!(swarm.offer_dial(&entry));
+        // The table is bounded.
+        let mut st = swarm.lock();
+        for port in 0..(MAX_STALL_RECORDS as u16 + 10) {
+            st.stall_strike(SocketAddr::from(([10, 0, 0, 1], port)), now);
+        }
+        assert!(st.stalls.len() <= MAX_STALL_RECORDS);
+    }
+
+    #[test]
+    fn a_slow_peer_is_dropped_at_the_third_timed_out_request() {
+        let (_dir, swarm) = leecher(4);
+        let (mut a, mut reg) = seed_conn(&swarm, 1);
+        for n in 1..=TIMEOUTS_TO_DROP {
+            swarm.request_pieces(&mut a, 1, Instant::now(), true);
+            let p = a.in_flight()[0];
+            assert!(a.cancel(p));
+            let dropped = swarm.request_timed_out(&reg.conn, p);
+            assert_eq!(requested(&swarm, p), 0, "piece {p} is free again");
+            assert_eq!(dropped, n == TIMEOUTS_TO_DROP);
+        }
+        let cmds = commands(&mut reg);
+        assert_eq!(
+            cmds.last(),
+            Some(&Command::Close(Disconnect::RequestsTimedOut(3)))
+        );
     }
 }

@@ -92,8 +92,14 @@ pub enum ConnEvent {
     Choked { dropped: Vec<u32> },
     /// The remote's interest in our pieces changed.
     Interest(bool),
+    /// Our request for `index` passed its deadline although the peer has
+    /// delivered since it was sent (a slow peer, not a stalled one): it is
+    /// withdrawn (with Cancel) and needs a new home. A stalled peer, which
+    /// delivered nothing since the request went out, is closed instead
+    /// ([`Disconnect::PieceTimeout`]).
+    RequestTimedOut { index: u32 },
     /// A piece arrived. `requested` is false for a late arrival of a
-    /// request we had cancelled or lost to a choke.
+    /// request we had cancelled, lost to a choke or let time out.
     Piece {
         index: u32,
         data: Bytes,
@@ -159,6 +165,11 @@ pub struct Connection {
     ours: Bitfield,
     remote: Bitfield,
     in_flight: Vec<u32>,
+    /// When each request of `in_flight` went out (same order).
+    sent_at: Vec<Instant>,
+    /// How long one request may wait for its piece (see
+    /// [`Connection::set_request_timeout`]).
+    request_timeout: Duration,
     abandoned: VecDeque<u32>,
     uploads: UploadQueue,
     dropped_requests: u64,
@@ -168,7 +179,8 @@ pub struct Connection {
     opened: Instant,
     last_rx: Instant,
     last_tx: Instant,
-    last_piece: Instant,
+    /// When the last piece we had asked for arrived.
+    last_piece: Option<Instant>,
     transmit: VecDeque<Message>,
     events: VecDeque<ConnEvent>,
 }
@@ -193,6 +205,8 @@ impl Connection {
             ours: Bitfield::new(piece_count),
             remote: Bitfield::new(piece_count),
             in_flight: Vec::new(),
+            sent_at: Vec::new(),
+            request_timeout: config.timeouts.piece,
             abandoned: VecDeque::new(),
             uploads: UploadQueue::default(),
             dropped_requests: 0,
@@ -201,7 +215,7 @@ impl Connection {
             opened: now,
             last_rx: now,
             last_tx: now,
-            last_piece: now,
+            last_piece: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -311,8 +325,9 @@ impl Connection {
             (Timer::Handshake, Phase::Handshake) => {
                 timers::deadline(self.started, limits.handshake)
             }
-            (Timer::Piece, Phase::Open) if !self.in_flight.is_empty() => {
-                timers::deadline(self.last_piece, limits.piece)
+            (Timer::Piece, Phase::Open) => {
+                let oldest = self.sent_at.iter().min()?;
+                timers::deadline(*oldest, self.request_timeout)
             }
             // Every open connection, the original protocol's too: a peer that
             // says nothing for this long holds a slot for nothing.
@@ -336,7 +351,7 @@ impl Connection {
     fn fire(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::Handshake => self.close(Disconnect::HandshakeTimeout),
-            Timer::Piece => self.close(Disconnect::PieceTimeout(self.config.timeouts.piece)),
+            Timer::Piece => self.requests_expired(now),
             Timer::Idle => self.close(Disconnect::IdleTimeout),
             Timer::KeepAlive => {
                 self.transmit.push_back(Message::KeepAlive);
@@ -386,7 +401,6 @@ impl Connection {
         self.opened = now;
         self.last_rx = now;
         self.last_tx = now;
-        self.last_piece = now;
         self.events
             .push_back(ConnEvent::Established { peer_id, legacy });
     }
@@ -438,6 +452,7 @@ impl Connection {
             Message::Choke => {
                 if !self.peer_choking {
                     self.peer_choking = true;
+                    self.sent_at.clear();
                     let dropped = std::mem::take(&mut self.in_flight);
                     for &i in &dropped {
                         self.remember_abandoned(i);
@@ -448,7 +463,6 @@ impl Connection {
             Message::Unchoke => {
                 if self.peer_choking {
                     self.peer_choking = false;
-                    self.last_piece = now;
                     self.events.push_back(ConnEvent::Unchoked);
                 }
             }
@@ -488,7 +502,8 @@ impl Connection {
             Message::Piece { index, data } => {
                 self.check_index("Piece", index)?;
                 let requested = if let Some(pos) = self.in_flight.iter().position(|&i| i == index) {
-                    self.in_flight.remove(pos);
+                    self.remove_request(pos);
+                    self.last_piece = Some(now);
                     true
                 } else if let Some(pos) = self.abandoned.iter().position(|&i| i == index) {
                     self.abandoned.remove(pos);
@@ -496,7 +511,6 @@ impl Connection {
                 } else {
                     return Err(ProtocolError::UnrequestedPiece(index));
                 };
-                self.last_piece = now;
                 self.events.push_back(ConnEvent::Piece {
                     index,
                     data,
@@ -612,11 +626,8 @@ impl Connection {
         if self.in_flight.contains(&index) {
             return Err(RequestRefused::AlreadyRequested);
         }
-        if self.in_flight.is_empty() {
-            // The piece timer starts with the first request out.
-            self.last_piece = now;
-        }
         self.in_flight.push(index);
+        self.sent_at.push(now);
         self.transmit.push_back(Message::Request(index));
         Ok(())
     }
@@ -628,7 +639,7 @@ impl Connection {
         let Some(pos) = self.in_flight.iter().position(|&i| i == index) else {
             return false;
         };
-        self.in_flight.remove(pos);
+        self.remove_request(pos);
         self.remember_abandoned(index);
         if self.is_open() && !self.legacy {
             self.transmit.push_back(Message::Cancel(index));
@@ -639,7 +650,56 @@ impl Connection {
     /// Takes back every request in flight (e.g. when the connection dies) so
     /// the engine can re-queue them.
     pub fn take_in_flight(&mut self) -> Vec<u32> {
+        self.sent_at.clear();
         std::mem::take(&mut self.in_flight)
+    }
+
+    /// How long each request may now wait for its piece: the driver sets it
+    /// from the rate the peer has shown (it starts at `Timeouts::piece`).
+    /// It applies to requests already in flight too.
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// The deadline each request now has.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    fn remove_request(&mut self, pos: usize) {
+        self.in_flight.remove(pos);
+        self.sent_at.remove(pos);
+    }
+
+    /// Requests whose deadline came at `now`. If the peer delivered nothing
+    /// since one of them went out it is stalled and the connection closes;
+    /// otherwise each is withdrawn on its own (Cancel, and
+    /// [`ConnEvent::RequestTimedOut`]).
+    fn requests_expired(&mut self, now: Instant) {
+        let timeout = self.request_timeout;
+        let expired = |at: &Instant| timers::expired(timers::deadline(*at, timeout), now);
+        let stalled = self
+            .sent_at
+            .iter()
+            .filter(|at| expired(at))
+            .any(|at| self.last_piece.is_none_or(|p| p < *at));
+        if stalled {
+            return self.close(Disconnect::PieceTimeout(timeout));
+        }
+        let mut pos = 0;
+        while pos < self.in_flight.len() {
+            if !expired(&self.sent_at[pos]) {
+                pos += 1;
+                continue;
+            }
+            let index = self.in_flight[pos];
+            self.remove_request(pos);
+            self.remember_abandoned(index);
+            if !self.legacy {
+                self.transmit.push_back(Message::Cancel(index));
+            }
+            self.events.push_back(ConnEvent::RequestTimedOut { index });
+        }
     }
 
     /// We verified piece `index`: the remote may now request it, and hears
@@ -1140,8 +1200,8 @@ mod tests {
         assert_eq!(c.deadline(Timer::Piece), None, "nothing requested");
         c.request(0, start + secs(5)).unwrap();
         c.request(1, start + secs(6)).unwrap();
+        // Each request has its own deadline; the oldest comes first.
         assert_eq!(c.deadline(Timer::Piece), Some(start + secs(35)));
-        // A piece restarts it.
         c.handle(
             Message::Piece {
                 index: 0,
@@ -1149,19 +1209,67 @@ mod tests {
             },
             start + secs(20),
         );
-        assert_eq!(c.deadline(Timer::Piece), Some(start + secs(50)));
+        assert_eq!(c.deadline(Timer::Piece), Some(start + secs(36)));
         // Keep the peer chatty so that only the piece timer can fire.
-        c.handle(Message::KeepAlive, start + secs(45));
-        drain_at(&mut c, start + secs(45));
-        c.handle_timeout(start + secs(49));
+        c.handle(Message::KeepAlive, start + secs(30));
+        drain_at(&mut c, start + secs(30));
+        c.handle_timeout(start + secs(35));
         assert!(c.close_reason().is_none());
-        c.handle_timeout(start + secs(50));
-        assert_eq!(c.close_reason(), Some(&Disconnect::PieceTimeout(secs(30))));
-        assert_eq!(drain(&mut c), vec![Message::Close]);
+        // Request 1 went out before piece 0 arrived: the peer is slow, not
+        // stalled. The request is withdrawn on its own.
+        c.handle_timeout(start + secs(36));
+        assert!(c.close_reason().is_none());
+        assert_eq!(c.in_flight(), &[] as &[u32]);
+        assert_eq!(drain(&mut c), vec![Message::Cancel(1)]);
+        let evs = events(&mut c);
+        assert_eq!(evs.last(), Some(&ConnEvent::RequestTimedOut { index: 1 }));
+        // Its late piece is still accepted.
+        c.handle(
+            Message::Piece {
+                index: 1,
+                data: Bytes::new(),
+            },
+            start + secs(37),
+        );
+        assert!(matches!(
+            events(&mut c)[..],
+            [ConnEvent::Piece {
+                index: 1,
+                requested: false,
+                ..
+            }]
+        ));
+        // A request the peer answers nothing to, from then on: stalled, closed.
+        c.set_request_timeout(secs(2));
+        c.request(2, start + secs(40)).unwrap();
+        assert_eq!(c.deadline(Timer::Piece), Some(start + secs(42)));
+        c.handle_timeout(start + secs(42));
+        assert_eq!(c.close_reason(), Some(&Disconnect::PieceTimeout(secs(2))));
+        assert_eq!(drain(&mut c).last(), Some(&Message::Close));
         assert_eq!(
             c.close_reason().unwrap().to_string(),
-            "no piece for 30s despite requests"
+            "no piece for 2s despite requests"
         );
+    }
+
+    #[test]
+    fn a_peer_that_never_delivers_is_closed_at_the_first_deadline() {
+        let start = t0();
+        let mut c = open_at(3, false, start);
+        c.handle(Message::Bitfield(Bitfield::full(3)), start);
+        c.handle(Message::Unchoke, start);
+        c.set_request_timeout(secs(3));
+        c.request(0, start).unwrap();
+        c.request(1, start + secs(1)).unwrap();
+        c.handle_timeout(start + secs(3));
+        assert_eq!(c.close_reason(), Some(&Disconnect::PieceTimeout(secs(3))));
+        // A choke voids the requests and their deadlines.
+        let mut d = open_at(3, false, start);
+        d.handle(Message::Bitfield(Bitfield::full(3)), start);
+        d.handle(Message::Unchoke, start);
+        d.request(0, start).unwrap();
+        d.handle(Message::Choke, start + secs(1));
+        assert_eq!(d.deadline(Timer::Piece), None);
     }
 
     #[test]

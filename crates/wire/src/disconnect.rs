@@ -75,9 +75,14 @@ pub enum Disconnect {
     /// A frame's body is not a valid message.
     #[error("bad input: malformed message: {0}")]
     Malformed(#[from] MessageError),
-    /// With requests outstanding, no piece arrived for this long.
+    /// A request of ours reached its deadline and the peer had delivered
+    /// nothing since it was sent (it stalled).
     #[error("no piece for {}s despite requests", .0.as_secs())]
     PieceTimeout(Duration),
+    /// Requests of ours kept timing out although the peer delivered now
+    /// and then: too slow to keep (this many timed out).
+    #[error("{0} requests timed out")]
+    RequestsTimedOut(u32),
     /// Nothing arrived from the peer for this long.
     #[error("idle timeout")]
     IdleTimeout,
@@ -107,6 +112,14 @@ pub enum Disconnect {
 }
 
 impl Disconnect {
+    /// Whether the peer let our requests time out (a strike against it).
+    pub fn is_stall(&self) -> bool {
+        matches!(
+            self,
+            Disconnect::PieceTimeout(_) | Disconnect::RequestsTimedOut(_)
+        )
+    }
+
     /// Whether we tell the peer with a Close message: not when the peer has
     /// closed already, by TCP or by its own Close.
     pub fn tells_peer(&self) -> bool {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Timeouts {
     /// From the start until the handshake completes.
     pub handshake: Duration,
-    /// With requests outstanding, until the next piece (or unchoke).
+    /// How long one request waits for its piece, until the driver sets a
+    /// deadline from the rate the peer has shown (`set_request_timeout`).
     pub piece: Duration,
     /// Silence from a peer (of either protocol) after which it is gone.
     pub idle: Duration,
