@@ -164,6 +164,20 @@ pub struct ServeArgs {
     /// (the baseline the zero-copy path is measured against).
     #[arg(long, hide = true)]
     pub copy: bool,
+
+    /// Most clients served at once; more are closed at once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_clients: usize,
+
+    /// Most clients served at once from one IP address.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_per_ip: usize,
+
+    /// Drop a client that takes longer than this many seconds to accept
+    /// a write (the header, or a 1 MiB slice of the file): a reader that
+    /// never reads does not hold its slot.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub write_timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -83,7 +83,7 @@ fn interrupted(output: &Path) -> anyhow::Result<()> {
 }
 
 /// Parses a timeout flag given in seconds.
-fn seconds_arg(secs: f64, flag: &str) -> Result<Duration, BadInput> {
+pub(crate) fn seconds_arg(secs: f64, flag: &str) -> Result<Duration, BadInput> {
     match Duration::try_from_secs_f64(secs) {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(BadInput(format!(

@@ -9,12 +9,20 @@
 //! socket (zero-copy, see [`crate::zerocopy`]). `--copy` switches to a plain
 //! user-space copy with a fixed buffer, kept as the baseline that the
 //! zero-copy path is measured against.
+//!
+//! A stranger's connection costs little and not for long: at most
+//! `--max-clients` are served at once and `--max-per-ip` from one address
+//! (more are closed at once), every write has a deadline (`--write-timeout`,
+//! so a client that never reads loses its slot), and when `accept` fails (out
+//! of descriptors, say) the loop backs off and logs one line per period.
 
+use std::collections::HashMap;
 use std::fs::File;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -31,6 +39,13 @@ use crate::output::FLUSH_AT_EXIT;
 const COPY_BUF: usize = 256 * 1024;
 /// How long a finished transfer waits for the client to close the connection.
 const LINGER: Duration = Duration::from_secs(60);
+/// The slice of the file that must reach the socket within the write deadline.
+const DEADLINE_SLICE: u64 = 1024 * 1024;
+/// At most one log line per this period about refused connections or
+/// failing accepts.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+/// Backoff after a failed accept: the first wait, doubled up to the last.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
 /// How the file body reaches the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +59,96 @@ struct Shared {
     path: PathBuf,
     method: Method,
     events: EventWriter<Event>,
+    write_timeout: Duration,
+    slots: Mutex<Slots>,
+}
+
+/// The connections being served, in total and per IP address.
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a new connection was closed without being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Full,
+    TooManyFromIp,
+}
+
+impl Slots {
+    /// Takes a slot for a client from `ip`, within the caps.
+    fn take(&mut self, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<(), Refusal> {
+        if self.total >= max_total {
+            return Err(Refusal::Full);
+        }
+        let n = self.per_ip.entry(ip).or_default();
+        if *n >= max_per_ip {
+            return Err(Refusal::TooManyFromIp);
+        }
+        *n += 1;
+        self.total += 1;
+        Ok(())
+    }
+
+    fn give_back(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A slot held by a client's task, given back when the task ends.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.shared.slots).give_back(self.ip);
+    }
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts things that happen often and logs them at most once per
+/// [`LOG_EVERY`], with the count since the last line.
+struct Throttled {
+    what: &'static str,
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl Throttled {
+    fn new(what: &'static str) -> Throttled {
+        Throttled {
+            what,
+            count: 0,
+            last: None,
+        }
+    }
+
+    fn note(&mut self, detail: impl std::fmt::Display) {
+        self.count += 1;
+        let now = Instant::now();
+        if self.last.is_none_or(|t| now.duration_since(t) >= LOG_EVERY) {
+            tracing::warn!(
+                "{} (x{} since the last line): {detail}",
+                self.what,
+                self.count
+            );
+            self.count = 0;
+            self.last = Some(now);
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -56,6 +161,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.file.display()
         ))
         .into());
+    }
+    let write_timeout = crate::fetch::seconds_arg(args.write_timeout, "--write-timeout")?;
+    if args.max_clients == 0 || args.max_per_ip == 0 {
+        return Err(BadInput("--max-clients and --max-per-ip must be at least 1".into()).into());
     }
     let listener = TcpListener::bind(args.listen)
         .await
@@ -78,17 +187,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Method::SendFile
         },
         events: events.clone(),
+        write_timeout,
+        slots: Mutex::new(Slots::default()),
     });
 
+    let mut refused = Throttled::new("refused connections");
+    let mut failed = Throttled::new("accept failed, backing off");
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move { serve_client(stream, addr, &shared).await });
+                    backoff = ACCEPT_BACKOFF.0;
+                    let taken = lock(&shared.slots).take(addr.ip(), args.max_clients, args.max_per_ip);
+                    match taken {
+                        Ok(()) => {
+                            let slot = Slot { shared: shared.clone(), ip: addr.ip() };
+                            tokio::spawn(async move {
+                                serve_client(stream, addr, &slot.shared).await;
+                                drop(slot);
+                            });
+                        }
+                        // Dropping the stream closes it: no task, no buffer.
+                        Err(why) => refused.note(format_args!("{addr}: {why:?}")),
+                    }
                 }
-                // Out of descriptors and similar: keep serving the clients we have.
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                // Out of descriptors and similar: keep serving the clients we
+                // have, and retry after a pause instead of spinning.
+                Err(e) => {
+                    failed.note(&e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = signals.recv() => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                }
             },
             _ = signals.recv() => break,
         }
@@ -102,7 +235,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_client(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) {
     let start = Instant::now();
     let mut sent = 0u64;
-    let result = send_file(&mut stream, &shared.path, shared.method, &mut sent).await;
+    let result = send_file(&mut stream, shared, &mut sent).await;
     let seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(()) => {
@@ -129,30 +262,50 @@ async fn serve_client(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) 
 }
 
 /// Writes the frame header and the file body; `sent` counts body bytes.
-async fn send_file(
-    stream: &mut TcpStream,
-    path: &Path,
-    method: Method,
-    sent: &mut u64,
-) -> io::Result<()> {
+async fn send_file(stream: &mut TcpStream, shared: &Shared, sent: &mut u64) -> io::Result<()> {
     // Each client opens the file itself, so it gets its own offset and a
     // consistent length even if several clients are being served.
-    let file = File::open(path)?;
+    let file = File::open(&shared.path)?;
     let len = file.metadata()?.len();
+    let deadline = shared.write_timeout;
     stream.set_nodelay(true)?;
-    stream.write_all(&lanio::frame::header(len)).await?;
-    match method {
-        Method::SendFile => crate::zerocopy::sendfile_all(stream, &file, 0, len, sent)
-            .await
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => file_shrank(len, *sent),
-                _ => e,
-            })?,
-        Method::Copy => send_body_copy(stream, file, len, sent).await?,
+    within(deadline, stream.write_all(&lanio::frame::header(len))).await?;
+    match shared.method {
+        Method::SendFile => {
+            // Slice by slice, each within the deadline.
+            while *sent < len {
+                let slice = (len - *sent).min(DEADLINE_SLICE);
+                let mut slice_sent = 0;
+                let r = within(
+                    deadline,
+                    crate::zerocopy::sendfile_all(stream, &file, *sent, slice, &mut slice_sent),
+                )
+                .await;
+                *sent += slice_sent;
+                r.map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => file_shrank(len, *sent),
+                    _ => e,
+                })?;
+            }
+        }
+        Method::Copy => send_body_copy(stream, file, len, sent, deadline).await?,
     }
     stream.shutdown().await?;
     linger_until_closed(stream).await;
     Ok(())
+}
+
+/// Runs a write, failing with `TimedOut` if it takes longer than `deadline`.
+async fn within<T>(
+    deadline: Duration,
+    write: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(deadline, write).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("write deadline: the client read nothing for {deadline:?}"),
+        )
+    })?
 }
 
 /// After our FIN, waits (bounded) for the client to close its side, reading
@@ -177,6 +330,7 @@ async fn send_body_copy(
     file: File,
     len: u64,
     sent: &mut u64,
+    deadline: Duration,
 ) -> io::Result<()> {
     let mut file = tokio::fs::File::from_std(file);
     let mut buf = vec![0u8; COPY_BUF];
@@ -186,7 +340,7 @@ async fn send_body_copy(
         if n == 0 {
             return Err(file_shrank(len, *sent));
         }
-        stream.write_all(&buf[..n]).await?;
+        within(deadline, stream.write_all(&buf[..n])).await?;
         *sent += n as u64;
     }
     Ok(())
