@@ -11,7 +11,9 @@
 //! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
 //! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
 //! | [`writer`] | a connection's writer task: messages, and zero-copy piece uploads |
-//! | [`verifier`] | a connection's verifier task: hashing and storing received pieces |
+//! | [`reader`] | a connection's reading side: messages, and pieces streamed in chunks |
+//! | [`chunks`] | the buffers received piece data travels in, under one byte budget for all connections |
+//! | [`receive`] | the receive pool: pieces hashed and written chunk by chunk as they arrive, on threads sized to the cores |
 //! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
 //! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
@@ -30,6 +32,7 @@ pub mod announcer;
 pub mod beneath;
 pub mod chat;
 pub mod choker;
+pub mod chunks;
 pub mod cli;
 pub mod create;
 pub mod discover;
@@ -40,12 +43,13 @@ pub mod info;
 pub mod output;
 pub mod peer_conn;
 pub mod picker;
+pub mod reader;
+pub mod receive;
 pub mod serve;
 pub mod session;
 pub mod storage;
 pub mod swarm;
 pub mod tracker_client;
-pub mod verifier;
 pub mod writer;
 pub mod zerocopy;
 

@@ -269,7 +269,9 @@ mod tests {
         let mut codec = PeerCodec::new(64, Some(3)).with_max_piece_frame(1000);
         // A Piece above its limit, and a large frame that is not a Piece.
         let mut big = BytesMut::new();
-        PeerCodec::default().encode(piece(0, 2000), &mut big).unwrap();
+        PeerCodec::default()
+            .encode(piece(0, 2000), &mut big)
+            .unwrap();
         assert!(matches!(
             codec.decode_head(&mut big),
             Err(WireError::Frame(FrameError::TooLarge { .. }))

@@ -1361,11 +1361,7 @@ mod tests {
         );
         assert_eq!(c.handle_piece_header(1, t0()), None);
         // Before the handshake a piece is refused.
-        let mut fresh = Connection::new(
-            open(4, false).config,
-            Role::Incoming,
-            t0(),
-        );
+        let mut fresh = Connection::new(open(4, false).config, Role::Incoming, t0());
         assert_eq!(fresh.handle_piece_header(0, t0()), None);
         assert_eq!(
             fresh.close_reason(),
