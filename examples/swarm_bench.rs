@@ -1,99 +1,263 @@
-//! Swarm throughput and memory, against baselines measured in the same run.
+//! Swarm throughput, memory and CPU against copies that verify nothing,
+//! all measured in the same interleaved rounds.
 //!
 //! ```text
 //! cargo build --release --workspace --bins --examples
-//! cargo run --release --example swarm_bench -- [SIZE_MIB]   # default 1024
+//! # the full run (issue 15): 1 GiB, 5 rounds, warm and cold, 4 piece lengths, 1 and 8 leechers
+//! cargo run --release --example swarm_bench
+//! # a quick look
+//! cargo run --release --example swarm_bench -- --rounds 1 --size 128 --many-size 32 \
+//!     --pieces 1024 --conditions warm
 //! ```
 //!
-//! 1. `peer create` (hashing) against `sha1sum` on the same file.
-//! 2. A raw TCP copy of the file into a file (a plain Rust read/write loop
-//!    over loopback, best of 3) as the transfer baseline; and, for reference,
-//!    the same through `std::io::copy`, which the kernel does with
-//!    sendfile/splice and no user-space copies.
-//! 3. One seeder to one leecher: wall time, MB/s, ratio to the raw copy and
-//!    the leecher's peak RSS.
-//! 4. One seeder to four leechers started together.
+//! Contenders, each 1 seeder → 1 leecher and 1 seeder → N leechers on
+//! loopback:
+//! - `socat` with its default 8 KiB buffer, and `socat -b 1048576` (the raw
+//!   ceiling: a plain TCP copy into a file, nothing verified); N leechers are
+//!   N socat pairs at once;
+//! - lanswarm (`peer`, tracker on 127.0.0.1) at each piece length;
+//! - rqbit and aria2c (with opentracker) when installed; their rows are
+//!   skipped, with how to install them, when they are not. The benchmark
+//!   installs nothing.
 //!
-//! Everything runs on 127.0.0.1 in a temporary directory that is removed at the end.
+//! Each round runs every contender in both memory conditions, interleaved:
+//! *warm* (right after writing and deleting a scratch file, 2 GiB by
+//! default, in `/dev/shm`: the memory was just in use) and *cold* (after
+//! idling 5 s, when the host may have taken idle memory back). The table
+//! gives the median over rounds of MB/s (aggregate for N leechers), the
+//! largest leecher peak RSS, the median leecher CPU seconds (user + system,
+//! per leecher, from `wait4`) and the ratio of MB/s to `socat -b 1048576` in
+//! the same condition and fan-out. Every copy is compared with the source.
+//!
+//! Files go in `--dir` (default `$BENCH_DIR` or `/tmp`); N leechers need N
+//! copies, hence the smaller `--many-size`.
 
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use clap::Parser;
 use lanswarm::fixture::*;
-use lanswarm::process::{bin_path, Proc};
+use lanswarm::process::{bin_path, wait_usage, Proc, Usage};
 
-fn mbps(bytes: u64, secs: f64) -> f64 {
-    bytes as f64 / 1e6 / secs
+#[derive(Parser, Debug)]
+#[command(
+    about = "Swarm throughput, memory and CPU against socat (and rqbit, aria2c) in the same rounds.\n\n\
+Full run: cargo run --release --example swarm_bench\n\
+Quick run: cargo run --release --example swarm_bench -- --rounds 1 --size 128 --many-size 32 --pieces 1024 --conditions warm"
+)]
+struct Args {
+    /// Interleaved rounds (the table shows medians).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// File size for 1 → 1, MiB.
+    #[arg(long, default_value_t = 1024)]
+    size: u64,
+    /// File size for 1 → N, MiB (each leecher writes a copy).
+    #[arg(long, default_value_t = 256)]
+    many_size: u64,
+    /// Leechers in the fan-out runs (0: none).
+    #[arg(long, default_value_t = 8)]
+    many: usize,
+    /// lanswarm piece lengths, KiB.
+    #[arg(long, value_delimiter = ',', default_values_t = [256, 1024, 4096, 16384])]
+    pieces: Vec<u64>,
+    /// Memory conditions to run each round in: warm, cold.
+    #[arg(long, value_delimiter = ',', default_values_t = [Cond::Warm, Cond::Cold])]
+    conditions: Vec<Cond>,
+    /// Scratch written and deleted before a warm run, MiB.
+    #[arg(long, default_value_t = 2048)]
+    scratch: u64,
+    /// Where the scratch file goes.
+    #[arg(long, default_value = "/dev/shm")]
+    scratch_dir: PathBuf,
+    /// Idle time before a cold run, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    idle: f64,
+    /// Directory for the data and the copies.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Leave out rqbit and aria2c even when installed.
+    #[arg(long)]
+    no_peers: bool,
 }
 
-fn time_cmd(cmd: &mut Command) -> f64 {
-    let t = Instant::now();
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.elapsed().as_secs_f64()
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+enum Cond {
+    Warm,
+    Cold,
 }
 
-/// read() into a buffer, write_all() it out, until EOF.
-fn copy_loop(from: &mut impl Read, to: &mut impl Write) {
-    let mut buf = vec![0u8; 1 << 20];
+impl std::fmt::Display for Cond {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cond::Warm => "warm",
+            Cond::Cold => "cold",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Contender {
+    Socat(Option<usize>),
+    Lanswarm(u64),
+    Rqbit,
+    Aria2,
+}
+
+impl Contender {
+    fn name(&self) -> String {
+        match self {
+            Contender::Socat(None) => "socat (default 8 KiB buffer)".into(),
+            Contender::Socat(Some(b)) => format!("socat -b {b} (raw ceiling, unverified)"),
+            Contender::Lanswarm(p) if *p >= 1024 => format!("lanswarm, {} MiB pieces", p >> 10),
+            Contender::Lanswarm(p) => format!("lanswarm, {p} KiB pieces"),
+            Contender::Rqbit => "rqbit".into(),
+            Contender::Aria2 => "aria2c".into(),
+        }
+    }
+}
+
+const CEILING: Contender = Contender::Socat(Some(1 << 20));
+
+/// One run: wall seconds, the largest leecher peak RSS, mean leecher CPU.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    secs: f64,
+    rss_kib: u64,
+    cpu: f64,
+}
+
+fn installed(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether two files have the same bytes, read in pieces.
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     loop {
-        let n = from.read(&mut buf).unwrap();
+        let n = read_full(&mut fa, &mut ba);
+        if n != read_full(&mut fb, &mut bb) || ba[..n] != bb[..n] {
+            return false;
+        }
         if n == 0 {
-            break;
+            return true;
         }
-        to.write_all(&buf[..n]).unwrap();
     }
 }
 
-/// File → TCP (loopback) → file, either with a plain user-space copy loop
-/// on both ends (`kernel == false`, the issue's baseline) or with
-/// `std::io::copy`, which Linux turns into sendfile/splice (`kernel == true`).
-fn raw_tcp_copy(src: &Path, dst: &Path, kernel: bool) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let src = src.to_path_buf();
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
+    let mut at = 0;
+    while at < buf.len() {
+        match f.read(&mut buf[at..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => at += n,
+        }
+    }
+    at
+}
+
+fn check_copies(data: &Path, copies: &[PathBuf], who: &str) {
+    for c in copies {
+        assert!(
+            same_bytes(data, c),
+            "{who}: {} differs from the source",
+            c.display()
+        );
+        let _ = std::fs::remove_file(c);
+    }
+}
+
+/// Gets the memory into the asked condition.
+fn prepare(cond: Cond, args: &Args) {
+    match cond {
+        Cond::Warm => {
+            let scratch = args
+                .scratch_dir
+                .join(format!("swarm_bench_scratch_{}", std::process::id()));
+            write_random_file(&scratch, args.scratch << 20, 7);
+            std::fs::remove_file(&scratch).unwrap();
+        }
+        Cond::Cold => std::thread::sleep(Duration::from_secs_f64(args.idle)),
+    }
+}
+
+/// N socat pairs at once, file → loopback → file.
+fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
+    let bopt: Vec<String> = buf
+        .map(|b| vec!["-b".into(), b.to_string()])
+        .unwrap_or_default();
+    let mut receivers = Vec::new();
+    let mut copies = Vec::new();
     let t = Instant::now();
-    let sender = std::thread::spawn(move || {
-        let (mut sock, _) = listener.accept().unwrap();
-        let mut f = std::fs::File::open(src).unwrap();
-        if kernel {
-            std::io::copy(&mut BufReader::new(f), &mut sock).unwrap();
-        } else {
-            copy_loop(&mut f, &mut sock);
-        }
-    });
-    let mut sock = TcpStream::connect(addr).unwrap();
-    let mut out = std::fs::File::create(dst).unwrap();
-    if kernel {
-        std::io::copy(&mut sock, &mut BufWriter::new(&mut out)).unwrap();
-    } else {
-        copy_loop(&mut sock, &mut out);
+    let mut senders = Vec::new();
+    for i in 0..n {
+        let port = free_port();
+        let dst = root.join(format!("socat-copy{i}"));
+        let rx = Command::new("socat")
+            .args(&bopt)
+            .arg("-u")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+            .arg(format!("OPEN:{},creat,trunc,wronly", dst.display()))
+            .spawn()
+            .expect("run socat");
+        let tx = Command::new("socat")
+            .args(&bopt)
+            .arg("-u")
+            .arg(format!("OPEN:{},rdonly", data.display()))
+            .arg(format!("TCP:127.0.0.1:{port},retry=100,interval=0.02"))
+            .spawn()
+            .expect("run socat");
+        receivers.push(rx);
+        senders.push(tx);
+        copies.push(dst);
     }
-    drop(out);
-    sender.join().unwrap();
-    t.elapsed().as_secs_f64()
+    let mut rss = 0;
+    let mut cpu = 0.0;
+    for rx in &receivers {
+        let (code, u) = wait_usage(rx.id(), "socat");
+        assert_eq!(code, 0, "socat receiver failed");
+        rss = rss.max(u.peak_rss_kib);
+        cpu += u.cpu_secs;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    for mut tx in senders {
+        let _ = tx.wait();
+    }
+    check_copies(data, &copies, "socat");
+    Sample {
+        secs,
+        rss_kib: rss,
+        cpu: cpu / n as f64,
+    }
 }
 
-fn seed_dir(root: &Path, name: &str, data: &Path) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    // A hard link: the seeder reads the same page-cached file.
-    std::fs::hard_link(data, dir.join("data.bin")).unwrap();
-    dir
-}
-
-/// Starts `n` leechers at once; returns the wall time until the last one
-/// exits and each one's peak RSS in KiB.
-fn swarm_run(root: &Path, torrent: &Path, data: &Path, n: usize, tag: &str) -> (f64, Vec<u64>) {
+/// A tracker, a seeder and N lanswarm leechers started together; the time
+/// until the last leecher exits.
+fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -> Sample {
     let mut tracker = start_tracker(&[]);
-    let mut cmd = peer_command(torrent, &seed_dir(root, &format!("{tag}-seed"), data));
+    let seed_dir = root.join(format!("{tag}-seed"));
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let _ = std::fs::remove_file(seed_dir.join("data.bin"));
+    std::fs::hard_link(data, seed_dir.join("data.bin")).unwrap();
+    let mut cmd = peer_command(torrent, &seed_dir);
     cmd.args(["--tracker", &tracker.addr.to_string()]);
     let (_seed, started) = start_peer("seed", cmd);
     tracker.expect_join(&started.peer_id, STEP);
@@ -101,114 +265,319 @@ fn swarm_run(root: &Path, torrent: &Path, data: &Path, n: usize, tag: &str) -> (
     let mut leechers: Vec<(Proc, PathBuf)> = (0..n)
         .map(|i| {
             let dir = root.join(format!("{tag}-leech{i}"));
+            let _ = std::fs::remove_dir_all(&dir);
             let mut cmd = peer_command(torrent, &dir);
             cmd.args(["--exit-when-done", "--tracker", &tracker.addr.to_string()]);
             (Proc::spawn(&format!("leech{i}"), cmd), dir)
         })
         .collect();
-    let mut rss = Vec::new();
+    let mut usage = Vec::new();
     for (proc, _) in &mut leechers {
-        let (code, peak) = proc.wait_with_peak_rss();
+        let (code, u) = proc.wait_with_usage();
         assert_eq!(code, 0, "{} failed:\n{}", proc.name, proc.output());
-        rss.push(peak);
+        usage.push(u);
     }
     let secs = t.elapsed().as_secs_f64();
-    for (_, dir) in &leechers {
-        let got = dir.join("data.bin");
-        assert_eq!(
-            std::fs::metadata(&got).unwrap().len(),
-            std::fs::metadata(data).unwrap().len()
-        );
-        std::fs::remove_file(got).unwrap();
+    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
+    check_copies(data, &copies, "lanswarm");
+    for (_, d) in &leechers {
+        let _ = std::fs::remove_dir_all(d);
     }
-    (secs, rss)
+    summarize(secs, &usage)
+}
+
+fn summarize(secs: f64, usage: &[Usage]) -> Sample {
+    Sample {
+        secs,
+        rss_kib: usage.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0),
+        cpu: usage.iter().map(|u| u.cpu_secs).sum::<f64>() / usage.len().max(1) as f64,
+    }
+}
+
+/// A BitTorrent v1 .torrent (bencoded) for `data`, for rqbit and aria2c.
+fn bencoded_torrent(data: &Path, piece: u64, announce: &str) -> Vec<u8> {
+    use sha1::{Digest, Sha1};
+    let mut f = std::fs::File::open(data).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut pieces = Vec::new();
+    let mut buf = vec![0u8; piece as usize];
+    loop {
+        let n = read_full(&mut f, &mut buf);
+        if n == 0 {
+            break;
+        }
+        pieces.extend_from_slice(&Sha1::digest(&buf[..n]));
+    }
+    let mut out = Vec::new();
+    let s = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+        out.extend_from_slice(b);
+    };
+    out.extend_from_slice(b"d");
+    s(&mut out, b"announce");
+    s(&mut out, announce.as_bytes());
+    s(&mut out, b"info");
+    out.extend_from_slice(b"d");
+    s(&mut out, b"length");
+    out.extend_from_slice(format!("i{len}e").as_bytes());
+    s(&mut out, b"name");
+    s(&mut out, b"data.bin");
+    s(&mut out, b"piece length");
+    out.extend_from_slice(format!("i{piece}e").as_bytes());
+    s(&mut out, b"pieces");
+    s(&mut out, &pieces);
+    out.extend_from_slice(b"ee");
+    out
+}
+
+/// rqbit or aria2c: a seeder and N leechers through an opentracker (aria2c)
+/// or by direct address (rqbit, given the seeder as initial peer).
+fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Sample> {
+    let tracker_port = free_port();
+    let announce = format!("http://127.0.0.1:{tracker_port}/announce");
+    let torrent = root.join("bt.torrent");
+    std::fs::write(&torrent, bencoded_torrent(data, 1 << 20, &announce)).unwrap();
+    let seed_dir = root.join("bt-seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let _ = std::fs::remove_file(seed_dir.join("data.bin"));
+    std::fs::hard_link(data, seed_dir.join("data.bin")).unwrap();
+    let seed_port = free_port();
+    let quiet = |c: &mut Command| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    };
+    let mut tracker = None;
+    let mut seed = match who {
+        Contender::Aria2 => {
+            let mut t = Command::new("opentracker");
+            t.args(["-i", "127.0.0.1", "-p", &tracker_port.to_string()]);
+            quiet(&mut t);
+            tracker = Some(t.spawn().ok()?);
+            let mut c = Command::new("aria2c");
+            c.args(aria2_common())
+                .args([
+                    "--seed-ratio=0.0",
+                    "--bt-seed-unverified=true",
+                    "--check-integrity=false",
+                ])
+                .arg(format!("--listen-port={seed_port}"))
+                .arg("-d")
+                .arg(&seed_dir)
+                .arg(&torrent);
+            quiet(&mut c);
+            c.spawn().ok()?
+        }
+        _ => {
+            let mut c = Command::new("rqbit");
+            c.args(["--disable-dht", "--http-api-listen-addr"])
+                .arg(format!("127.0.0.1:{}", free_port()))
+                .args(["download", "--overwrite", "-o"])
+                .arg(&seed_dir)
+                .arg(&torrent);
+            quiet(&mut c);
+            c.spawn().ok()?
+        }
+    };
+    // Both seeders hash the data first; give them time to start serving.
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    let mut leechers = Vec::new();
+    for i in 0..n {
+        let dir = root.join(format!("bt-leech{i}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = match who {
+            Contender::Aria2 => {
+                let mut c = Command::new("aria2c");
+                c.args(aria2_common())
+                    .args(["--seed-time=0", "--file-allocation=none"])
+                    .arg(format!("--listen-port={}", free_port()))
+                    .arg("-d")
+                    .arg(&dir)
+                    .arg(&torrent);
+                c
+            }
+            _ => {
+                let mut c = Command::new("rqbit");
+                c.args(["--disable-dht", "--http-api-listen-addr"])
+                    .arg(format!("127.0.0.1:{}", free_port()))
+                    .args(["download", "--exit-on-finish", "--initial-peers"])
+                    .arg(format!("127.0.0.1:{seed_port}"))
+                    .arg("-o")
+                    .arg(&dir)
+                    .arg(&torrent);
+                c
+            }
+        };
+        quiet(&mut c);
+        leechers.push((c.spawn().ok()?, dir));
+    }
+    let mut usage = Vec::new();
+    let mut ok = true;
+    for (child, _) in &leechers {
+        let (code, u) = wait_usage(child.id(), &who.name());
+        ok &= code == 0;
+        usage.push(u);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let _ = seed.kill();
+    let _ = seed.wait();
+    if let Some(mut t) = tracker {
+        let _ = t.kill();
+        let _ = t.wait();
+    }
+    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
+    if !ok || !copies.iter().all(|c| same_bytes(data, c)) {
+        eprintln!(
+            "{}: a run failed or left a wrong copy; row skipped",
+            who.name()
+        );
+        return None;
+    }
+    for (_, d) in &leechers {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Some(summarize(secs, &usage))
+}
+
+fn aria2_common() -> [&'static str; 6] {
+    [
+        "--enable-dht=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--console-log-level=warn",
+        "--summary-interval=0",
+        "--bt-require-crypto=false",
+    ]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn main() {
-    let size_mib: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1024);
-    let size = size_mib << 20;
-    let tmp =
-        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
+    let args = Args::parse();
+    let root_dir = args
+        .dir
+        .clone()
+        .or_else(|| std::env::var_os("BENCH_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| "/tmp".into());
+    let tmp = tempfile::tempdir_in(root_dir).unwrap();
     let root = tmp.path();
-    let data = root.join("data.bin");
-    eprintln!("generating {size_mib} MiB …");
-    write_random_file(&data, size, 42);
-    println!(
-        "lanswarm swarm benchmark: {size_mib} MiB file, binaries from {}",
-        bin_path("peer").parent().unwrap().display()
-    );
-    println!();
 
-    // 1. Hashing.
-    let _warm = time_cmd(Command::new("sha1sum").arg(&data));
-    let sha1sum = time_cmd(Command::new("sha1sum").arg(&data));
-    let torrent = root.join("data.torrent");
-    let create = time_cmd(
-        Command::new(bin_path("peer"))
-            .arg("create")
-            .arg(&data)
-            .args(["--tracker", "127.0.0.1:6666", "-o"])
-            .arg(&torrent),
-    );
-    let t = load_torrent(&torrent);
-    println!("| hashing | seconds | MB/s | ratio to sha1sum (speed) |");
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| sha1sum | {sha1sum:.3} | {:.0} | 1.00 |",
-        mbps(size, sha1sum)
-    );
-    println!(
-        "| peer create ({} pieces of {} KiB) | {create:.3} | {:.0} | {:.2} |",
-        t.info.piece_count(),
-        t.info.piece_length >> 10,
-        mbps(size, create),
-        sha1sum / create
-    );
-    println!();
+    let mut contenders = vec![Contender::Socat(None), CEILING];
+    contenders.extend(args.pieces.iter().map(|&p| Contender::Lanswarm(p << 10)));
+    if !args.no_peers {
+        if installed("rqbit") {
+            contenders.push(Contender::Rqbit);
+        } else {
+            eprintln!("rqbit is not installed (cargo install rqbit): its rows are skipped");
+        }
+        if installed("aria2c") && installed("opentracker") {
+            contenders.push(Contender::Aria2);
+        } else {
+            eprintln!("aria2c or opentracker is not installed (apt install aria2 opentracker): its rows are skipped");
+        }
+    }
+    assert!(installed("socat"), "socat is needed (apt install socat)");
 
-    // 2. Baseline transfer.
-    let copy_dst = root.join("copy.bin");
-    let best = |kernel: bool| {
-        let runs: Vec<f64> = (0..3)
-            .map(|_| {
-                let secs = raw_tcp_copy(&data, &copy_dst, kernel);
-                std::fs::remove_file(&copy_dst).unwrap();
-                secs
-            })
-            .collect();
-        runs.into_iter().fold(f64::MAX, f64::min)
-    };
-    let raw = best(false);
-    let kernel = best(true);
+    let mut fanouts = vec![(1usize, args.size)];
+    if args.many > 1 {
+        fanouts.push((args.many, args.many_size));
+    }
+    // Data and torrents per size and piece length.
+    let mut data_for = std::collections::HashMap::new();
+    let mut torrent_for = std::collections::HashMap::new();
+    for &(_, size) in &fanouts {
+        if data_for.contains_key(&size) {
+            continue;
+        }
+        let data = root.join(format!("data-{size}.bin"));
+        eprintln!("generating {size} MiB and its torrents …");
+        write_random_file(&data, size << 20, 42);
+        for &p in &args.pieces {
+            let t = root.join(format!("data-{size}-{p}.torrent"));
+            create_torrent(&data, "127.0.0.1:6666".parse().unwrap(), Some(p << 10), &t);
+            torrent_for.insert((size, p << 10), t);
+        }
+        data_for.insert(size, data);
+    }
 
-    // 3 and 4. Swarm runs.
-    let (one, rss_one) = swarm_run(root, &torrent, &data, 1, "one");
-    let (four, rss_four) = swarm_run(root, &torrent, &data, 4, "four");
-    let total_four = 4 * size;
-    println!("| transfer | seconds | MB/s | ratio to raw TCP copy | leecher peak RSS |");
-    println!("|---|---:|---:|---:|---:|");
+    // samples[(contender, fanout, cond)] over rounds.
+    let mut samples: std::collections::HashMap<(usize, usize, Cond), Vec<Sample>> =
+        Default::default();
+    for round in 0..args.rounds {
+        for &cond in &args.conditions {
+            for &(n, size) in &fanouts {
+                for (ci, c) in contenders.iter().enumerate() {
+                    let data = &data_for[&size];
+                    prepare(cond, &args);
+                    eprintln!("round {} {cond} 1→{n}: {}", round + 1, c.name());
+                    let s = match c {
+                        Contender::Socat(b) => Some(run_socat(*b, data, root, n)),
+                        Contender::Lanswarm(p) => Some(run_lanswarm(
+                            &torrent_for[&(size, *p)],
+                            data,
+                            root,
+                            n,
+                            &format!("ls{p}"),
+                        )),
+                        other => run_other(other, data, root, n),
+                    };
+                    if let Some(s) = s {
+                        samples.entry((ci, n, cond)).or_default().push(s);
+                    }
+                }
+            }
+        }
+    }
+
     println!(
-        "| raw TCP copy, file to file (plain read/write loop) | {raw:.3} | {:.0} | 1.00 | – |",
-        mbps(size, raw)
+        "lanswarm swarm benchmark: {} round(s), binaries from {}, {} cores",
+        args.rounds,
+        bin_path("peer").parent().unwrap().display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "| kernel copy, file to file (std::io::copy: sendfile/splice) | {kernel:.3} | {:.0} | {:.2} | – |",
-        mbps(size, kernel),
-        raw / kernel
-    );
-    println!(
-        "| 1 seeder → 1 leecher | {one:.3} | {:.0} | {:.2} | {:.1} MiB |",
-        mbps(size, one),
-        raw / one,
-        rss_one[0] as f64 / 1024.0
-    );
-    println!(
-        "| 1 seeder → 4 leechers (all done) | {four:.3} | {:.0} aggregate | {:.2} (vs 4 raw copies) | max {:.1} MiB |",
-        mbps(total_four, four),
-        4.0 * raw / four,
-        *rss_four.iter().max().unwrap() as f64 / 1024.0
-    );
+    for &(n, size) in &fanouts {
+        for &cond in &args.conditions {
+            println!();
+            println!(
+                "### 1 seeder → {n} leecher{}, {size} MiB, {cond}",
+                if n > 1 { "s (MB/s aggregate)" } else { "" }
+            );
+            println!();
+            println!("| contender | median MB/s | leecher peak RSS | leecher CPU s | CPU s per GiB | ratio to socat -b 1 MiB |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            let ceiling_idx = contenders.iter().position(|c| *c == CEILING).unwrap();
+            let rate = |ci: usize| -> Option<f64> {
+                let v = samples.get(&(ci, n, cond))?;
+                Some(median(
+                    v.iter()
+                        .map(|s| (n as u64 * (size << 20)) as f64 / 1e6 / s.secs)
+                        .collect(),
+                ))
+            };
+            let ceiling = rate(ceiling_idx);
+            for (ci, c) in contenders.iter().enumerate() {
+                let Some(v) = samples.get(&(ci, n, cond)) else {
+                    println!("| {} | – | – | – | – | – |", c.name());
+                    continue;
+                };
+                let mbps = rate(ci).unwrap();
+                let cpu = median(v.iter().map(|s| s.cpu).collect());
+                let rss = v.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+                println!(
+                    "| {} | {mbps:.0} | {:.1} MiB | {cpu:.2} | {:.2} | {} |",
+                    c.name(),
+                    rss as f64 / 1024.0,
+                    cpu / (size as f64 / 1024.0),
+                    ceiling.map_or("–".into(), |c| format!("{:.2}", mbps / c)),
+                );
+            }
+        }
+    }
 }

@@ -272,15 +272,51 @@ impl Proc {
     /// Waits for the process to exit and returns its status code and peak
     /// resident set size in KiB (from `wait4`'s rusage).
     pub fn wait_with_peak_rss(&mut self) -> (i32, u64) {
-        let mut status = 0i32;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: wait4 on our own child's pid, with valid out-pointers.
-        let rc = unsafe { libc::wait4(self.child.id() as i32, &mut status, 0, &mut usage) };
-        assert!(rc > 0, "wait4 failed for {}", self.name);
-        (libc::WEXITSTATUS(status), usage.ru_maxrss as u64)
+        let (code, usage) = self.wait_with_usage();
+        (code, usage.peak_rss_kib)
     }
 
+    /// Waits for the process to exit and returns its status code and what
+    /// it used (from `wait4`'s rusage).
+    pub fn wait_with_usage(&mut self) -> (i32, Usage) {
+        wait_usage(self.child.id(), &self.name)
+    }
+}
+
+/// What a process used, from `wait4`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Peak resident set size, KiB.
+    pub peak_rss_kib: u64,
+    /// User plus system CPU time, seconds.
+    pub cpu_secs: f64,
+}
+
+/// Reaps child `pid` (a process this one spawned) and returns its exit code
+/// and usage.
+pub fn wait_usage(pid: u32, name: &str) -> (i32, Usage) {
+    let mut status = 0i32;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid, with valid out-pointers.
+    let rc = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+    assert!(rc > 0, "wait4 failed for {name}");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (
+        code,
+        Usage {
+            peak_rss_kib: usage.ru_maxrss as u64,
+            cpu_secs: secs(usage.ru_utime) + secs(usage.ru_stime),
+        },
+    )
+}
+
+impl Proc {
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

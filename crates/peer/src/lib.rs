@@ -11,12 +11,14 @@
 //! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
 //! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
 //! | [`writer`] | a connection's writer task: messages, and zero-copy piece uploads |
-//! | [`verifier`] | a connection's verifier task: hashing and storing received pieces |
+//! | [`reader`] | a connection's reading side: messages, and pieces streamed in chunks |
+//! | [`chunks`] | the buffers received piece data travels in, under one byte budget for all connections |
+//! | [`receive`] | the receive pool: pieces hashed and written chunk by chunk as they arrive, on threads sized to the cores |
 //! | [`admission`] | who may connect: caps per address and in total, connections opening, evictions, bans by address, dial bounds and redial backoff (sans-IO) |
 //! | [`swarm`] | the state shared by a swarm's connections (private, see `STATE.md`): pieces, picker, peers, bans, counters |
 //! | [`picker`] | rarest-first piece selection with end-game, and the request pipeline depth (sans-IO) |
 //! | [`choker`] | the upload-slot policy (sans-IO) |
-//! | [`superseed`] | super-seeding: an initial seeder offers each piece to one peer at a time until it spreads (sans-IO) |
+//! | [`superseed`] | super-seeding: which piece is offered to which peer, one at a time until it spreads (sans-IO) |
 //! | [`announcer`] | which tracker to announce to, when, with which event: failover over several trackers, the seed's tracker's dialect (sans-IO) |
 //! | [`tracker_client`] | one announce to one tracker |
 //! | [`discover`] | LAN discovery: BEP 14 announces over the kit's multicast sockets |
@@ -33,6 +35,7 @@ pub mod announcer;
 pub mod beneath;
 pub mod chat;
 pub mod choker;
+pub mod chunks;
 pub mod cli;
 pub mod create;
 pub mod discover;
@@ -43,13 +46,14 @@ pub mod info;
 pub mod output;
 pub mod peer_conn;
 pub mod picker;
+pub mod reader;
+pub mod receive;
 pub mod serve;
 pub mod session;
 pub mod storage;
 pub mod superseed;
 pub mod swarm;
 pub mod tracker_client;
-pub mod verifier;
 pub mod writer;
 pub mod zerocopy;
 

@@ -6,10 +6,12 @@
 //! the connection's next deadline ([`Connection::poll_timeout`]) and a free
 //! upload slot of the writer; once a second it also asks the swarm for more
 //! requests. It passes on what the connection reports: events to the swarm,
-//! messages and uploads to the writer task ([`crate::writer`]), received
-//! pieces to the verifier task ([`crate::verifier`]). Nothing a peer sends
-//! can make us allocate beyond one frame of the torrent's piece size, nor,
-//! before it has opened, beyond its opening message.
+//! messages and uploads to the writer task ([`crate::writer`]). A received
+//! piece streams from the socket ([`crate::reader`]) chunk by chunk into the
+//! swarm's receive pool ([`crate::receive`]), which hashes and writes it as
+//! it arrives. Nothing a peer sends can make us allocate beyond one
+//! non-piece frame (bounded by the piece count) and the swarm's chunk budget,
+//! nor, before it has opened, beyond its opening message.
 //!
 //! Before the driver starts, a connection opens (counted among the
 //! openings, see [`crate::admission`]) and is admitted, waiting its turn
@@ -19,20 +21,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use tokio::net::tcp::OwnedReadHalf;
+use futures::SinkExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedWrite;
 use tokio_util::sync::CancellationToken;
 use wire::{ConnEvent, Connection, Disconnect, PeerCodec, PeerId, Role};
 
 use crate::admission;
 use crate::events::Event;
 use crate::picker::Pipeline;
-use crate::swarm::{Command, ConnInfo, Registration, Swarm};
-use crate::verifier::{self, Received};
+use crate::reader::{Incoming, Reader};
+use crate::receive::{PieceSink, Source};
+use crate::swarm::{Arrival, Command, ConnInfo, Registration, Swarm};
 use crate::writer::{self, Outgoing, Writer};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,8 +48,6 @@ const REFILL_EVERY: Duration = Duration::from_secs(1);
 const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting connection asks again, besides when a slot frees.
 const ADMIT_RETRY: Duration = Duration::from_millis(500);
-
-type Reader = FramedRead<OwnedReadHalf, PeerCodec>;
 
 /// Opens a TCP connection to a peer from the tracker's list (the dial's
 /// connect, bounded in time); `None` if it failed.
@@ -78,15 +77,19 @@ pub async fn accepted(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr) {
 
 async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role) {
     let _ = stream.set_nodelay(true);
-    // Until the remote has opened, no frame beyond its opening message.
     let piece_count = swarm.piece_count();
-    let codec = PeerCodec::opening(
-        swarm.max_frame(),
+    let (rd, wr) = stream.into_split();
+    // Until the remote has opened, no frame beyond its opening message; then
+    // messages other than Piece are bounded by the piece count (a Bitfield),
+    // and pieces stream through the swarm's chunk budget.
+    let read_codec = PeerCodec::opening(
+        piece_count as usize + 64,
         Some(piece_count),
         wire::codec::opening_limit(role, piece_count),
-    );
-    let (rd, wr) = stream.into_split();
-    let mut reader = FramedRead::new(rd, codec);
+    )
+    .with_max_piece_frame(swarm.max_frame());
+    let mut reader = Reader::new(rd, read_codec, swarm.receiver.chunks().clone());
+    let codec = PeerCodec::new(swarm.max_frame(), Some(piece_count));
     let mut writer = FramedWrite::new(wr, codec);
     let mut conn = Connection::new(swarm.conn_config(), role, Instant::now());
     let outgoing = matches!(role, Role::Outgoing { .. });
@@ -133,23 +136,24 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
     });
 
     let writer = writer::spawn(swarm.clone(), writer, reg.conn.counters.clone());
-    let (verify, verifier_task) = verifier::spawn(swarm.clone(), reg.conn.clone());
     conn.send_bitfield(&swarm.bitfield_for(reg.conn.id));
     let mut link = Link {
         swarm: swarm.clone(),
         conn,
+        source: Source::new(swarm.clone(), reg.conn.clone()),
         info: reg.conn,
         commands: reg.commands,
         out: writer.out,
         upload_slots: writer.slots,
-        verify,
+        receiving: None,
         pipeline: Pipeline::default(),
     };
     let reason = link.drive(&mut reader).await;
 
-    // Pieces already received are still verified and kept.
-    drop(link.verify);
-    let _ = verifier_task.await;
+    // A piece cut off is wanted again; pieces already received are still
+    // verified and kept.
+    link.receiving = None;
+    link.source.settled().await;
     let in_flight = link.conn.take_in_flight();
     swarm.connection_closed(link.info.id, link.conn.remote(), &in_flight);
     if reason.is_stall() {
@@ -261,7 +265,12 @@ async fn open(
         let deadline = conn.poll_timeout();
         tokio::select! {
             msg = reader.next() => match msg {
-                Some(Ok(m)) => conn.handle(m, Instant::now()),
+                Some(Ok(Incoming::Message(m))) => conn.handle(m, Instant::now()),
+                // Refused before the handshake: the connection closes.
+                Some(Ok(Incoming::PieceHead { index, .. })) => {
+                    let _ = conn.handle_piece_header(index, Instant::now());
+                }
+                Some(Ok(Incoming::Data { .. })) => {}
                 Some(Err(e)) => conn.close(e.into()),
                 None => conn.handle_eof(),
             },
@@ -309,10 +318,26 @@ struct Link {
     /// Messages and pieces for the writer task.
     out: mpsc::Sender<Outgoing>,
     upload_slots: Arc<Semaphore>,
-    /// Received pieces on their way to hashing and disk.
-    verify: mpsc::Sender<Received>,
+    /// This connection as the source of the pieces it receives.
+    source: Arc<Source>,
+    /// The piece whose data is arriving.
+    receiving: Option<Receiving>,
     /// Sizes our request queue to this peer from its measured rate.
     pipeline: Pipeline,
+}
+
+/// A piece whose data is arriving, and where it goes.
+struct Receiving {
+    len: usize,
+    into: Destination,
+}
+
+enum Destination {
+    /// Hashed and written as it arrives, by the receive pool.
+    Stored(PieceSink),
+    /// Read and dropped, then settled: a piece of the wrong length (`bad`,
+    /// a strike), or one held or being received from someone else already.
+    Dropped { arrival: Arrival, bad: bool },
 }
 
 impl Link {
@@ -342,7 +367,16 @@ impl Link {
                 },
                 // A peer with many uploads queued waits until we catch up.
                 msg = reader.next(), if queued < MAX_QUEUED_UPLOADS => match msg {
-                    Some(Ok(m)) => self.conn.handle(m, Instant::now()),
+                    Some(Ok(Incoming::Message(m))) => self.conn.handle(m, Instant::now()),
+                    Some(Ok(Incoming::PieceHead { index, len })) => self.on_piece_head(index, len),
+                    Some(Ok(Incoming::Data { chunk, last })) => {
+                        if let Some(Receiving { into: Destination::Stored(sink), .. }) = &mut self.receiving {
+                            sink.push(chunk);
+                        }
+                        if last {
+                            self.piece_received();
+                        }
+                    }
                     Some(Err(e)) => self.conn.close(e.into()),
                     None => self.conn.handle_eof(),
                 },
@@ -401,7 +435,8 @@ impl Link {
     async fn on_event(&mut self, event: ConnEvent) {
         match event {
             ConnEvent::Bitfield { previous } => {
-                self.swarm.peer_bitfield(self.info.id, &mut self.conn, &previous);
+                self.swarm
+                    .peer_bitfield(self.info.id, &mut self.conn, &previous);
                 self.fill();
             }
             ConnEvent::Have(index) => {
@@ -419,26 +454,59 @@ impl Link {
                     self.conn.unchoke();
                 }
             }
-            ConnEvent::Piece {
-                index,
-                data,
-                requested,
-            } => self.on_piece(index, data, requested).await,
+            // Pieces stream in through `on_piece_head`, never whole;
             // Established came before the link existed; Closed ends `drive`.
-            ConnEvent::Established { .. } | ConnEvent::Closed(_) => {}
+            ConnEvent::Piece { .. } | ConnEvent::Established { .. } | ConnEvent::Closed(_) => {}
         }
     }
 
-    /// Hands a received piece to the verifier, which hashes and stores it
-    /// while this task goes on reading.
-    async fn on_piece(&mut self, index: u32, data: Bytes, requested: bool) {
-        self.pipeline.arrived(data.len() as u64, Instant::now());
-        let arrival = self.swarm.piece_arrived(index, requested);
-        if let Err(mpsc::error::SendError((arrival, _))) = self.verify.send((arrival, data)).await {
-            self.swarm.piece_unusable(arrival);
-            self.conn.close(Disconnect::VerifierStopped);
+    /// A piece's header arrived: its data will stream into the receive
+    /// pool, which hashes and stores it while this task goes on reading.
+    fn on_piece_head(&mut self, index: u32, len: usize) {
+        // A violation closes the connection; its data is then read and dropped.
+        let Some(requested) = self.conn.handle_piece_header(index, Instant::now()) else {
             return;
+        };
+        let arrival = self.swarm.piece_arrived(index, requested);
+        let into = if len == 0 || len as u64 != self.swarm.torrent.info.piece_size(index) {
+            Destination::Dropped { arrival, bad: true }
+        } else {
+            match self.swarm.receiver.start(arrival, &self.source) {
+                Ok(sink) => Destination::Stored(sink),
+                Err(arrival) => Destination::Dropped {
+                    arrival,
+                    bad: false,
+                },
+            }
+        };
+        self.receiving = Some(Receiving { len, into });
+        if len == 0 {
+            self.piece_received();
         }
+    }
+
+    /// The current piece's last byte is in.
+    fn piece_received(&mut self) {
+        let Some(Receiving { len, into }) = self.receiving.take() else {
+            return;
+        };
+        match into {
+            Destination::Stored(sink) => sink.finish(),
+            Destination::Dropped { arrival, bad: true } => {
+                self.swarm.piece_failed(arrival, &self.info);
+            }
+            Destination::Dropped {
+                arrival,
+                bad: false,
+            } => {
+                if self.swarm.has_piece(arrival.index()) {
+                    self.swarm.piece_verified(arrival, &self.info.counters);
+                } else {
+                    self.swarm.piece_unusable(arrival);
+                }
+            }
+        }
+        self.pipeline.arrived(len as u64, Instant::now());
         self.fill();
     }
 

@@ -318,17 +318,39 @@ impl Storage {
     /// Writes piece `index`, whose length the caller has checked.
     pub fn write_piece(&self, index: u32, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(data.len() as u64, self.info.piece_size(index));
-        let mut at = 0;
+        self.write_piece_part(index, 0, data)
+    }
+
+    /// Writes `data` at byte `offset` of piece `index` (one chunk of a piece
+    /// being received: one `pwrite` per file it touches). Bytes beyond the
+    /// piece's end are refused.
+    pub fn write_piece_part(&self, index: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        if offset + data.len() as u64 > self.info.piece_size(index) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("write beyond the end of piece {index}"),
+            ));
+        }
+        let mut skip = offset;
+        let mut data = data;
         for s in self.layout.piece_spans(index) {
-            let end = at + s.len as usize;
+            if data.is_empty() {
+                break;
+            }
+            if skip >= s.len {
+                skip -= s.len;
+                continue;
+            }
+            let n = ((s.len - skip) as usize).min(data.len());
             self.handle(s.file)?
-                .write_all_at(&data[at..end], s.offset)?;
+                .write_all_at(&data[..n], s.offset + skip)?;
             self.handles
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .dirty
                 .insert(s.file);
-            at = end;
+            data = &data[n..];
+            skip = 0;
         }
         Ok(())
     }
@@ -401,6 +423,38 @@ mod tests {
         let (_, have3, state) = Storage::open(dir.path(), &info, ih, |_| {}).unwrap();
         assert_eq!(state, StartState::Verified);
         assert_eq!(have3.iter_present().collect::<Vec<_>>(), vec![0, 3, 5, 9]);
+    }
+
+    #[test]
+    fn a_piece_written_in_chunks_across_files_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let mut info = info_for(&data, 1024);
+        info.file_name = "tree".into();
+        info.files = Some(
+            [700u64, 1, 1300, 999]
+                .iter()
+                .enumerate()
+                .map(|(i, &length)| wire::FileEntry {
+                    path: vec![format!("f{i}")],
+                    length,
+                })
+                .collect(),
+        );
+        let (st, _, _) = Storage::open(dir.path(), &info, InfoHash([1; 20]), |_| {}).unwrap();
+        for i in 0..info.piece_count() {
+            let piece = &data[info.piece_offset(i) as usize..][..info.piece_size(i) as usize];
+            let mut at = 0;
+            for part in piece.chunks(300) {
+                st.write_piece_part(i, at as u64, part).unwrap();
+                at += part.len();
+            }
+            assert_eq!(&st.read_piece(i).unwrap()[..], piece, "piece {i}");
+        }
+        assert!(
+            st.write_piece_part(2, 900, &[0; 100]).is_err(),
+            "past the end"
+        );
     }
 
     #[test]

@@ -31,9 +31,11 @@ use wire::{
 
 use crate::admission::{Admission, Culprit, Full};
 use crate::choker::{Candidate, Choker};
+use crate::chunks::{self, ChunkPool};
 use crate::events::{Done, Event as PeerEvent, OtherPeers, PeerSummary, SwarmDone};
 use crate::output::{human_bytes, Output};
 use crate::picker::Picker;
+use crate::receive::Receiver;
 use crate::storage::Storage;
 use crate::superseed::{Offer, SuperSeed};
 
@@ -321,7 +323,7 @@ pub struct Registration {
 }
 
 /// A received piece on its way through verification. The piece stays
-/// requested until the verifier settles it with [`Swarm::piece_verified`],
+/// requested until the receive pool settles it with [`Swarm::piece_verified`],
 /// [`Swarm::piece_failed`] or [`Swarm::piece_unusable`].
 #[derive(Debug)]
 #[must_use = "an arrival must be settled, or its piece stays requested"]
@@ -352,6 +354,8 @@ pub struct Swarm {
     pub request_depth: usize,
     /// Exit once complete instead of seeding on.
     pub exit_when_done: bool,
+    /// Hashes and stores received pieces as they stream in, within a byte budget.
+    pub receiver: Receiver,
     state: Mutex<State>,
     completed: Notify,
     /// A connection left: a newcomer waiting for a slot may try again.
@@ -808,7 +812,7 @@ impl Swarm {
     }
 
     /// A piece that arrived will not be verified (it could not be stored,
-    /// or the verifier stopped): it is wanted again.
+    /// it was cut off, or another copy was being received): it is wanted again.
     pub fn piece_unusable(&self, arrival: Arrival) {
         if arrival.requested {
             self.lock().request_ended(arrival.index, RequestEnd::Failed);
@@ -1027,6 +1031,10 @@ impl Swarm {
             request_depth: (IN_FLIGHT_BYTES / torrent.info.piece_length.max(1)).clamp(2, 32)
                 as usize,
             exit_when_done,
+            receiver: Receiver::new(
+                ChunkPool::new(chunks::BUDGET, chunks::CHUNK),
+                Receiver::threads_for_cores(),
+            ),
             state: Mutex::new(State {
                 have,
                 picker: Picker::new(piece_count),

@@ -500,17 +500,7 @@ impl Connection {
                 }
             }
             Message::Piece { index, data } => {
-                self.check_index("Piece", index)?;
-                let requested = if let Some(pos) = self.in_flight.iter().position(|&i| i == index) {
-                    self.remove_request(pos);
-                    self.last_piece = Some(now);
-                    true
-                } else if let Some(pos) = self.abandoned.iter().position(|&i| i == index) {
-                    self.abandoned.remove(pos);
-                    false
-                } else {
-                    return Err(ProtocolError::UnrequestedPiece(index));
-                };
+                let requested = self.accept_piece(index, now)?;
                 self.events.push_back(ConnEvent::Piece {
                     index,
                     data,
@@ -525,6 +515,51 @@ impl Connection {
             Message::Handshake { .. } => return Err(ProtocolError::UnexpectedHandshake),
         }
         Ok(())
+    }
+
+    /// Checks that piece `index` answers a request of ours (or a request we
+    /// withdrew, then `false`: a late arrival) and ends that request.
+    fn accept_piece(&mut self, index: u32, now: Instant) -> Result<bool, ProtocolError> {
+        self.check_index("Piece", index)?;
+        let requested = if let Some(pos) = self.in_flight.iter().position(|&i| i == index) {
+            self.remove_request(pos);
+            self.last_piece = Some(now);
+            true
+        } else if let Some(pos) = self.abandoned.iter().position(|&i| i == index) {
+            self.abandoned.remove(pos);
+            false
+        } else {
+            return Err(ProtocolError::UnrequestedPiece(index));
+        };
+        Ok(requested)
+    }
+
+    /// A Piece's header arrived at `now`; its data follows on the stream,
+    /// and the driver streams it to storage itself (see
+    /// [`crate::codec::Head::Piece`]). The same checks as a whole Piece
+    /// through [`Connection::handle`], without a [`ConnEvent::Piece`]:
+    /// returns `Some(requested)` when the piece is accepted (`false` for a
+    /// late arrival of a request we withdrew), `None` when the connection
+    /// is, or has just been, closed (a violation, or not open yet).
+    pub fn handle_piece_header(&mut self, index: u32, now: Instant) -> Option<bool> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Handshake => {
+                self.last_rx = now;
+                self.close(Disconnect::ExpectedHandshake("Piece"));
+                None
+            }
+            Phase::Open => {
+                self.last_rx = now;
+                match self.accept_piece(index, now) {
+                    Ok(requested) => Some(requested),
+                    Err(e) => {
+                        self.close(Disconnect::Protocol(e));
+                        None
+                    }
+                }
+            }
+        }
     }
 
     fn remember_abandoned(&mut self, index: u32) {
@@ -1478,5 +1513,40 @@ mod tests {
         c.close(Disconnect::ShuttingDown);
         assert!(drain(&mut c).is_empty());
         assert_eq!(c.request(0, t0()), Err(RequestRefused::NotOpen));
+    }
+
+    #[test]
+    fn a_streamed_piece_header_is_checked_like_a_whole_piece() {
+        let mut c = open(4, false);
+        feed(&mut c, Message::Bitfield(Bitfield::full(4))).unwrap();
+        feed(&mut c, Message::Unchoke).unwrap();
+        c.request(1, t0()).unwrap();
+        c.request(2, t0()).unwrap();
+        events(&mut c);
+        assert_eq!(c.handle_piece_header(1, t0()), Some(true));
+        assert_eq!(c.in_flight(), &[2]);
+        // Withdrawn by a choke: a late arrival, still accepted.
+        feed(&mut c, Message::Choke).unwrap();
+        assert_eq!(c.handle_piece_header(2, t0()), Some(false));
+        assert!(
+            !events(&mut c)
+                .iter()
+                .any(|e| matches!(e, ConnEvent::Piece { .. })),
+            "a streamed piece makes no Piece event"
+        );
+        // Never requested: a violation that closes the connection.
+        assert_eq!(c.handle_piece_header(3, t0()), None);
+        assert_eq!(
+            c.close_reason(),
+            Some(&Disconnect::Protocol(ProtocolError::UnrequestedPiece(3)))
+        );
+        assert_eq!(c.handle_piece_header(1, t0()), None);
+        // Before the handshake a piece is refused.
+        let mut fresh = Connection::new(open(4, false).config, Role::Incoming, t0());
+        assert_eq!(fresh.handle_piece_header(0, t0()), None);
+        assert_eq!(
+            fresh.close_reason(),
+            Some(&Disconnect::ExpectedHandshake("Piece"))
+        );
     }
 }

@@ -65,7 +65,7 @@ pub mod tracker;
 pub mod upload;
 
 pub use bitfield::Bitfield;
-pub use codec::{PeerCodec, WireError};
+pub use codec::{Head, PeerCodec, WireError};
 pub use connection::{Config, ConnEvent, Connection, ProtocolError, RequestRefused, Role};
 pub use disconnect::{BanReason, Disconnect};
 pub use frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
