@@ -96,7 +96,7 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
 
     // Counted among the connections opening until it has opened; then it
     // may wait its turn for a slot.
-    let opening = Opening::start(&swarm, addr);
+    let opening = Opening::start(&swarm, addr, outgoing);
     let admitted = match open(&swarm, &mut conn, &mut reader, &mut writer, &opening.stop).await {
         Ok((peer_id, legacy)) => {
             swarm.opening_ended(opening.id);
@@ -152,7 +152,13 @@ async fn run(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, role: Role)
 
     // A piece cut off is wanted again; pieces already received are still
     // verified and kept.
-    link.receiving = None;
+    if let Some(Receiving {
+        into: Destination::Dropped { arrival, .. },
+        ..
+    }) = link.receiving.take()
+    {
+        swarm.piece_unusable(arrival);
+    }
     link.source.settled().await;
     let in_flight = link.conn.take_in_flight();
     swarm.connection_closed(link.info.id, link.conn.remote(), &in_flight);
@@ -186,8 +192,8 @@ struct Opening<'a> {
 }
 
 impl<'a> Opening<'a> {
-    fn start(swarm: &'a Swarm, addr: SocketAddr) -> Self {
-        let (id, stop) = swarm.opening_started(addr);
+    fn start(swarm: &'a Swarm, addr: SocketAddr, outgoing: bool) -> Self {
+        let (id, stop) = swarm.opening_started(addr, outgoing);
         Opening { swarm, id, stop }
     }
 }

@@ -32,6 +32,9 @@ pub struct Picker {
     total_requested: usize,
     /// Connected peers that have every piece.
     seeds: usize,
+    /// Copies of each piece whose data is arriving now (header in, not yet
+    /// verified): never asked of anyone again meanwhile, end-game included.
+    arriving: Vec<u8>,
     rng: SmallRng,
 }
 
@@ -49,6 +52,7 @@ impl Picker {
         Self {
             availability: vec![0; piece_count as usize],
             requested: vec![0; piece_count as usize],
+            arriving: vec![0; piece_count as usize],
             total_requested: 0,
             seeds: 0,
             rng,
@@ -152,7 +156,22 @@ impl Picker {
     }
 
     fn any_missing_unrequested(&self, have: &Bitfield) -> bool {
-        have.iter_missing().any(|i| self.requested[i as usize] == 0)
+        have.iter_missing()
+            .any(|i| self.requested[i as usize] == 0 && self.arriving[i as usize] == 0)
+    }
+
+    /// The data of piece `index` started arriving (from any peer).
+    pub fn arrival_started(&mut self, index: u32) {
+        if let Some(a) = self.arriving.get_mut(index as usize) {
+            *a = a.saturating_add(1);
+        }
+    }
+
+    /// A copy of piece `index` that was arriving is verified, failed or dropped.
+    pub fn arrival_ended(&mut self, index: u32) {
+        if let Some(a) = self.arriving.get_mut(index as usize) {
+            *a = a.saturating_sub(1);
+        }
     }
 
     /// Uniformly random among the eligible pieces of lowest availability
@@ -168,7 +187,11 @@ impl Picker {
         let mut ties = 0u32;
         for (i, (&theirs, &mine)) in remote.as_bools().iter().zip(have.as_bools()).enumerate() {
             let idx = i as u32;
-            if !theirs || mine || !eligible(idx, self.requested[i], self.availability[i]) {
+            if !theirs
+                || mine
+                || self.arriving[i] > 0
+                || !eligible(idx, self.requested[i], self.availability[i])
+            {
                 continue;
             }
             let key = (self.availability[i], self.requested[i]);
@@ -394,6 +417,21 @@ mod tests {
             0,
             "release after completion must not underflow"
         );
+    }
+
+    #[test]
+    fn a_piece_whose_data_is_arriving_is_never_asked_again() {
+        let mut p = Picker::seeded(2, 3);
+        let remote = Bitfield::full(2);
+        let have = bf(&[1, 0]);
+        assert_eq!(p.pick(&have, &remote, &[], true), Some(1));
+        // Its header came in: the request is no longer in the connection's
+        // list, but the end-game must not ask anyone for it while it streams.
+        p.arrival_started(1);
+        assert_eq!(p.pick(&have, &remote, &[], true), None);
+        // The copy was dropped: the end-game may duplicate it again.
+        p.arrival_ended(1);
+        assert_eq!(p.pick(&have, &remote, &[], true), Some(1));
     }
 
     #[test]

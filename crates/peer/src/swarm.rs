@@ -420,12 +420,17 @@ impl Swarm {
         self.uploaded_total.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// A connection from (or to) `addr` starts opening: its id, and a token
-    /// cancelled if it must make way for newer openings (see
-    /// [`Admission::opening_started`]). End it with [`Swarm::opening_ended`].
-    pub fn opening_started(&self, addr: SocketAddr) -> (u64, CancellationToken) {
+    /// A connection from (or, `outgoing`, to) `addr` starts opening: its
+    /// id, and a token cancelled if it must make way for newer openings (see
+    /// [`Admission::opening_started`]). Only connections made to us count
+    /// among the openings: our own dials are bounded where they start
+    /// ([`Swarm::next_dial`]). End it with [`Swarm::opening_ended`].
+    pub fn opening_started(&self, addr: SocketAddr, outgoing: bool) -> (u64, CancellationToken) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let stop = CancellationToken::new();
+        if outgoing {
+            return (id, stop);
+        }
         let evicted = self
             .lock()
             .admission
@@ -516,15 +521,21 @@ impl Swarm {
                 replaced = Some(old);
             }
         }
+        // The cap per address is on connections a host makes to us; those
+        // we dial (from a bounded list, see `offer_dial`) count in the total.
         let live = st.conns.values().filter(|e| !e.closing);
         let (of_ip, total) = live.fold((0, 0), |(i, t), e| {
-            (i + usize::from(e.addr.ip() == addr.ip()), t + 1)
+            (
+                i + usize::from(!e.outgoing && e.addr.ip() == addr.ip()),
+                t + 1,
+            )
         });
+        let of_ip = if outgoing { 0 } else { of_ip };
         if let Err(full) = st.admission.slot_in_turn(ticket, addr.ip(), of_ip, total) {
             let now = Instant::now();
             for e in st.conns.values_mut() {
                 let candidate = match full {
-                    Full::Address(ip) => e.addr.ip() == ip,
+                    Full::Address(ip) => !e.outgoing && e.addr.ip() == ip,
                     Full::Total => true,
                 };
                 let asked_lately = e
@@ -693,7 +704,10 @@ impl Swarm {
 
     /// Piece `index` arrived (`requested`: as an answer to a request of
     /// ours that still counts). It stays requested while it is verified.
+    /// Until its copy is settled, no one is asked for it again (not even
+    /// in the end-game): its data is on its way.
     pub fn piece_arrived(&self, index: u32, requested: bool) -> Arrival {
+        self.lock().picker.arrival_started(index);
         Arrival { index, requested }
     }
 
@@ -722,6 +736,7 @@ impl Swarm {
         let index = arrival.index;
         let banned = {
             let mut st = self.lock();
+            st.picker.arrival_ended(index);
             if arrival.requested {
                 st.request_ended(index, RequestEnd::Failed);
             }
@@ -814,8 +829,10 @@ impl Swarm {
     /// A piece that arrived will not be verified (it could not be stored,
     /// it was cut off, or another copy was being received): it is wanted again.
     pub fn piece_unusable(&self, arrival: Arrival) {
+        let mut st = self.lock();
+        st.picker.arrival_ended(arrival.index);
         if arrival.requested {
-            self.lock().request_ended(arrival.index, RequestEnd::Failed);
+            st.request_ended(arrival.index, RequestEnd::Failed);
         }
     }
 
@@ -837,6 +854,7 @@ impl Swarm {
         let len = self.torrent.info.piece_size(index);
         let complete = {
             let mut st = self.lock();
+            st.picker.arrival_ended(index);
             if !st.have.set(index, true) {
                 return;
             }
