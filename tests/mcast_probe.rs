@@ -168,7 +168,17 @@ fn probe_receiver_survives_spoofed_numbers_and_forged_end_markers() {
                 .run_inside(|| flood(run, 256, 3_000_000, &stop))
                 .unwrap()
         });
-        // The flood lasts as long as the good sender.
+        // The flood covers three quarters of the good sender's run (4 s at
+        // 2,000/s), then stops: a receiver still drowning when the real end
+        // markers come would lose them with everything else, and never know
+        // its run had ended. (A timer paces the attack; nothing waits on it.)
+        s.spawn(|| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
         let sent: ProbeSendSummary = expect(&mut tx);
         stop.store(true, Ordering::Relaxed);
         (attacker.join().unwrap(), sent)
