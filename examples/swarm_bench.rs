@@ -112,8 +112,8 @@ impl Contender {
         match self {
             Contender::Socat(None) => "socat (default 8 KiB buffer)".into(),
             Contender::Socat(Some(b)) => format!("socat -b {b} (raw ceiling, unverified)"),
-            Contender::Lanswarm(p) if *p >= 1024 => format!("lanswarm, {} MiB pieces", p >> 10),
-            Contender::Lanswarm(p) => format!("lanswarm, {p} KiB pieces"),
+            Contender::Lanswarm(p) if *p >= 1 << 20 => format!("lanswarm, {} MiB pieces", p >> 20),
+            Contender::Lanswarm(p) => format!("lanswarm, {} KiB pieces", p >> 10),
             Contender::Rqbit => "rqbit".into(),
             Contender::Aria2 => "aria2c".into(),
         }
@@ -255,11 +255,14 @@ fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -
     let mut tracker = start_tracker(&[]);
     let seed_dir = root.join(format!("{tag}-seed"));
     std::fs::create_dir_all(&seed_dir).unwrap();
-    let _ = std::fs::remove_file(seed_dir.join("data.bin"));
-    std::fs::hard_link(data, seed_dir.join("data.bin")).unwrap();
+    // The torrent names the file as `peer create` saw it.
+    let name = data.file_name().unwrap();
+    let _ = std::fs::remove_file(seed_dir.join(name));
+    std::fs::hard_link(data, seed_dir.join(name)).unwrap();
     let mut cmd = peer_command(torrent, &seed_dir);
     cmd.args(["--tracker", &tracker.addr.to_string()]);
     let (_seed, started) = start_peer("seed", cmd);
+    assert_eq!(started.have, started.pieces, "the seeder lacks pieces");
     tracker.expect_join(&started.peer_id, STEP);
     let t = Instant::now();
     let mut leechers: Vec<(Proc, PathBuf)> = (0..n)
@@ -278,7 +281,7 @@ fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -
         usage.push(u);
     }
     let secs = t.elapsed().as_secs_f64();
-    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
+    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join(name)).collect();
     check_copies(data, &copies, "lanswarm");
     for (_, d) in &leechers {
         let _ = std::fs::remove_dir_all(d);
@@ -292,6 +295,23 @@ fn summarize(secs: f64, usage: &[Usage]) -> Sample {
         rss_kib: usage.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0),
         cpu: usage.iter().map(|u| u.cpu_secs).sum::<f64>() / usage.len().max(1) as f64,
     }
+}
+
+/// The info hash (hex) of a torrent from [`bencoded_torrent`]: the SHA-1
+/// of its info dictionary, which runs from after `4:info` to the last `e`.
+fn bt_info_hash(torrent: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    let key = b"4:infod";
+    let at = torrent
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("an info dictionary")
+        + key.len()
+        - 1;
+    Sha1::digest(&torrent[at..torrent.len() - 1])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A BitTorrent v1 .torrent (bencoded) for `data`, for rqbit and aria2c.
@@ -336,7 +356,8 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     let tracker_port = free_port();
     let announce = format!("http://127.0.0.1:{tracker_port}/announce");
     let torrent = root.join("bt.torrent");
-    std::fs::write(&torrent, bencoded_torrent(data, 1 << 20, &announce)).unwrap();
+    let bencoded = bencoded_torrent(data, 1 << 20, &announce);
+    std::fs::write(&torrent, &bencoded).unwrap();
     let seed_dir = root.join("bt-seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
     let _ = std::fs::remove_file(seed_dir.join("data.bin"));
@@ -348,8 +369,13 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     let mut tracker = None;
     let mut seed = match who {
         Contender::Aria2 => {
+            // Debian's opentracker serves only the torrents it is told of.
+            let whitelist = root.join("opentracker-whitelist");
+            std::fs::write(&whitelist, format!("{}\n", bt_info_hash(&bencoded))).unwrap();
+            let port = tracker_port.to_string();
             let mut t = Command::new("opentracker");
-            t.args(["-i", "127.0.0.1", "-p", &tracker_port.to_string()]);
+            t.args(["-i", "127.0.0.1", "-p", &port, "-P", &port, "-w"])
+                .arg(&whitelist);
             quiet(&mut t);
             tracker = Some(t.spawn().ok()?);
             let mut c = Command::new("aria2c");
