@@ -97,9 +97,6 @@ pub enum Disconnect {
     /// Our writer stopped (the peer stopped reading, or the socket failed).
     #[error("write failed")]
     WriteFailed,
-    /// Our verifier of received pieces stopped.
-    #[error("verifier stopped")]
-    VerifierStopped,
     /// A received piece could not be verified or stored (the text says why).
     #[error("{0}")]
     Storage(String),
