@@ -43,10 +43,11 @@ fn escape_str_into(text: &str, out: &mut String) {
     }
 }
 
-/// Control characters plus the Unicode bidirectional overrides/isolates, which
-/// can visually reorder a line (the "trojan source" trick).
+/// Control characters plus the Unicode bidirectional controls, which can
+/// visually reorder a line (the "trojan source" trick): the same set a
+/// torrent's names may not hold ([`wire::torrent::is_unprintable`]).
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    wire::torrent::is_unprintable(c)
 }
 
 #[cfg(test)]
@@ -64,6 +65,14 @@ mod tests {
         assert_eq!(escape_bytes(b"a\nb\rc\td\0"), "a\\nb\\rc\\td\\0");
         assert_eq!(escape_bytes(b"\x1b[31mred\x07"), "\\u{1b}[31mred\\u{7}");
         assert_eq!(escape_str("del\u{7f} c1\u{85}"), "del\\u{7f} c1\\u{85}");
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped() {
+        assert_eq!(
+            escape_str("a\u{202e}b\u{200e}c\u{200f}d\u{061c}e\u{2067}f"),
+            "a\\u{202e}b\\u{200e}c\\u{200f}d\\u{61c}e\\u{2067}f"
+        );
     }
 
     #[test]

@@ -78,15 +78,7 @@ pub fn render(info: &TorrentInfo) -> String {
 
 /// Control characters from a torrent never reach the terminal as such.
 fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if wire::torrent::is_unprintable(c) {
-                c.escape_unicode().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    lanio::escape::escape_str(text)
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
@@ -108,7 +100,7 @@ mod tests {
 
     #[test]
     fn comments_with_escapes_are_shown_escaped() {
-        assert_eq!(escape("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\u{a}c");
+        assert_eq!(escape("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
         assert_eq!(escape("plain — text"), "plain — text");
     }
 }

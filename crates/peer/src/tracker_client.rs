@@ -36,7 +36,10 @@ pub async fn announce(tracker: &str, req: &AnnounceRequest) -> anyhow::Result<An
         let resp = AnnounceResponse::parse(&reply)
             .with_context(|| format!("malformed reply from tracker {tracker}"))?;
         if resp.is_error() {
-            bail!("tracker {tracker} refused the announce: {}", resp.message);
+            bail!(
+                "tracker {tracker} refused the announce: {}",
+                lanio::escape::escape_str(&resp.message)
+            );
         }
         Ok(resp)
     };

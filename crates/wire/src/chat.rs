@@ -61,7 +61,7 @@ pub enum NameError {
     Empty,
     #[error("is {0} bytes long, more than {MAX_NAME}")]
     TooLong(usize),
-    #[error("holds a control character at byte {0}")]
+    #[error("holds a control or bidirectional-text character at byte {0}")]
     Control(usize),
 }
 
@@ -74,7 +74,7 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME {
         return Err(NameError::TooLong(name.len()));
     }
-    match name.char_indices().find(|(_, c)| c.is_control()) {
+    match name.char_indices().find(|(_, c)| crate::torrent::is_unprintable(*c)) {
         Some((at, _)) => Err(NameError::Control(at)),
         None => Ok(()),
     }
@@ -245,6 +245,8 @@ mod tests {
         assert_eq!(validate_name(&"x".repeat(64)), Ok(()));
         assert_eq!(validate_name("a\x1b[2J"), Err(NameError::Control(1)));
         assert_eq!(validate_name("a\u{85}"), Err(NameError::Control(1)));
+        // A bidi override would make the name display as another.
+        assert_eq!(validate_name("ab\u{202e}c"), Err(NameError::Control(2)));
     }
 
     #[test]

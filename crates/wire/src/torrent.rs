@@ -182,10 +182,15 @@ fn component_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Control characters (C0, DEL, C1) and the bidirectional-text controls that
-/// can make a name display as something else.
+/// can make a name display as something else (marks, embeddings, overrides,
+/// isolates, the Arabic letter mark). The one definition: the kit's escaping
+/// of untrusted text for a terminal uses it too.
 pub fn is_unprintable(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// Checks that `name` is a plain file name that cannot escape a directory
