@@ -65,11 +65,36 @@ fn a_server_that_dies_mid_file_is_a_short_stream_error() {
 }
 
 #[test]
-fn a_huge_length_is_not_allocated_and_ends_as_a_short_stream() {
+fn a_length_beyond_the_free_space_is_refused_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _release) = fake_server(partial_frame(u64::MAX, 10), false);
     let output = expect_failed_fetch(&addr, dir.path(), &[]);
-    assert!(output.contains("short stream"), "{output}");
+    assert!(output.contains("not enough free space"), "{output}");
+}
+
+#[test]
+fn a_length_beyond_max_size_is_refused_while_a_good_fetch_is_served() {
+    let src = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "good.bin", 300_000);
+    let (_server, good_addr) = start_server(&file, &[]);
+    // The hostile server announces 1 MB and sends a little of it.
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _release) = fake_server(partial_frame(1_000_000, 1000), true);
+    let output = expect_failed_fetch(&addr, dir.path(), &["--max-size", "500000"]);
+    assert!(
+        output.contains("announced 1000000 bytes, more than --max-size 500000"),
+        "{output}"
+    );
+    // A file within the limit is fetched as usual.
+    let good = tempfile::tempdir().unwrap();
+    let out = good.path().join("out.bin");
+    let mut fetch = start_fetch("good", &good_addr, &out, &["--max-size", "500000"]);
+    assert!(
+        fetch.wait_exit(WAIT).unwrap().success(),
+        "{}",
+        fetch.output()
+    );
+    assert_same_file(&file, &out);
 }
 
 #[test]

@@ -201,6 +201,12 @@ pub struct FetchArgs {
     /// Give up if no byte arrives for this many seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub stall_timeout: f64,
+
+    /// Refuse a file longer than this many bytes (the server chooses the
+    /// length; without this, any length that fits on the disk is accepted).
+    /// The free space is always checked before anything is written.
+    #[arg(long, value_name = "BYTES")]
+    pub max_size: Option<u64>,
 }
 
 /// LAN discovery, for swarms and chat rooms.

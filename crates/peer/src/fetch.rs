@@ -45,6 +45,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         name: &name,
         connect_timeout,
         stall_timeout,
+        max_size: args.max_size,
         events: events.clone(),
         start,
     };
@@ -113,6 +114,15 @@ fn split_output(output: &Path) -> Result<(PathBuf, String), BadInput> {
     Ok((dir, name))
 }
 
+/// The server announced a file longer than `--max-size`.
+#[derive(Debug, thiserror::Error)]
+#[error("server {addr} announced {len} bytes, more than --max-size {max}")]
+pub struct TooLarge {
+    pub addr: String,
+    pub len: u64,
+    pub max: u64,
+}
+
 /// One download, from connecting to renaming the finished file.
 struct Fetch<'a> {
     addr: &'a str,
@@ -121,6 +131,8 @@ struct Fetch<'a> {
     name: &'a str,
     connect_timeout: Duration,
     stall_timeout: Duration,
+    /// Longest file we accept (`--max-size`).
+    max_size: Option<u64>,
     events: EventWriter<Event>,
     start: Instant,
 }
@@ -157,6 +169,16 @@ impl Fetch<'_> {
             addr: self.addr.to_string(),
             bytes: len,
         });
+        // Refused before a byte is written: more than we accept, or than fits.
+        if let Some(max) = self.max_size.filter(|&max| len > max) {
+            return Err(TooLarge {
+                addr: self.addr.to_string(),
+                len,
+                max,
+            }
+            .into());
+        }
+        crate::diskspace::ensure_room(self.dir, len)?;
 
         let mut part = PartFile::create(self.dir, self.name)?;
         let mut progress = Progress::new(len, &self.events, self.start);

@@ -7,6 +7,7 @@
 //! | [`hashing`] | streaming SHA-1 of a file's, or several files', pieces |
 //! | [`info`] | `peer info`: what a torrent describes |
 //! | [`storage`] | the preallocated data files (one, or a directory's), an LRU of open descriptors, the resume file |
+//! | [`diskspace`] | free space on the download's file system, checked before writing |
 //! | [`beneath`] | opening files below the download directory without following links |
 //! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
 //! | [`peer_conn`] | one peer connection's driver: socket, clock and tasks around a `wire::Connection` |
@@ -39,6 +40,7 @@ pub mod chunks;
 pub mod cli;
 pub mod create;
 pub mod discover;
+pub mod diskspace;
 pub mod events;
 pub mod fetch;
 pub mod hashing;

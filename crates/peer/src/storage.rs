@@ -35,6 +35,7 @@ use wire::{Bitfield, Info, InfoHash, Layout};
 use lanio::BadInput;
 
 use crate::beneath::{self, BeneathError, Create};
+use crate::diskspace;
 use crate::hashing;
 
 /// Most data files held open at once.
@@ -162,6 +163,13 @@ impl Storage {
     /// notes the newest mtime of those that were there. Returns whether any
     /// file existed before.
     fn prepare_files(&self) -> anyhow::Result<bool> {
+        // Refuse at the start, not mid-download, when the disk cannot hold it.
+        let needed = (self.files.iter().enumerate())
+            .map(|(i, (_, len))| {
+                diskspace::still_to_reserve(&self.root.join(self.rel(i).join("/")), *len)
+            })
+            .sum();
+        diskspace::ensure_room(&self.root, needed)?;
         let mut any_existed = false;
         let mut newest = 0;
         for (i, (_, len)) in self.files.iter().enumerate() {

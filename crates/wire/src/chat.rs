@@ -74,7 +74,10 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME {
         return Err(NameError::TooLong(name.len()));
     }
-    match name.char_indices().find(|(_, c)| crate::torrent::is_unprintable(*c)) {
+    match name
+        .char_indices()
+        .find(|(_, c)| crate::torrent::is_unprintable(*c))
+    {
         Some((at, _)) => Err(NameError::Control(at)),
         None => Ok(()),
     }
