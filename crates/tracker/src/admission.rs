@@ -97,3 +97,143 @@ mod tests {
         assert_eq!(table.sources(), 2);
     }
 }
+
+/// The connections waiting for a request, and since when: when every slot
+/// is taken, the one idle the longest gives its slot (its permit, handed
+/// over directly) to a newcomer, so a crowd of idle connections cannot keep
+/// clients out: it only churns itself.
+#[derive(Debug)]
+pub struct IdleSet<P> {
+    next: std::sync::atomic::AtomicU64,
+    waiting: Mutex<HashMap<u64, (std::time::Instant, Arc<Handoff<P>>)>>,
+}
+
+/// How an idle connection is told to give way, and to whom its slot goes.
+#[derive(Debug)]
+pub struct Handoff<P> {
+    evicted: tokio_util::sync::CancellationToken,
+    to: Mutex<Option<tokio::sync::oneshot::Sender<P>>>,
+}
+
+impl<P> Default for Handoff<P> {
+    fn default() -> Self {
+        Handoff {
+            evicted: tokio_util::sync::CancellationToken::new(),
+            to: Mutex::new(None),
+        }
+    }
+}
+
+impl<P> Handoff<P> {
+    /// Completes when the connection must give way.
+    pub async fn evicted(&self) {
+        self.evicted.cancelled().await
+    }
+
+    /// Gives `slot` to the newcomer this connection gave way to, if any;
+    /// otherwise it is dropped (freed).
+    pub fn pass_on(&self, slot: P) {
+        let to = self.to.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(to) = to {
+            let _ = to.send(slot);
+        }
+    }
+}
+
+impl<P> Default for IdleSet<P> {
+    fn default() -> Self {
+        IdleSet {
+            next: std::sync::atomic::AtomicU64::new(0),
+            waiting: Mutex::default(),
+        }
+    }
+}
+
+impl<P> IdleSet<P> {
+    /// A fresh id for a connection.
+    pub fn id(&self) -> u64 {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connection `id` waits for a request since `since`.
+    pub fn waiting(&self, id: u64, since: std::time::Instant, handoff: &Arc<Handoff<P>>) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        w.insert(id, (since, handoff.clone()));
+    }
+
+    /// Connection `id` is busy (a request came) or gone.
+    pub fn busy(&self, id: u64) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        w.remove(&id);
+    }
+
+    /// Tells the connection idle the longest, if any has waited at least
+    /// `min_idle` by `now`, to close and pass its slot to `to`. Gives `to`
+    /// back when there is none.
+    pub fn evict_oldest(
+        &self,
+        now: std::time::Instant,
+        min_idle: std::time::Duration,
+        to: tokio::sync::oneshot::Sender<P>,
+    ) -> Result<(), tokio::sync::oneshot::Sender<P>> {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = w
+            .iter()
+            .filter(|(_, (since, _))| now.duration_since(*since) >= min_idle)
+            .min_by_key(|(_, (since, _))| *since)
+            .map(|(&id, _)| id);
+        match oldest.and_then(|id| w.remove(&id)) {
+            Some((_, handoff)) => {
+                *handoff.to.lock().unwrap_or_else(|e| e.into_inner()) = Some(to);
+                handoff.evicted.cancel();
+                Ok(())
+            }
+            None => Err(to),
+        }
+    }
+
+    /// Connections waiting for a request.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no connection is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_connection_idle_longest_gives_its_slot_to_the_newcomer() {
+        let set = IdleSet::<&str>::default();
+        let t0 = Instant::now();
+        let conns: Vec<Arc<Handoff<&str>>> = (0..3).map(|_| Arc::default()).collect();
+        for (i, h) in conns.iter().enumerate() {
+            set.waiting(i as u64, t0 + Duration::from_secs(i as u64), h);
+        }
+        // A request came on connection 0: it is not idle.
+        set.busy(0);
+        let now = t0 + Duration::from_secs(10);
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        assert!(set.evict_oldest(now, Duration::from_secs(1), tx).is_ok());
+        assert!(!conns[0].evicted.is_cancelled());
+        assert!(conns[1].evicted.is_cancelled());
+        assert!(!conns[2].evicted.is_cancelled());
+        // The evicted connection hands its slot over as it closes.
+        conns[1].pass_on("slot of 1");
+        assert_eq!(rx.try_recv(), Ok("slot of 1"));
+        // A connection that closes on its own frees its slot.
+        conns[2].pass_on("slot of 2");
+        // Nobody idle long enough: nobody goes.
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(set
+            .evict_oldest(t0 + Duration::from_secs(2), Duration::from_secs(1), tx)
+            .is_err());
+        assert_eq!(set.len(), 1);
+    }
+}

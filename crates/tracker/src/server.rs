@@ -2,9 +2,11 @@
 //! sweep and graceful shutdown.
 //!
 //! - Connections are capped by a semaphore, and per source IP
-//!   ([`crate::admission`]). A connection over either cap gets one error
-//!   frame if its socket can take it at once, and is closed: it is never
-//!   queued.
+//!   ([`crate::admission`]). A connection over the per-IP cap gets one error
+//!   frame if its socket can take it at once, and is closed. At the total
+//!   cap, the connection that has waited longest for a request (at least
+//!   250 ms) is closed and hands its slot to the newcomer; with no idle
+//!   connection to close, the newcomer is refused too.
 //! - A connection is recycled (closed after its reply; the client reopens)
 //!   once it is older than the age cap or has carried the request cap, so a
 //!   trickle of requests cannot hold a slot forever.
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
@@ -45,7 +47,7 @@ use wire::{FrameCodec, FrameError, InfoHash, DEFAULT_MAX_FRAME};
 
 use lanio::Cidr;
 
-use crate::admission::{PerIp, Ticket};
+use crate::admission::{Handoff, IdleSet, PerIp, Ticket};
 use crate::handler::Tracker;
 use crate::registry::Limits;
 use crate::replication::Settings;
@@ -181,6 +183,8 @@ struct Shared {
     max_age: Duration,
     max_requests: u64,
     counters: Arc<Counters>,
+    /// Connections waiting for a request: the longest idle gives way when full.
+    idle: Arc<IdleSet<OwnedSemaphorePermit>>,
 }
 
 /// Serves tracker requests on `listener` until `shutdown` completes, then
@@ -255,6 +259,7 @@ pub async fn serve_with_web(
         max_age: config.max_connection_age,
         max_requests: config.max_requests_per_connection.max(1),
         counters: counters.clone(),
+        idle: Arc::new(IdleSet::default()),
     };
     let per_ip = PerIp::new(config.max_connections_per_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -319,15 +324,37 @@ pub async fn serve_with_web(
                         let stop = stop_rx.clone();
                         let done = done_tx.clone();
                         tokio::spawn(async move {
-                            connection(socket, src, shared, stop).await;
+                            connection(socket, src, shared, stop, permit).await;
                             drop::<Ticket>(ticket);
-                            drop(permit);
                             drop(done);
                         });
                     }
+                    // Full: the connection idle the longest gives way, and the
+                    // newcomer takes its slot.
                     Err(_) => {
-                        counters.add(Count::ConnectionRefused);
-                        refuse(socket, src, &Busy::Full(config.max_connections));
+                        let (to, slot) = oneshot::channel();
+                        if shared.idle.evict_oldest(Instant::now(), MIN_IDLE_TO_EVICT, to).is_ok() {
+                            let shared = shared.clone();
+                            let stop = stop_rx.clone();
+                            let done = done_tx.clone();
+                            let counters = counters.clone();
+                            let max = config.max_connections;
+                            tokio::spawn(async move {
+                                match timeout(SLOT_WAIT, slot).await {
+                                    Ok(Ok(permit)) => connection(socket, src, shared, stop, permit).await,
+                                    // It got a request just then and stayed.
+                                    _ => {
+                                        counters.add(Count::ConnectionRefused);
+                                        refuse(socket, src, &Busy::Full(max));
+                                    }
+                                }
+                                drop::<Ticket>(ticket);
+                                drop(done);
+                            });
+                        } else {
+                            counters.add(Count::ConnectionRefused);
+                            refuse(socket, src, &Busy::Full(config.max_connections));
+                        }
                     }
                 }
             }
@@ -357,6 +384,12 @@ pub async fn serve_with_web(
     Ok(())
 }
 
+/// A connection waiting this long for a request may give way to a newcomer
+/// when every slot is taken.
+const MIN_IDLE_TO_EVICT: Duration = Duration::from_millis(250);
+/// How long a newcomer waits for the slot an idle connection gives up.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
 /// Why a connection was turned away.
 #[derive(Debug, thiserror::Error)]
 enum Busy {
@@ -381,12 +414,15 @@ async fn connection(
     src: SocketAddr,
     shared: Shared,
     mut stop: watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
 ) {
     let _ = socket.set_nodelay(true);
     let mut framed = Framed::new(socket, TrackerCodec::default());
     let idle = shared.idle_timeout;
     let retire = Instant::now() + shared.max_age;
     let mut served = 0u64;
+    let id = shared.idle.id();
+    let handoff = Arc::new(Handoff::default());
     loop {
         let now = Instant::now();
         if served >= shared.max_requests || now >= retire {
@@ -396,8 +432,14 @@ async fn connection(
         }
         // Waiting for a request ends at the idle timeout or at the age cap.
         let wait = idle.min(retire - now);
+        shared.idle.waiting(id, now, &handoff);
         let frame = tokio::select! {
             _ = stop.changed() => break,
+            _ = handoff.evicted() => {
+                debug!(%src, "closing idle connection: the tracker is full and a newcomer needs its slot");
+                shared.counters.add(Count::ConnectionRecycled);
+                break;
+            }
             next = timeout(wait, framed.next()) => match next {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break,
@@ -418,6 +460,7 @@ async fn connection(
                 }
             },
         };
+        shared.idle.busy(id);
         served += 1;
         let handled = shared.tracker.handle(&frame, src, Instant::now());
         if let Some(note) = &handled.note {
@@ -446,6 +489,9 @@ async fn connection(
             }
         }
     }
+    shared.idle.busy(id);
+    // An evicted connection's slot goes to the newcomer it gave way to.
+    handoff.pass_on(slot);
 }
 
 /// Drops expired peers, a few times per interval.

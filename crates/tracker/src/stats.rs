@@ -27,7 +27,8 @@ pub enum Count {
     ConnectionRefused,
     /// An announce refused by a bound, the allow-list, or a held address.
     AnnounceRefused,
-    /// A connection closed at its age or request cap.
+    /// A connection closed at its age or request cap, or, idle when the
+    /// tracker was full, to give its slot to a newcomer.
     ConnectionRecycled,
     /// A connection closed for silence (no request, or no reply taken, in time).
     Timeout,
