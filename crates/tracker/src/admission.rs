@@ -105,8 +105,11 @@ mod tests {
 #[derive(Debug)]
 pub struct IdleSet<P> {
     next: std::sync::atomic::AtomicU64,
-    waiting: Mutex<HashMap<u64, (std::time::Instant, Arc<Handoff<P>>)>>,
+    waiting: Mutex<HashMap<u64, Waiting<P>>>,
 }
+
+/// A connection waiting for a request: since when, and how it gives way.
+type Waiting<P> = (std::time::Instant, Arc<Handoff<P>>);
 
 /// How an idle connection is told to give way, and to whom its slot goes.
 #[derive(Debug)]
