@@ -78,6 +78,12 @@ pub struct SwarmArgs {
     #[arg(long)]
     pub exit_when_done: bool,
 
+    /// Verify every piece already on disk, whatever the resume file says
+    /// (after a crash of the machine, or if the data may have been changed),
+    /// then download what is missing or bad.
+    #[arg(long)]
+    pub recheck: bool,
+
     #[command(flatten)]
     pub discover: DiscoverArgs,
 

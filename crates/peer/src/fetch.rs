@@ -7,7 +7,7 @@
 //! failure, or on Ctrl-C, the temporary file is removed, so nothing that looks
 //! complete is left behind.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -224,12 +224,13 @@ struct PartFile {
 impl PartFile {
     fn create(dir: &Path, name: &str) -> anyhow::Result<PartFile> {
         let path = dir.join(format!(".{name}.{}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        // Anything already at this name (a planted link included) is refused.
+        let file = crate::durable::create_new(&path).with_context(|| {
+            format!(
+                "cannot create {} (something is already there, or the directory is not writable)",
+                path.display()
+            )
+        })?;
         Ok(PartFile {
             path,
             file,
@@ -247,7 +248,8 @@ impl PartFile {
                 self.path.display()
             );
         }
-        std::fs::rename(&self.path, output).with_context(|| {
+        // Synced, renamed, the directory synced: OUT is whole after a crash.
+        crate::durable::commit(&self.file, &self.path, output).with_context(|| {
             format!(
                 "cannot rename {} to {}",
                 self.path.display(),

@@ -7,6 +7,7 @@
 //! | [`hashing`] | streaming SHA-1 of a file's, or several files', pieces |
 //! | [`info`] | `peer info`: what a torrent describes |
 //! | [`storage`] | the preallocated data files (one, or a directory's), an LRU of open descriptors, the resume file |
+//! | [`durable`] | files written whole and durably (temp, fsync, rename, directory fsync), never through a link |
 //! | [`diskspace`] | free space on the download's file system, checked before writing |
 //! | [`beneath`] | opening files below the download directory without following links |
 //! | [`session`] | one swarm session: start-up, accepting and dialing peers, tracker/choke/progress tasks, shutdown |
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod create;
 pub mod discover;
 pub mod diskspace;
+pub mod durable;
 pub mod events;
 pub mod fetch;
 pub mod hashing;

@@ -72,7 +72,8 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<()> {
     let info_hash = torrent.info_hash();
     let out = Output::new(args.json, torrent.info.file_length);
 
-    let (storage, have, start_state) = open_storage(&args.dir, &torrent, info_hash, &out).await?;
+    let (storage, have, start_state) =
+        open_storage(&args.dir, &torrent, info_hash, args.recheck, &out).await?;
     let piece_count = torrent.info.piece_count();
     let mut swarm = Swarm::new(
         torrent,
@@ -201,6 +202,7 @@ async fn open_storage(
     dir: &Path,
     torrent: &Torrent,
     info_hash: InfoHash,
+    recheck: bool,
     out: &Output,
 ) -> anyhow::Result<(Storage, Bitfield, StartState)> {
     let dir = dir.to_path_buf();
@@ -215,9 +217,11 @@ async fn open_storage(
             }
         }
     };
-    tokio::task::spawn_blocking(move || Storage::open(&dir, &info, info_hash, progress))
-        .await
-        .context("storage task failed")?
+    tokio::task::spawn_blocking(move || {
+        Storage::open_with(&dir, &info, info_hash, recheck, progress)
+    })
+    .await
+    .context("storage task failed")?
 }
 
 /// Close peers, tell the tracker, flush the resume file.

@@ -36,6 +36,7 @@ use lanio::BadInput;
 
 use crate::beneath::{self, BeneathError, Create};
 use crate::diskspace;
+use crate::durable;
 use crate::hashing;
 
 /// Most data files held open at once.
@@ -107,6 +108,18 @@ impl Storage {
         info_hash: InfoHash,
         verify_progress: impl FnMut(u64),
     ) -> anyhow::Result<(Storage, Bitfield, StartState)> {
+        Self::open_with(dir, info, info_hash, false, verify_progress)
+    }
+
+    /// [`Storage::open`]; with `recheck`, data already there is re-hashed
+    /// piece by piece whatever its resume file says (`peer --recheck`).
+    pub fn open_with(
+        dir: &Path,
+        info: &Info,
+        info_hash: InfoHash,
+        recheck: bool,
+        verify_progress: impl FnMut(u64),
+    ) -> anyhow::Result<(Storage, Bitfield, StartState)> {
         // The torrent parser already refuses unsafe names; check again at the
         // point where names become paths.
         info.validate()?;
@@ -130,7 +143,7 @@ impl Storage {
         let existed = storage.prepare_files()?;
         let (have, state) = if !existed {
             (Bitfield::new(info.piece_count()), StartState::Created)
-        } else if let Some(have) = storage.load_resume() {
+        } else if let Some(have) = storage.load_resume().filter(|_| !recheck) {
             (have, StartState::Resumed)
         } else {
             (storage.verify(verify_progress)?, StartState::Verified)
@@ -255,7 +268,8 @@ impl Storage {
     }
 
     fn load_resume(&self) -> Option<Bitfield> {
-        let bytes = std::fs::read(&self.resume_path).ok()?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut durable::open_read(&self.resume_path).ok()?, &mut bytes).ok()?;
         let rec: ResumeRecord = serde_json::from_slice(&bytes).ok()?;
         let newest = *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner());
         let matches = rec.info_hash == self.info_hash.to_hex()
@@ -271,7 +285,11 @@ impl Storage {
     }
 
     /// Records `have` (a snapshot taken before this call) with the data's
-    /// newest mtime. Written to a temporary file and renamed into place.
+    /// newest mtime. The data it vouches for reaches the disk first: every
+    /// file written since the last save is synced (`fdatasync`), then the
+    /// record is written durably ([`durable::replace`]: a fresh temporary
+    /// file, synced, renamed, the directory synced). A crash at any point
+    /// leaves either the old record or the new one, each true of the disk.
     pub fn save_resume(&self, have: &Bitfield) -> io::Result<()> {
         let dirty: Vec<usize> = {
             let mut h = self.handles.lock().unwrap_or_else(|e| e.into_inner());
@@ -279,7 +297,9 @@ impl Storage {
         };
         let mut newest = *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner());
         for i in dirty {
-            newest = newest.max(mtime_ns(&*self.handle(i)?)?);
+            let file = self.handle(i)?;
+            file.sync_data()?;
+            newest = newest.max(mtime_ns(&file)?);
         }
         *self.newest_mtime.lock().unwrap_or_else(|e| e.into_inner()) = newest;
         let rec = ResumeRecord {
@@ -293,8 +313,8 @@ impl Storage {
                 .collect(),
         };
         let tmp = self.resume_path.with_extension("lsresume.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&rec).expect("record serialises"))?;
-        std::fs::rename(&tmp, &self.resume_path)
+        let bytes = serde_json::to_vec(&rec).expect("record serialises");
+        durable::replace(&self.resume_path, &tmp, &bytes)
     }
 
     /// Where piece `index` lies: files, offsets and lengths, in order (for
