@@ -121,9 +121,13 @@ fn still_open(conns: &[TcpStream]) -> usize {
         .iter()
         .filter(|s| {
             s.set_nonblocking(true).ok();
-            match (&**s).read(&mut buf) {
-                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-                Ok(n) => n > 0,
+            // Read what the server said (a refusal, say) up to its close.
+            loop {
+                match (&**s).read(&mut buf) {
+                    Ok(0) => break false,
+                    Ok(_) => continue,
+                    Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
+                }
             }
         })
         .count()
