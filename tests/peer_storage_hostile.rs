@@ -116,3 +116,18 @@ fn recheck_finds_a_piece_the_resume_file_vouches_for_but_the_disk_lost() {
     assert!(recheck.wait_exit(STEP).unwrap().success());
     assert!(s.has_right_copy("leech"));
 }
+
+#[test]
+fn peer_create_replaces_a_link_at_its_output_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    lanswarm::files::write_random_file(&data, 100_000, 5);
+    let outside = dir.path().join("precious.txt");
+    std::fs::write(&outside, b"not yours").unwrap();
+    let out = dir.path().join("t.torrent");
+    symlink(&outside, &out).unwrap();
+    create_torrent(&data, "127.0.0.1:1".parse().unwrap(), None, &out);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
+    assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+    load_torrent(&out);
+}

@@ -228,7 +228,11 @@ pub fn run(args: CreateArgs) -> anyhow::Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| PathBuf::from(format!("{file_name}.torrent")));
-    std::fs::write(&out, torrent.to_json_pretty())
+    // Through a fresh temporary file and a rename: a link planted at OUT is
+    // replaced, never written through.
+    let mut tmp = out.clone().into_os_string();
+    tmp.push(".tmp");
+    crate::durable::replace(&out, Path::new(&tmp), torrent.to_json_pretty().as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
     let info_hash = torrent.info_hash();
     if args.json {

@@ -23,14 +23,17 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-/// Names within the rule: 1..=64 bytes, no control characters.
+/// Names within the rule: 1..=64 bytes, no control or bidirectional-text
+/// characters.
 fn name() -> impl Strategy<Value = String> + Clone {
-    "[^\\p{Cc}]{1,64}".prop_map(|mut s| {
-        while s.len() > MAX_NAME {
-            s.pop();
-        }
-        s
-    })
+    "[^\\p{Cc}\u{200e}\u{200f}\u{061c}\u{202a}-\u{202e}\u{2066}-\u{2069}]{1,64}".prop_map(
+        |mut s| {
+            while s.len() > MAX_NAME {
+                s.pop();
+            }
+            s
+        },
+    )
 }
 
 /// Any text up to the limit, control characters included.
