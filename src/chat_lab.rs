@@ -79,6 +79,16 @@ impl Member {
             Event::MemberJoined { name: n, addr } if n == name => addr)
     }
 
+    /// Waits until every one of `names` has joined, in any order.
+    pub fn expect_joined_all(&mut self, names: &[&str]) {
+        let mut missing: Vec<&str> = names.to_vec();
+        while !missing.is_empty() {
+            let n = expect_event!(self.proc, T,
+                Event::MemberJoined { name, .. } if missing.contains(&name.as_str()) => name);
+            missing.retain(|m| *m != n);
+        }
+    }
+
     /// Waits for `name` to leave; the reason.
     pub fn expect_left(&mut self, name: &str) -> String {
         expect_event!(self.proc, T,

@@ -220,6 +220,8 @@ fn a_chat_room_forms_with_no_tracker() {
     let mut cid = member(2, "cid");
     ann.expect_joined("cid");
     bob.expect_joined("cid");
+    // cid speaks once it has met both (it may hear of them in either order).
+    cid.expect_joined_all(&["ann", "bob"]);
     let (seq, to) = cid.say("hello, LAN");
     assert_eq!(to.len(), 2, "{to:?}");
     cid.expect_delivered(seq, 2);
