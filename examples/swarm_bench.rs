@@ -24,10 +24,19 @@
 //! *warm* (right after writing and deleting a scratch file, 2 GiB by
 //! default, in `/dev/shm`: the memory was just in use) and *cold* (after
 //! idling 5 s, when the host may have taken idle memory back). The table
-//! gives the median over rounds of MB/s (aggregate for N leechers), the
-//! largest leecher peak RSS, the median leecher CPU seconds (user + system,
-//! per leecher, from `wait4`) and the ratio of MB/s to `socat -b 1048576` in
-//! the same condition and fan-out. Every copy is compared with the source.
+//! gives the median over rounds of MB/s (aggregate for N leechers) and its
+//! ratio to `socat -b 1048576` in the same condition and fan-out, the same
+//! for *durable* MB/s, the largest leecher peak RSS and the median leecher
+//! CPU seconds (user + system, per leecher, from `wait4`). Every copy is
+//! compared with the source.
+//!
+//! MB/s counts until every copy is whole: socat's receiver has exited,
+//! lanswarm's leecher has said `done` (every piece verified and written).
+//! Durable MB/s counts until every copy is also on disk: the benchmark then
+//! `fdatasync`s each copy, which costs the disk's time for contenders that
+//! leave their data in the page cache, and little for lanswarm, whose
+//! leecher syncs its data before its resume file vouches for it and exits
+//! only after that.
 //!
 //! Files go in `--dir` (default `$BENCH_DIR` or `/tmp`); N leechers need N
 //! copies, hence the smaller `--many-size`.
@@ -122,12 +131,26 @@ impl Contender {
 
 const CEILING: Contender = Contender::Socat(Some(1 << 20));
 
-/// One run: wall seconds, the largest leecher peak RSS, mean leecher CPU.
+/// One run: wall seconds until every copy is whole (in the page cache),
+/// wall seconds until every copy is also on disk, the largest leecher peak
+/// RSS, mean leecher CPU.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     secs: f64,
+    durable_secs: f64,
     rss_kib: u64,
     cpu: f64,
+}
+
+/// Syncs each copy's data to disk (`fdatasync`), as a contender that does
+/// not sync leaves it to the page cache; for one that already did (lanswarm
+/// syncs before its resume file vouches for the data) this is nearly free.
+fn sync_copies(copies: &[PathBuf]) {
+    for c in copies {
+        std::fs::File::open(c)
+            .and_then(|f| f.sync_data())
+            .unwrap_or_else(|e| panic!("sync {}: {e}", c.display()));
+    }
 }
 
 fn installed(name: &str) -> bool {
@@ -238,19 +261,23 @@ fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
         cpu += u.cpu_secs;
     }
     let secs = t.elapsed().as_secs_f64();
+    sync_copies(&copies);
+    let durable_secs = t.elapsed().as_secs_f64();
     for mut tx in senders {
         let _ = tx.wait();
     }
     check_copies(data, &copies, "socat");
     Sample {
         secs,
+        durable_secs,
         rss_kib: rss,
         cpu: cpu / n as f64,
     }
 }
 
 /// A tracker, a seeder and N lanswarm leechers started together; the time
-/// until the last leecher exits.
+/// until the last leecher says `done` (every piece verified and written),
+/// and until the last one has exited (its data synced to disk).
 fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -> Sample {
     let mut tracker = start_tracker(&[]);
     let seed_dir = root.join(format!("{tag}-seed"));
@@ -274,24 +301,33 @@ fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -
             (Proc::spawn(&format!("leech{i}"), cmd), dir)
         })
         .collect();
+    for (proc, _) in &mut leechers {
+        proc.wait_for(Duration::from_secs(600), |stream, l| {
+            stream == lanswarm::process::Stream::Stdout && l.contains(r#""event":"done""#)
+        })
+        .unwrap_or_else(|e| panic!("waiting for done: {e}"));
+    }
+    let secs = t.elapsed().as_secs_f64();
     let mut usage = Vec::new();
     for (proc, _) in &mut leechers {
         let (code, u) = proc.wait_with_usage();
         assert_eq!(code, 0, "{} failed:\n{}", proc.name, proc.output());
         usage.push(u);
     }
-    let secs = t.elapsed().as_secs_f64();
     let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join(name)).collect();
+    sync_copies(&copies);
+    let durable_secs = t.elapsed().as_secs_f64();
     check_copies(data, &copies, "lanswarm");
     for (_, d) in &leechers {
         let _ = std::fs::remove_dir_all(d);
     }
-    summarize(secs, &usage)
+    summarize(secs, durable_secs, &usage)
 }
 
-fn summarize(secs: f64, usage: &[Usage]) -> Sample {
+fn summarize(secs: f64, durable_secs: f64, usage: &[Usage]) -> Sample {
     Sample {
         secs,
+        durable_secs,
         rss_kib: usage.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0),
         cpu: usage.iter().map(|u| u.cpu_secs).sum::<f64>() / usage.len().max(1) as f64,
     }
@@ -445,13 +481,17 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
         usage.push(u);
     }
     let secs = t.elapsed().as_secs_f64();
+    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
+    if ok {
+        sync_copies(&copies);
+    }
+    let durable_secs = t.elapsed().as_secs_f64();
     let _ = seed.kill();
     let _ = seed.wait();
     if let Some(mut t) = tracker {
         let _ = t.kill();
         let _ = t.wait();
     }
-    let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
     if !ok || !copies.iter().all(|c| same_bytes(data, c)) {
         eprintln!(
             "{}: a run failed or left a wrong copy; row skipped",
@@ -462,7 +502,7 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     for (_, d) in &leechers {
         let _ = std::fs::remove_dir_all(d);
     }
-    Some(summarize(secs, &usage))
+    Some(summarize(secs, durable_secs, &usage))
 }
 
 fn aria2_common() -> [&'static str; 6] {
@@ -576,32 +616,37 @@ fn main() {
                 if n > 1 { "s (MB/s aggregate)" } else { "" }
             );
             println!();
-            println!("| contender | median MB/s | leecher peak RSS | leecher CPU s | CPU s per GiB | ratio to socat -b 1 MiB |");
-            println!("|---|---:|---:|---:|---:|---:|");
+            println!("| contender | median MB/s | ratio to socat -b 1 MiB | durable MB/s | durable ratio | leecher peak RSS | leecher CPU s | CPU s per GiB |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|");
             let ceiling_idx = contenders.iter().position(|c| *c == CEILING).unwrap();
-            let rate = |ci: usize| -> Option<f64> {
+            let bytes = (n as u64 * (size << 20)) as f64;
+            let rate = |ci: usize, durable: bool| -> Option<f64> {
                 let v = samples.get(&(ci, n, cond))?;
                 Some(median(
                     v.iter()
-                        .map(|s| (n as u64 * (size << 20)) as f64 / 1e6 / s.secs)
+                        .map(|s| bytes / 1e6 / if durable { s.durable_secs } else { s.secs })
                         .collect(),
                 ))
             };
-            let ceiling = rate(ceiling_idx);
+            let ratio = |mbps: f64, durable: bool| {
+                rate(ceiling_idx, durable).map_or("–".into(), |c| format!("{:.2}", mbps / c))
+            };
             for (ci, c) in contenders.iter().enumerate() {
                 let Some(v) = samples.get(&(ci, n, cond)) else {
-                    println!("| {} | – | – | – | – | – |", c.name());
+                    println!("| {} | – | – | – | – | – | – | – |", c.name());
                     continue;
                 };
-                let mbps = rate(ci).unwrap();
+                let mbps = rate(ci, false).unwrap();
+                let durable = rate(ci, true).unwrap();
                 let cpu = median(v.iter().map(|s| s.cpu).collect());
                 let rss = v.iter().map(|s| s.rss_kib).max().unwrap_or(0);
                 println!(
-                    "| {} | {mbps:.0} | {:.1} MiB | {cpu:.2} | {:.2} | {} |",
+                    "| {} | {mbps:.0} | {} | {durable:.0} | {} | {:.1} MiB | {cpu:.2} | {:.2} |",
                     c.name(),
+                    ratio(mbps, false),
+                    ratio(durable, true),
                     rss as f64 / 1024.0,
                     cpu / (size as f64 / 1024.0),
-                    ceiling.map_or("–".into(), |c| format!("{:.2}", mbps / c)),
                 );
             }
         }

@@ -464,8 +464,13 @@ async fn progress_loop(swarm: Arc<Swarm>) {
             }));
         }
         if let Some(have) = have {
-            if let Err(e) = swarm.storage.save_resume(&have) {
-                tracing::warn!("cannot write resume file: {e}");
+            // Syncing the data it vouches for may take a while: off the
+            // async workers, which keep serving the connections meanwhile.
+            let saver = swarm.clone();
+            match tokio::task::spawn_blocking(move || saver.storage.save_resume(&have)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("cannot write resume file: {e}"),
+                Err(e) => tracing::warn!("resume file task failed: {e}"),
             }
             last_count = Some(count);
         }

@@ -24,7 +24,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
@@ -88,6 +89,31 @@ pub struct Storage {
     handles: Mutex<Handles>,
     /// The newest mtime seen among the files, for the resume record.
     newest_mtime: Mutex<u128>,
+    /// Ranges of verified pieces for the writeback thread (started on first
+    /// use; it ends when the storage is dropped).
+    writeback: OnceLock<SyncSender<(Arc<File>, u64, u64)>>,
+}
+
+/// Hints waiting for the writeback thread; beyond this, hints are dropped
+/// (the next resume save syncs the data anyway).
+const WRITEBACK_QUEUE: usize = 64;
+
+/// Starts writing each range it is given to disk, one at a time, without
+/// waiting for the writes to finish (`SYNC_FILE_RANGE_WRITE`). The call may
+/// still block while the device's queue is full, hence its own thread: the
+/// receiving and hashing threads never wait on the disk.
+fn writeback_thread(ranges: Receiver<(Arc<File>, u64, u64)>) {
+    for (file, offset, len) in ranges {
+        // SAFETY: plain syscall on a file descriptor the Arc keeps open.
+        unsafe {
+            libc::sync_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(&*file),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
 }
 
 fn mtime_ns(file: &File) -> io::Result<u128> {
@@ -139,6 +165,7 @@ impl Storage {
             resume_path: dir.join(format!("{}.lsresume", info.file_name)),
             handles: Mutex::new(Handles::default()),
             newest_mtime: Mutex::new(0),
+            writeback: OnceLock::new(),
         };
         let existed = storage.prepare_files()?;
         let (have, state) = if !existed {
@@ -341,6 +368,29 @@ impl Storage {
             at = end;
         }
         Ok(buf.freeze())
+    }
+
+    /// Starts writing piece `index` to disk without waiting for it, once it
+    /// is whole and verified: the disk then works while the download goes
+    /// on, and the `fdatasync` before the next resume record finds little
+    /// left to do. Only a hint, handed to the writeback thread; when that
+    /// lags, hints are dropped and writeback happens at the next sync.
+    pub fn start_writeback(&self, index: u32) {
+        let queue = self.writeback.get_or_init(|| {
+            let (tx, rx) = sync_channel(WRITEBACK_QUEUE);
+            let spawned = std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || writeback_thread(rx));
+            if let Err(e) = spawned {
+                tracing::debug!("no writeback thread ({e}); data is written back at each sync");
+            }
+            tx
+        });
+        for s in self.layout.piece_spans(index) {
+            if let Ok(file) = self.handle(s.file) {
+                let _ = queue.try_send((file, s.offset, s.len));
+            }
+        }
     }
 
     /// Writes piece `index`, whose length the caller has checked.
