@@ -25,7 +25,8 @@
 //!
 //! The two packages conflict in Debian: install one at a time. A test finds
 //! out at run time which is there ([`skip_unless_daemon`]) and skips, saying
-//! why, when its daemon is missing or cannot start.
+//! why, when its daemon is missing or cannot start, or when the kernel has no
+//! multicast routing at all (some VM kernels are built without it).
 //!
 //! Everything lives in namespaces this process made and is deleted on drop,
 //! daemons included (their [`Proc`] is killed first).
@@ -33,7 +34,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::netns::{skip_unless_root, Host, Lan, LanOptions, Netns};
@@ -141,9 +142,15 @@ impl RouterLab {
             .arg(dir.path().join("sock"))
             .arg("-P")
             .arg(dir.path().join("pid"));
-        start(Daemon::Smcroute, cmd, dir, |line| {
+        let running = start(Daemon::Smcroute, cmd, dir, |line| {
             line.contains("Ready, waiting for client request")
-        })
+        })?;
+        // smcrouted gets ready even when it could not install a route.
+        let output = running.proc.output();
+        if output.contains("Parse error") {
+            return Err(DaemonError::BadRoutes { output });
+        }
+        Ok(running)
     }
 
     /// Starts `pimd` in the router (PIM on both segments, the router's
@@ -231,14 +238,31 @@ pub enum DaemonError {
         waited: Duration,
         output: String,
     },
+    #[error("smcrouted refused its routes:\n{output}")]
+    BadRoutes { output: String },
+    #[error(
+        "this kernel has no IPv4 multicast routing (CONFIG_IP_MROUTE: no /proc/net/ip_mr_vif), \
+         so no daemon can forward multicast"
+    )]
+    NoKernelRouting,
     #[error("writing the daemon's configuration: {0}")]
     Io(#[from] io::Error),
 }
 
+/// Whether the kernel can route IPv4 multicast (it lists its virtual
+/// interfaces in `/proc/net/ip_mr_vif` when it can).
+pub fn kernel_routes_multicast() -> bool {
+    Path::new("/proc/net/ip_mr_vif").exists()
+}
+
 /// Returns `true` (after printing why) when `test` must be skipped: no
-/// root, or `daemon` is not installed.
+/// root, a kernel without multicast routing, or `daemon` is not installed.
 pub fn skip_unless_daemon(test: &str, daemon: Daemon) -> bool {
     if skip_unless_root(test) {
+        return true;
+    }
+    if !kernel_routes_multicast() {
+        eprintln!("SKIPPED {test}: {}", DaemonError::NoKernelRouting);
         return true;
     }
     if daemon.find().is_some() {
