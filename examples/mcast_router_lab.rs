@@ -91,6 +91,13 @@ fn start_daemon(lab: &RouterLab, choice: Choice) -> Result<Option<RunningDaemon>
         );
         return Ok(None);
     };
+    if !lanswarm::router_lab::kernel_routes_multicast() {
+        eprintln!(
+            "mcast_router_lab: {}: only unicast will cross",
+            lanswarm::router_lab::DaemonError::NoKernelRouting
+        );
+        return Ok(None);
+    }
     eprintln!(
         "mcast_router_lab: starting {} in the router…",
         daemon.program()
