@@ -355,7 +355,6 @@ impl Work {
                 let good = self.at == info.piece_size(self.index)
                     && info.piece_hash.get(self.index as usize) == Some(&digest);
                 if good {
-                    swarm.storage.start_writeback(self.index);
                     swarm.piece_verified(arrival, &source.conn.counters);
                 } else {
                     swarm.piece_failed(arrival, &source.conn);

@@ -24,8 +24,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
@@ -89,31 +88,10 @@ pub struct Storage {
     handles: Mutex<Handles>,
     /// The newest mtime seen among the files, for the resume record.
     newest_mtime: Mutex<u128>,
-    /// Ranges of verified pieces for the writeback thread (started on first
-    /// use; it ends when the storage is dropped).
-    writeback: OnceLock<SyncSender<(Arc<File>, u64, u64)>>,
-}
-
-/// Hints waiting for the writeback thread; beyond this, hints are dropped
-/// (the next resume save syncs the data anyway).
-const WRITEBACK_QUEUE: usize = 64;
-
-/// Starts writing each range it is given to disk, one at a time, without
-/// waiting for the writes to finish (`SYNC_FILE_RANGE_WRITE`). The call may
-/// still block while the device's queue is full, hence its own thread: the
-/// receiving and hashing threads never wait on the disk.
-fn writeback_thread(ranges: Receiver<(Arc<File>, u64, u64)>) {
-    for (file, offset, len) in ranges {
-        // SAFETY: plain syscall on a file descriptor the Arc keeps open.
-        unsafe {
-            libc::sync_file_range(
-                std::os::fd::AsRawFd::as_raw_fd(&*file),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
+    /// Held for the whole of a resume save; holds the piece count of the
+    /// newest record written. Saves come from the progress task, the piece
+    /// that completes the download and the shutdown, and may overlap.
+    saving: Mutex<u32>,
 }
 
 fn mtime_ns(file: &File) -> io::Result<u128> {
@@ -165,7 +143,7 @@ impl Storage {
             resume_path: dir.join(format!("{}.lsresume", info.file_name)),
             handles: Mutex::new(Handles::default()),
             newest_mtime: Mutex::new(0),
-            writeback: OnceLock::new(),
+            saving: Mutex::new(0),
         };
         let existed = storage.prepare_files()?;
         let (have, state) = if !existed {
@@ -317,7 +295,17 @@ impl Storage {
     /// record is written durably ([`durable::replace`]: a fresh temporary
     /// file, synced, renamed, the directory synced). A crash at any point
     /// leaves either the old record or the new one, each true of the disk.
+    ///
+    /// Saves run one at a time: otherwise a save could write its record
+    /// while the data it vouches for is still being synced by another (which
+    /// took it off the dirty list), and two saves would share one temporary
+    /// file. A snapshot older than the newest record written (held pieces
+    /// only grow) is not written over it.
     pub fn save_resume(&self, have: &Bitfield) -> io::Result<()> {
+        let mut saved = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        if have.count() < *saved {
+            return Ok(());
+        }
         let dirty: Vec<usize> = {
             let mut h = self.handles.lock().unwrap_or_else(|e| e.into_inner());
             h.dirty.drain().collect()
@@ -341,7 +329,9 @@ impl Storage {
         };
         let tmp = self.resume_path.with_extension("lsresume.tmp");
         let bytes = serde_json::to_vec(&rec).expect("record serialises");
-        durable::replace(&self.resume_path, &tmp, &bytes)
+        durable::replace(&self.resume_path, &tmp, &bytes)?;
+        *saved = have.count();
+        Ok(())
     }
 
     /// Where piece `index` lies: files, offsets and lengths, in order (for
@@ -368,29 +358,6 @@ impl Storage {
             at = end;
         }
         Ok(buf.freeze())
-    }
-
-    /// Starts writing piece `index` to disk without waiting for it, once it
-    /// is whole and verified: the disk then works while the download goes
-    /// on, and the `fdatasync` before the next resume record finds little
-    /// left to do. Only a hint, handed to the writeback thread; when that
-    /// lags, hints are dropped and writeback happens at the next sync.
-    pub fn start_writeback(&self, index: u32) {
-        let queue = self.writeback.get_or_init(|| {
-            let (tx, rx) = sync_channel(WRITEBACK_QUEUE);
-            let spawned = std::thread::Builder::new()
-                .name("writeback".into())
-                .spawn(move || writeback_thread(rx));
-            if let Err(e) = spawned {
-                tracing::debug!("no writeback thread ({e}); data is written back at each sync");
-            }
-            tx
-        });
-        for s in self.layout.piece_spans(index) {
-            if let Ok(file) = self.handle(s.file) {
-                let _ = queue.try_send((file, s.offset, s.len));
-            }
-        }
     }
 
     /// Writes piece `index`, whose length the caller has checked.
@@ -501,6 +468,52 @@ mod tests {
         let (_, have3, state) = Storage::open(dir.path(), &info, ih, |_| {}).unwrap();
         assert_eq!(state, StartState::Verified);
         assert_eq!(have3.iter_present().collect::<Vec<_>>(), vec![0, 3, 5, 9]);
+    }
+
+    #[test]
+    fn overlapping_resume_saves_all_succeed_and_the_newest_record_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let info = info_for(&data, 1024);
+        let ih = InfoHash([3; 20]);
+        let (st, _, _) = Storage::open(dir.path(), &info, ih, |_| {}).unwrap();
+        let st = Arc::new(st);
+        // Eight savers at once, each writing pieces and then saving a
+        // snapshot that holds what it wrote; every save must succeed.
+        let savers: Vec<_> = (0..8u32)
+            .map(|t| {
+                let st = st.clone();
+                let data = data.clone();
+                let info = info.clone();
+                std::thread::spawn(move || {
+                    for round in 0..8u32 {
+                        let mut have = Bitfield::new(info.piece_count());
+                        for i in 0..=(t * 8 + round) {
+                            let piece = &data[info.piece_offset(i) as usize..]
+                                [..info.piece_size(i) as usize];
+                            st.write_piece(i, piece).unwrap();
+                            have.set(i, true);
+                        }
+                        st.save_resume(&have).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for s in savers {
+            s.join().unwrap();
+        }
+        // The shutdown's save, then an older snapshot arriving late: it
+        // must not replace the newer record.
+        let mut all = Bitfield::new(info.piece_count());
+        for i in 0..64 {
+            all.set(i, true);
+        }
+        st.save_resume(&all).unwrap();
+        st.save_resume(&Bitfield::new(info.piece_count())).unwrap();
+        drop(st);
+        let (_, have, state) = Storage::open(dir.path(), &info, ih, |_| {}).unwrap();
+        assert_eq!(state, StartState::Resumed);
+        assert_eq!(have, all);
     }
 
     #[test]
