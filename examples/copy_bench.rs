@@ -94,6 +94,52 @@ fn check(ret: libc::c_int, what: &str) {
     }
 }
 
+/// Moves exactly `len` bytes from `from` (a pipe or a socket) to `to` with
+/// `splice`; `to_off` is the file offset to write at (advanced by the
+/// kernel), `None` when `to` is a pipe.
+fn splice_exact(
+    from: libc::c_int,
+    to: libc::c_int,
+    mut to_off: Option<&mut libc::loff_t>,
+    len: usize,
+    what: &str,
+) {
+    let mut moved = 0;
+    while moved < len {
+        let off = to_off
+            .as_deref_mut()
+            .map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+        // SAFETY: both descriptors are open for the call; `off` is null or
+        // a valid loff_t the kernel advances.
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                off,
+                len - moved,
+                libc::SPLICE_F_MOVE,
+            )
+        };
+        assert!(n > 0, "splice {what}: {}", std::io::Error::last_os_error());
+        moved += n as usize;
+    }
+}
+
+/// SHA-1 of a file, read in 4 MiB parts.
+fn file_digest(path: &std::path::Path) -> [u8; 20] {
+    let mut file = File::open(path).unwrap();
+    let mut buf = vec![0u8; 4 * 1024 * 1024];
+    let mut hasher = Sha1::new();
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return hasher.finalize().into();
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
 /// Receives `len` bytes from `sock` into `file` the given way; returns the
 /// SHA-1 of the bytes.
 fn receive(way: Way, sock: &mut TcpStream, file: &File, len: usize) -> [u8; 20] {
@@ -160,47 +206,15 @@ fn receive(way: Way, sock: &mut TcpStream, file: &File, len: usize) -> [u8; 20] 
             let mut at = 0usize;
             while at < len {
                 let want = CHUNK.min(len - at);
-                let mut inpipe = 0;
-                while inpipe < want {
-                    // SAFETY: descriptors open for the call; null offsets for the socket and pipe.
-                    let n = unsafe {
-                        libc::splice(
-                            sock.as_raw_fd(),
-                            std::ptr::null_mut(),
-                            pipe[1],
-                            std::ptr::null_mut(),
-                            want - inpipe,
-                            libc::SPLICE_F_MOVE,
-                        )
-                    };
-                    assert!(
-                        n > 0,
-                        "splice from the socket: {}",
-                        std::io::Error::last_os_error()
-                    );
-                    inpipe += n as usize;
-                }
+                splice_exact(sock.as_raw_fd(), pipe[1], None, want, "from the socket");
                 let mut off = at as libc::loff_t;
-                let mut out = 0;
-                while out < want {
-                    // SAFETY: as above; `off` is advanced by the kernel.
-                    let n = unsafe {
-                        libc::splice(
-                            pipe[0],
-                            std::ptr::null_mut(),
-                            file.as_raw_fd(),
-                            &mut off,
-                            want - out,
-                            libc::SPLICE_F_MOVE,
-                        )
-                    };
-                    assert!(
-                        n > 0,
-                        "splice to the file: {}",
-                        std::io::Error::last_os_error()
-                    );
-                    out += n as usize;
-                }
+                splice_exact(
+                    pipe[0],
+                    file.as_raw_fd(),
+                    Some(&mut off),
+                    want,
+                    "to the file",
+                );
                 file.read_exact_at(&mut buf[..want], at as u64).unwrap();
                 hasher.update(&buf[..want]);
                 at += want;
@@ -279,13 +293,8 @@ fn main() {
             let (w, c, digest) = run(*way, &data, &path, sends);
             if *way != Way::RecvOnly {
                 assert_eq!(digest, expected, "{}: wrong bytes hashed", way.name());
-                let got = Sha1::digest(std::fs::read(&path).unwrap());
-                assert_eq!(
-                    got.as_slice(),
-                    expected,
-                    "{}: wrong bytes in the file",
-                    way.name()
-                );
+                let got = file_digest(&path);
+                assert_eq!(got, expected, "{}: wrong bytes in the file", way.name());
             }
             eprintln!("round {round}: {:<48} {w:.3} s, CPU {c:.3} s", way.name());
             wall[i].push(w);
