@@ -8,6 +8,9 @@
 //! # a quick look
 //! cargo run --release --example swarm_bench -- --rounds 1 --size 128 --many-size 32 \
 //!     --pieces 1024 --conditions warm
+//! # an A/B of two builds in the same rounds (this build seeds for both)
+//! cargo run --release --example swarm_bench -- --many 0 --no-peers \
+//!     --conditions warm --leecher /path/to/other/peer
 //! ```
 //!
 //! Contenders, each 1 seeder → 1 leecher and 1 seeder → N leechers on
@@ -15,7 +18,8 @@
 //! - `socat` with its default 8 KiB buffer, and `socat -b 1048576` (the raw
 //!   ceiling: a plain TCP copy into a file, nothing verified); N leechers are
 //!   N socat pairs at once;
-//! - lanswarm (`peer`, tracker on 127.0.0.1) at each piece length;
+//! - lanswarm (`peer`, tracker on 127.0.0.1) at each piece length, and
+//!   with each `--leecher` binary as well;
 //! - rqbit and aria2c (with opentracker) when installed; their rows are
 //!   skipped, with how to install them, when they are not. The benchmark
 //!   installs nothing.
@@ -88,6 +92,10 @@ struct Args {
     /// Directory for the data and the copies.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Also run leechers from this `peer` binary at each piece length, as
+    /// rows of their own (an A/B of two builds in the same rounds).
+    #[arg(long)]
+    leecher: Vec<PathBuf>,
     /// Leave out rqbit and aria2c even when installed.
     #[arg(long)]
     no_peers: bool,
@@ -111,7 +119,8 @@ impl std::fmt::Display for Cond {
 #[derive(Debug, Clone, PartialEq)]
 enum Contender {
     Socat(Option<usize>),
-    Lanswarm(u64),
+    /// Piece length, and the leecher binary when not this build's `peer`.
+    Lanswarm(u64, Option<PathBuf>),
     Rqbit,
     Aria2,
 }
@@ -121,8 +130,17 @@ impl Contender {
         match self {
             Contender::Socat(None) => "socat (default 8 KiB buffer)".into(),
             Contender::Socat(Some(b)) => format!("socat -b {b} (raw ceiling, unverified)"),
-            Contender::Lanswarm(p) if *p >= 1 << 20 => format!("lanswarm, {} MiB pieces", p >> 20),
-            Contender::Lanswarm(p) => format!("lanswarm, {} KiB pieces", p >> 10),
+            Contender::Lanswarm(p, leecher) => {
+                let pieces = if *p >= 1 << 20 {
+                    format!("{} MiB pieces", p >> 20)
+                } else {
+                    format!("{} KiB pieces", p >> 10)
+                };
+                match leecher {
+                    Some(bin) => format!("lanswarm {}, {pieces}", bin.display()),
+                    None => format!("lanswarm, {pieces}"),
+                }
+            }
             Contender::Rqbit => "rqbit".into(),
             Contender::Aria2 => "aria2c".into(),
         }
@@ -278,7 +296,14 @@ fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
 /// A tracker, a seeder and N lanswarm leechers started together; the time
 /// until the last leecher says `done` (every piece verified and written),
 /// and until the last one has exited (its data synced to disk).
-fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -> Sample {
+fn run_lanswarm(
+    torrent: &Path,
+    leecher: Option<&Path>,
+    data: &Path,
+    root: &Path,
+    n: usize,
+    tag: &str,
+) -> Sample {
     let mut tracker = start_tracker(&[]);
     let seed_dir = root.join(format!("{tag}-seed"));
     std::fs::create_dir_all(&seed_dir).unwrap();
@@ -297,6 +322,12 @@ fn run_lanswarm(torrent: &Path, data: &Path, root: &Path, n: usize, tag: &str) -
             let dir = root.join(format!("{tag}-leech{i}"));
             let _ = std::fs::remove_dir_all(&dir);
             let mut cmd = peer_command(torrent, &dir);
+            if let Some(bin) = leecher {
+                // The same arguments to another build.
+                let mut other = Command::new(bin);
+                other.args(cmd.get_args());
+                cmd = other;
+            }
             cmd.args(["--exit-when-done", "--tracker", &tracker.addr.to_string()]);
             (Proc::spawn(&format!("leech{i}"), cmd), dir)
         })
@@ -536,7 +567,12 @@ fn main() {
     let root = tmp.path();
 
     let mut contenders = vec![Contender::Socat(None), CEILING];
-    contenders.extend(args.pieces.iter().map(|&p| Contender::Lanswarm(p << 10)));
+    for &p in &args.pieces {
+        contenders.push(Contender::Lanswarm(p << 10, None));
+        for bin in &args.leecher {
+            contenders.push(Contender::Lanswarm(p << 10, Some(bin.clone())));
+        }
+    }
     if !args.no_peers {
         if installed("rqbit") {
             contenders.push(Contender::Rqbit);
@@ -585,8 +621,9 @@ fn main() {
                     eprintln!("round {} {cond} 1→{n}: {}", round + 1, c.name());
                     let s = match c {
                         Contender::Socat(b) => Some(run_socat(*b, data, root, n)),
-                        Contender::Lanswarm(p) => Some(run_lanswarm(
+                        Contender::Lanswarm(p, leecher) => Some(run_lanswarm(
                             &torrent_for[&(size, *p)],
+                            leecher.as_deref(),
                             data,
                             root,
                             n,
@@ -595,6 +632,13 @@ fn main() {
                         other => run_other(other, data, root, n),
                     };
                     if let Some(s) = s {
+                        eprintln!(
+                            "  {:.2} s, durable {:.2} s, CPU {:.2} s, RSS {:.1} MiB",
+                            s.secs,
+                            s.durable_secs,
+                            s.cpu,
+                            s.rss_kib as f64 / 1024.0
+                        );
                         samples.entry((ci, n, cond)).or_default().push(s);
                     }
                 }

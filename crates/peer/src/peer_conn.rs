@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use wire::{ConnEvent, Connection, Disconnect, PeerCodec, PeerId, Role};
 
 use crate::admission;
+use crate::chunks::Chunk;
 use crate::events::Event;
 use crate::picker::Pipeline;
 use crate::reader::{Incoming, Reader};
@@ -375,14 +376,12 @@ impl Link {
                 msg = reader.next(), if queued < MAX_QUEUED_UPLOADS => match msg {
                     Some(Ok(Incoming::Message(m))) => self.conn.handle(m, Instant::now()),
                     Some(Ok(Incoming::PieceHead { index, len })) => self.on_piece_head(index, len),
-                    Some(Ok(Incoming::Data { chunk, last })) => {
+                    Some(Ok(Incoming::Data { chunk, last: false })) => {
                         if let Some(Receiving { into: Destination::Stored(sink), .. }) = &mut self.receiving {
                             sink.push(chunk);
                         }
-                        if last {
-                            self.piece_received();
-                        }
                     }
+                    Some(Ok(Incoming::Data { chunk, last: true })) => self.piece_received(Some(chunk)),
                     Some(Err(e)) => self.conn.close(e.into()),
                     None => self.conn.handle_eof(),
                 },
@@ -487,17 +486,21 @@ impl Link {
         };
         self.receiving = Some(Receiving { len, into });
         if len == 0 {
-            self.piece_received();
+            self.piece_received(None);
         }
     }
 
-    /// The current piece's last byte is in.
-    fn piece_received(&mut self) {
+    /// The current piece's last byte is in, in `last_chunk` unless the
+    /// piece is empty.
+    fn piece_received(&mut self, last_chunk: Option<Chunk>) {
         let Some(Receiving { len, into }) = self.receiving.take() else {
             return;
         };
         match into {
-            Destination::Stored(sink) => sink.finish(),
+            Destination::Stored(sink) => match last_chunk {
+                Some(chunk) => sink.finish_with(chunk),
+                None => sink.finish(),
+            },
             Destination::Dropped { arrival, bad: true } => {
                 self.swarm.piece_failed(arrival, &self.info);
             }

@@ -56,6 +56,9 @@ struct Inner {
 struct RunQueue {
     strands: VecDeque<Arc<Strand>>,
     spawned: usize,
+    /// Workers waiting for a strand: only then is one woken (a wake-up
+    /// is a system call even when nobody waits).
+    idle: usize,
     closed: bool,
 }
 
@@ -141,8 +144,11 @@ impl Inner {
                 break;
             }
         }
+        let wake = run.idle > 0;
         drop(run);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// A worker thread: runs strands until the pool is dropped.
@@ -157,7 +163,9 @@ impl Inner {
                     if run.closed {
                         return;
                     }
+                    run.idle += 1;
                     run = self.ready.wait(run).unwrap_or_else(|e| e.into_inner());
+                    run.idle -= 1;
                 }
             };
             strand.run(&self);
@@ -226,6 +234,16 @@ impl PieceSink {
     /// All the data is in: check it and settle the piece.
     pub fn finish(mut self) {
         self.end(End::Complete);
+    }
+
+    /// The last chunk of the piece's data: pushed and finished in one
+    /// hand-off (one wake-up of the pool instead of two).
+    pub fn finish_with(mut self, chunk: Chunk) {
+        self.ended = true;
+        self.feed(|f| {
+            f.chunks.push_back(chunk);
+            f.end = Some(End::Complete);
+        });
     }
 
     fn end(&mut self, end: End) {
