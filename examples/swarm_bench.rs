@@ -24,7 +24,9 @@
 //!   skipped, with how to install them, when they are not. The benchmark
 //!   installs nothing.
 //!
-//! Each round runs every contender in both memory conditions, interleaved:
+//! Each round runs every contender in both memory conditions, interleaved,
+//! each round starting one contender further along the list (so that none
+//! always runs right after the same one):
 //! *warm* (right after writing and deleting a scratch file, 2 GiB by
 //! default, in `/dev/shm`: the memory was just in use) and *cold* (after
 //! idling 5 s, when the host may have taken idle memory back). The table
@@ -615,7 +617,13 @@ fn main() {
     for round in 0..args.rounds {
         for &cond in &args.conditions {
             for &(n, size) in &fanouts {
-                for (ci, c) in contenders.iter().enumerate() {
+                // Each round starts one contender further on: a run pays for
+                // what the one before it left (1 GiB just deleted, memory the
+                // host takes back), and no contender should always follow
+                // the same one.
+                let k = contenders.len();
+                for ci in (0..k).map(|i| (i + round) % k) {
+                    let c = &contenders[ci];
                     let data = &data_for[&size];
                     prepare(cond, &args);
                     eprintln!("round {} {cond} 1→{n}: {}", round + 1, c.name());
