@@ -497,10 +497,7 @@ impl Link {
             return;
         };
         match into {
-            Destination::Stored(sink) => match last_chunk {
-                Some(chunk) => sink.finish_with(chunk),
-                None => sink.finish(),
-            },
+            Destination::Stored(sink) => sink.finish(last_chunk),
             Destination::Dropped { arrival, bad: true } => {
                 self.swarm.piece_failed(arrival, &self.info);
             }

@@ -231,28 +231,13 @@ impl PieceSink {
         self.feed(|f| f.chunks.push_back(chunk));
     }
 
-    /// All the data is in: check it and settle the piece.
-    pub fn finish(mut self) {
-        self.end(End::Complete);
-    }
-
-    /// The last chunk of the piece's data: pushed and finished in one
-    /// hand-off (one wake-up of the pool instead of two).
-    pub fn finish_with(mut self, chunk: Chunk) {
+    /// All the data is in, its last chunk (if any) with it: check it and
+    /// settle the piece, in one hand-off to the pool.
+    pub fn finish(mut self, last: Option<Chunk>) {
         self.ended = true;
         self.feed(|f| {
-            f.chunks.push_back(chunk);
+            f.chunks.extend(last);
             f.end = Some(End::Complete);
-        });
-    }
-
-    fn end(&mut self, end: End) {
-        self.ended = true;
-        self.feed(|f| {
-            if end == End::Abandoned {
-                f.chunks.clear();
-            }
-            f.end = Some(end);
         });
     }
 
@@ -271,7 +256,10 @@ impl PieceSink {
 impl Drop for PieceSink {
     fn drop(&mut self) {
         if !self.ended {
-            self.end(End::Abandoned);
+            self.feed(|f| {
+                f.chunks.clear();
+                f.end = Some(End::Abandoned);
+            });
         }
     }
 }
