@@ -31,10 +31,13 @@
 //! default, in `/dev/shm`: the memory was just in use) and *cold* (after
 //! idling 5 s, when the host may have taken idle memory back). The table
 //! gives the median over rounds of MB/s (aggregate for N leechers) and its
-//! ratio to `socat -b 1048576` in the same condition and fan-out, the same
-//! for *durable* MB/s, the largest leecher peak RSS and the median leecher
-//! CPU seconds (user + system, per leecher, from `wait4`). Every copy is
-//! compared with the source.
+//! ratio to `socat -b 1048576` in the same condition and fan-out, the best
+//! round's MB/s, the same median and ratio for *durable* MB/s, the largest
+//! leecher peak RSS, the median leecher CPU seconds (user + system, per
+//! leecher, from `wait4`) and the median CPU time the host took from this
+//! VM while the copies were made (*steal* in `/proc/stat`, summed over the
+//! cores: on a shared host, noise that no contender can help). Every copy
+//! is compared with the source.
 //!
 //! MB/s counts until every copy is whole: socat's receiver has exited,
 //! lanswarm's leecher has said `done` (every piece verified and written).
@@ -153,13 +156,54 @@ const CEILING: Contender = Contender::Socat(Some(1 << 20));
 
 /// One run: wall seconds until every copy is whole (in the page cache),
 /// wall seconds until every copy is also on disk, the largest leecher peak
-/// RSS, mean leecher CPU.
+/// RSS, mean leecher CPU, and the CPU seconds the host took from this VM
+/// until every copy was whole.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     secs: f64,
     durable_secs: f64,
     rss_kib: u64,
     cpu: f64,
+    stolen: f64,
+}
+
+/// A run's clock: wall time, and the CPU time the host gave to others
+/// (*steal* in `/proc/stat`, summed over this VM's cores), both since the
+/// run started. A shared host's steal is noise no contender can help, so
+/// each sample shows it.
+struct Clock {
+    start: Instant,
+    steal_ticks: u64,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Clock {
+            start: Instant::now(),
+            steal_ticks: steal_ticks(),
+        }
+    }
+
+    fn secs(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// CPU seconds stolen since the start.
+    fn stolen(&self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        steal_ticks().saturating_sub(self.steal_ticks) as f64 / hz
+    }
+}
+
+/// The `steal` field of `/proc/stat`'s `cpu` line (0 where there is none).
+fn steal_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or_default();
+    cpu.split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Syncs each copy's data to disk (`fdatasync`), as a contender that does
@@ -249,7 +293,7 @@ fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
         .unwrap_or_default();
     let mut receivers = Vec::new();
     let mut copies = Vec::new();
-    let t = Instant::now();
+    let t = Clock::start();
     let mut senders = Vec::new();
     for i in 0..n {
         let port = free_port();
@@ -280,9 +324,9 @@ fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
         rss = rss.max(u.peak_rss_kib);
         cpu += u.cpu_secs;
     }
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, stolen) = (t.secs(), t.stolen());
     sync_copies(&copies);
-    let durable_secs = t.elapsed().as_secs_f64();
+    let durable_secs = t.secs();
     for mut tx in senders {
         let _ = tx.wait();
     }
@@ -290,6 +334,7 @@ fn run_socat(buf: Option<usize>, data: &Path, root: &Path, n: usize) -> Sample {
     Sample {
         secs,
         durable_secs,
+        stolen,
         rss_kib: rss,
         cpu: cpu / n as f64,
     }
@@ -318,7 +363,7 @@ fn run_lanswarm(
     let (_seed, started) = start_peer("seed", cmd);
     assert_eq!(started.have, started.pieces, "the seeder lacks pieces");
     tracker.expect_join(&started.peer_id, STEP);
-    let t = Instant::now();
+    let t = Clock::start();
     let mut leechers: Vec<(Proc, PathBuf)> = (0..n)
         .map(|i| {
             let dir = root.join(format!("{tag}-leech{i}"));
@@ -340,7 +385,7 @@ fn run_lanswarm(
         })
         .unwrap_or_else(|e| panic!("waiting for done: {e}"));
     }
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, stolen) = (t.secs(), t.stolen());
     let mut usage = Vec::new();
     for (proc, _) in &mut leechers {
         let (code, u) = proc.wait_with_usage();
@@ -349,18 +394,19 @@ fn run_lanswarm(
     }
     let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join(name)).collect();
     sync_copies(&copies);
-    let durable_secs = t.elapsed().as_secs_f64();
+    let durable_secs = t.secs();
     check_copies(data, &copies, "lanswarm");
     for (_, d) in &leechers {
         let _ = std::fs::remove_dir_all(d);
     }
-    summarize(secs, durable_secs, &usage)
+    summarize(secs, durable_secs, stolen, &usage)
 }
 
-fn summarize(secs: f64, durable_secs: f64, usage: &[Usage]) -> Sample {
+fn summarize(secs: f64, durable_secs: f64, stolen: f64, usage: &[Usage]) -> Sample {
     Sample {
         secs,
         durable_secs,
+        stolen,
         rss_kib: usage.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0),
         cpu: usage.iter().map(|u| u.cpu_secs).sum::<f64>() / usage.len().max(1) as f64,
     }
@@ -474,7 +520,7 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     };
     // Both seeders hash the data first; give them time to start serving.
     std::thread::sleep(Duration::from_secs(3));
-    let t = Instant::now();
+    let t = Clock::start();
     let mut leechers = Vec::new();
     for i in 0..n {
         let dir = root.join(format!("bt-leech{i}"));
@@ -513,12 +559,12 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
         ok &= code == 0;
         usage.push(u);
     }
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, stolen) = (t.secs(), t.stolen());
     let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
     if ok {
         sync_copies(&copies);
     }
-    let durable_secs = t.elapsed().as_secs_f64();
+    let durable_secs = t.secs();
     let _ = seed.kill();
     let _ = seed.wait();
     if let Some(mut t) = tracker {
@@ -535,7 +581,7 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     for (_, d) in &leechers {
         let _ = std::fs::remove_dir_all(d);
     }
-    Some(summarize(secs, durable_secs, &usage))
+    Some(summarize(secs, durable_secs, stolen, &usage))
 }
 
 fn aria2_common() -> [&'static str; 6] {
@@ -641,10 +687,11 @@ fn main() {
                     };
                     if let Some(s) = s {
                         eprintln!(
-                            "  {:.2} s, durable {:.2} s, CPU {:.2} s, RSS {:.1} MiB",
+                            "  {:.2} s, durable {:.2} s, CPU {:.2} s, host steal {:.2} s, RSS {:.1} MiB",
                             s.secs,
                             s.durable_secs,
                             s.cpu,
+                            s.stolen,
                             s.rss_kib as f64 / 1024.0
                         );
                         samples.entry((ci, n, cond)).or_default().push(s);
@@ -668,8 +715,8 @@ fn main() {
                 if n > 1 { "s (MB/s aggregate)" } else { "" }
             );
             println!();
-            println!("| contender | median MB/s | ratio to socat -b 1 MiB | durable MB/s | durable ratio | leecher peak RSS | leecher CPU s | CPU s per GiB |");
-            println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+            println!("| contender | median MB/s | ratio to socat -b 1 MiB | best MB/s | durable MB/s | durable ratio | leecher peak RSS | leecher CPU s | CPU s per GiB | host steal ms |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             let ceiling_idx = contenders.iter().position(|c| *c == CEILING).unwrap();
             let bytes = (n as u64 * (size << 20)) as f64;
             let rate = |ci: usize, durable: bool| -> Option<f64> {
@@ -685,20 +732,23 @@ fn main() {
             };
             for (ci, c) in contenders.iter().enumerate() {
                 let Some(v) = samples.get(&(ci, n, cond)) else {
-                    println!("| {} | – | – | – | – | – | – | – |", c.name());
+                    println!("| {} | – | – | – | – | – | – | – | – | – |", c.name());
                     continue;
                 };
                 let mbps = rate(ci, false).unwrap();
                 let durable = rate(ci, true).unwrap();
+                let best = bytes / 1e6 / v.iter().map(|s| s.secs).fold(f64::INFINITY, f64::min);
                 let cpu = median(v.iter().map(|s| s.cpu).collect());
                 let rss = v.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+                let stolen = median(v.iter().map(|s| s.stolen).collect());
                 println!(
-                    "| {} | {mbps:.0} | {} | {durable:.0} | {} | {:.1} MiB | {cpu:.2} | {:.2} |",
+                    "| {} | {mbps:.0} | {} | {best:.0} | {durable:.0} | {} | {:.1} MiB | {cpu:.2} | {:.2} | {:.0} |",
                     c.name(),
                     ratio(mbps, false),
                     ratio(durable, true),
                     rss as f64 / 1024.0,
                     cpu / (size as f64 / 1024.0),
+                    stolen * 1e3,
                 );
             }
         }
