@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use lanswarm::fixture::*;
-use lanswarm::process::{bin_path, wait_usage, Proc, Usage};
+use lanswarm::process::{bin_path, host_steal_secs, wait_usage, Proc, Usage};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -168,19 +168,18 @@ struct Sample {
 }
 
 /// A run's clock: wall time, and the CPU time the host gave to others
-/// (*steal* in `/proc/stat`, summed over this VM's cores), both since the
-/// run started. A shared host's steal is noise no contender can help, so
-/// each sample shows it.
+/// ([`host_steal_secs`]), both since the run started. A shared host's
+/// steal is noise no contender can help, so each sample shows it.
 struct Clock {
     start: Instant,
-    steal_ticks: u64,
+    steal: f64,
 }
 
 impl Clock {
     fn start() -> Self {
         Clock {
             start: Instant::now(),
-            steal_ticks: steal_ticks(),
+            steal: host_steal_secs(),
         }
     }
 
@@ -190,20 +189,8 @@ impl Clock {
 
     /// CPU seconds stolen since the start.
     fn stolen(&self) -> f64 {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        steal_ticks().saturating_sub(self.steal_ticks) as f64 / hz
+        (host_steal_secs() - self.steal).max(0.0)
     }
-}
-
-/// The `steal` field of `/proc/stat`'s `cpu` line (0 where there is none).
-fn steal_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu = stat.lines().next().unwrap_or_default();
-    cpu.split_whitespace()
-        .nth(8)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Syncs each copy's data to disk (`fdatasync`), as a contender that does

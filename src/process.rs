@@ -292,6 +292,40 @@ pub struct Usage {
     pub cpu_secs: f64,
 }
 
+/// Seconds in `ticks` of the kernel's clock, the unit `/proc` counts CPU
+/// time in (`None` if the tick rate cannot be read).
+fn ticks_to_secs(ticks: u64) -> Option<f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+/// User + system CPU seconds process `pid` has used so far, from
+/// `/proc/PID/stat` (`None` once it is gone).
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    ticks_to_secs(ticks)
+}
+
+/// CPU seconds the host has taken from this machine since it booted,
+/// summed over its cores: *steal* in `/proc/stat`, 0 where there is none.
+/// On a shared host it is noise no process here can help.
+pub fn host_steal_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or_default();
+    let ticks = cpu
+        .split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    ticks_to_secs(ticks).unwrap_or(0.0)
+}
+
 /// Reaps child `pid` (a process this one spawned) and returns its exit code
 /// and usage.
 pub fn wait_usage(pid: u32, name: &str) -> (i32, Usage) {

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::netns::{Host, Lan, LanOptions, PREFIX};
-use crate::process::{bin_path, Proc};
+use crate::process::{bin_path, process_cpu_secs, Proc};
 use peer::events::{Done as SwarmOrFetch, Event};
 
 /// How long a process may take to start listening, or a transfer to start.
@@ -567,9 +567,9 @@ fn wait_all_done(
     // Not reaped yet (also when exited): /proc still has their times.
     let client_cpu = procs
         .iter()
-        .map(|p| process_cpu_seconds(p.pid()).unwrap_or(f64::NAN))
+        .map(|p| process_cpu_secs(p.pid()).unwrap_or(f64::NAN))
         .collect();
-    let server_cpu = process_cpu_seconds(server.pid());
+    let server_cpu = process_cpu_secs(server.pid());
     if stop {
         for p in procs.iter() {
             p.signal(libc::SIGTERM);
@@ -587,19 +587,6 @@ fn wait_all_done(
         client_cpu,
         server_cpu,
     })
-}
-
-/// User + system CPU seconds of process `pid` so far, from `/proc/PID/stat`.
-fn process_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count fields after its ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// User + system CPU seconds of all reaped child processes so far.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use lanswarm::expect_event;
 use lanswarm::files::assert_same_file;
 use lanswarm::fixture::connect_from;
-use lanswarm::process::{command, Proc};
+use lanswarm::process::{command, process_cpu_secs, Proc};
 use lanswarm::transfer::{random_file, start_fetch, WAIT};
 use peer::events::Event;
 
@@ -60,17 +60,6 @@ fn good_fetch(addr: &str, file: &Path, name: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
 #[test]
 fn readers_that_never_read_do_not_keep_a_good_client_out() {
     let src = tempfile::tempdir().unwrap();
@@ -99,7 +88,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_quietly() {
     let file = random_file(src.path(), "f.bin", 8 << 20);
     let (mut server, addr) = serve(&file, &["--write-timeout", "2"], Some(40));
     let to = addr.parse().unwrap();
-    let cpu_before = cpu_secs(server.pid());
+    let cpu_before = process_cpu_secs(server.pid()).expect("the server is running");
     let log_before = server.output().len();
 
     // 60 readers that never read, 5 per host: more than the descriptors.
@@ -113,7 +102,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_quietly() {
     while start.elapsed().as_secs_f64() < 1.5 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let cpu = cpu_secs(server.pid()) - cpu_before;
+    let cpu = process_cpu_secs(server.pid()).expect("the server is running") - cpu_before;
     let output = server.output();
     let log = output.len() - log_before;
     // It did run out: its accept failed (and said so, once per period).
