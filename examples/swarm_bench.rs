@@ -91,6 +91,10 @@ struct Args {
     /// Where the scratch file goes.
     #[arg(long, default_value = "/dev/shm")]
     scratch_dir: PathBuf,
+    /// rqbit or aria2c leechers still running after this many seconds are
+    /// stopped, and the run counted as that long (its MB/s a ceiling).
+    #[arg(long, default_value_t = 60.0)]
+    stall_secs: f64,
     /// Idle time before a cold run, seconds.
     #[arg(long, default_value_t = 5.0)]
     idle: f64,
@@ -212,12 +216,23 @@ fn installed(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A port for a contender to listen on, free now and below the kernel's
+/// ephemeral range (32768 and up here): a port the kernel hands out (bind
+/// to 0) can be taken by an outgoing connection, such as a socat sender's
+/// retries, before the listener binds it. Ports are not reused in one run.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// Whether two files have the same bytes, read in pieces.
@@ -259,8 +274,24 @@ fn check_copies(data: &Path, copies: &[PathBuf], who: &str) {
     }
 }
 
-/// Gets the memory into the asked condition.
-fn prepare(cond: Cond, args: &Args) {
+/// Commits the file system's journal and waits for it (`syncfs`). The
+/// copies deleted after a run free their blocks at the next commit, and
+/// with the `discard` mount option that commit also has the disk discard
+/// them: 1 GiB here takes about 1.2 s, much of it host CPU taken from this
+/// VM (0.4 s of steal while both cores are busy). Left to the journal's
+/// timer, or to the first `fsync` of the next contender, that work would
+/// land in the next timed run.
+fn settle(dir: &Path) {
+    let d = std::fs::File::open(dir).expect("open the bench directory");
+    // SAFETY: syncfs on a descriptor we own, which stays open for the call.
+    let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) };
+    assert_eq!(rc, 0, "syncfs: {}", std::io::Error::last_os_error());
+}
+
+/// Settles what the run before left behind (see [`settle`]), then gets the
+/// memory into the asked condition.
+fn prepare(cond: Cond, args: &Args, root: &Path) {
+    settle(root);
     match cond {
         Cond::Warm => {
             let scratch = args
@@ -454,7 +485,13 @@ fn bencoded_torrent(data: &Path, piece: u64, announce: &str) -> Vec<u8> {
 
 /// rqbit or aria2c: a seeder and N leechers through an opentracker (aria2c)
 /// or by direct address (rqbit, given the seeder as initial peer).
-fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Sample> {
+fn run_other(
+    who: &Contender,
+    data: &Path,
+    root: &Path,
+    n: usize,
+    stall_secs: f64,
+) -> Option<Sample> {
     let tracker_port = free_port();
     let announce = format!("http://127.0.0.1:{tracker_port}/announce");
     let torrent = root.join("bt.torrent");
@@ -539,13 +576,39 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
         quiet(&mut c);
         leechers.push((c.spawn().ok()?, dir));
     }
+    // A leecher that stalls (rqbit's do, now and then, for minutes) is
+    // stopped after `--stall-secs` and its run counted as that long.
+    let pids: Vec<u32> = leechers.iter().map(|(c, _)| c.id()).collect();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let finished = finished.clone();
+        let until = Instant::now() + Duration::from_secs_f64(stall_secs);
+        std::thread::spawn(move || {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() >= until {
+                    for &pid in &pids {
+                        // SAFETY: kill(2) touches no memory of ours. The pids
+                        // are our children's; one already reaped could only be
+                        // someone else's after the kernel wrapped pid_max.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    }
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
     let mut usage = Vec::new();
-    let mut ok = true;
+    let mut codes = Vec::new();
     for (child, _) in &leechers {
         let (code, u) = wait_usage(child.id(), &who.name());
-        ok &= code == 0;
+        codes.push(code);
         usage.push(u);
     }
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stalled = watchdog.join().unwrap();
+    let ok = !stalled && codes.iter().all(|&c| c == 0);
     let (secs, stolen) = (t.secs(), t.stolen());
     let copies: Vec<PathBuf> = leechers.iter().map(|(_, d)| d.join("data.bin")).collect();
     if ok {
@@ -557,6 +620,16 @@ fn run_other(who: &Contender, data: &Path, root: &Path, n: usize) -> Option<Samp
     if let Some(mut t) = tracker {
         let _ = t.kill();
         let _ = t.wait();
+    }
+    if stalled {
+        eprintln!(
+            "{}: a leecher had not finished after {stall_secs} s; stopped, and the run counted as {secs:.0} s",
+            who.name()
+        );
+        for (_, d) in &leechers {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        return Some(summarize(secs, secs, stolen, &usage));
     }
     if !ok || !copies.iter().all(|c| same_bytes(data, c)) {
         eprintln!(
@@ -658,7 +731,7 @@ fn main() {
                 for ci in (0..k).map(|i| (i + round) % k) {
                     let c = &contenders[ci];
                     let data = &data_for[&size];
-                    prepare(cond, &args);
+                    prepare(cond, &args, root);
                     eprintln!("round {} {cond} 1→{n}: {}", round + 1, c.name());
                     let s = match c {
                         Contender::Socat(b) => Some(run_socat(*b, data, root, n)),
@@ -670,7 +743,7 @@ fn main() {
                             n,
                             &format!("ls{p}"),
                         )),
-                        other => run_other(other, data, root, n),
+                        other => run_other(other, data, root, n, args.stall_secs),
                     };
                     if let Some(s) = s {
                         eprintln!(
