@@ -430,7 +430,9 @@ async fn progress_loop(swarm: Arc<Swarm>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_bytes = 0u64;
-    let mut last_count = None;
+    // Pieces held at the previous tick, and in the last resume record.
+    let mut last_count = 0;
+    let mut saved_count = 0;
     let mut last_at = Instant::now();
     loop {
         tokio::select! {
@@ -443,7 +445,6 @@ async fn progress_loop(swarm: Arc<Swarm>) {
             peers,
             done,
         } = swarm.progress();
-        let have = (last_count != Some(count)).then(|| swarm.have_snapshot());
         let now = Instant::now();
         let rate =
             (downloaded - last_bytes) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
@@ -463,7 +464,14 @@ async fn progress_loop(swarm: Arc<Swarm>) {
                 peers,
             }));
         }
-        if let Some(have) = have {
+        // A resume record holds only while the data's mtime is the one it
+        // recorded: the next write makes it stale, and the data is hashed
+        // again at start (nothing is lost either way). So a save while
+        // pieces keep arriving buys nothing, and costs a sync of all written
+        // since the last one on the cores the transfer needs. Save when
+        // pieces have stopped arriving for a tick (and at done and shutdown).
+        if count != saved_count && count == last_count {
+            let have = swarm.have_snapshot();
             // Syncing the data it vouches for may take a while: off the
             // async workers, which keep serving the connections meanwhile.
             let saver = swarm.clone();
@@ -472,8 +480,9 @@ async fn progress_loop(swarm: Arc<Swarm>) {
                 Ok(Err(e)) => tracing::warn!("cannot write resume file: {e}"),
                 Err(e) => tracing::warn!("resume file task failed: {e}"),
             }
-            last_count = Some(count);
+            saved_count = count;
         }
+        last_count = count;
         last_bytes = downloaded;
         last_at = now;
     }
