@@ -29,7 +29,11 @@
 //! always runs right after the same one):
 //! *warm* (right after writing and deleting a scratch file, 2 GiB by
 //! default, in `/dev/shm`: the memory was just in use) and *cold* (after
-//! idling 5 s, when the host may have taken idle memory back). The table
+//! idling 5 s, when the host may have taken idle memory back). Before
+//! each run the bench directory's file system is synced (`syncfs`), so the
+//! discards of the copies the run before deleted land outside the timed
+//! run. An rqbit or aria2c leecher still running after `--stall-secs` is
+//! stopped and its run counted as that long. The table
 //! gives the median over rounds of MB/s (aggregate for N leechers) and its
 //! ratio to `socat -b 1048576` in the same condition and fan-out, the best
 //! round's MB/s, the same median and ratio for *durable* MB/s, the largest
