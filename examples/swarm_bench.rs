@@ -583,26 +583,22 @@ fn run_other(
     // A leecher that stalls (rqbit's do, now and then, for minutes) is
     // stopped after `--stall-secs` and its run counted as that long.
     let pids: Vec<u32> = leechers.iter().map(|(c, _)| c.id()).collect();
-    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watchdog = {
-        let finished = finished.clone();
-        let until = Instant::now() + Duration::from_secs_f64(stall_secs);
-        std::thread::spawn(move || {
-            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
-                if Instant::now() >= until {
-                    for &pid in &pids {
-                        // SAFETY: kill(2) touches no memory of ours. The pids
-                        // are our children's; one already reaped could only be
-                        // someone else's after the kernel wrapped pid_max.
-                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                    }
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    let (finished, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = matches!(
+            done_rx.recv_timeout(Duration::from_secs_f64(stall_secs)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if timed_out {
+            for &pid in &pids {
+                // SAFETY: kill(2) touches no memory of ours. The pids
+                // are our children's; one already reaped could only be
+                // someone else's after the kernel wrapped pid_max.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
-            false
-        })
-    };
+        }
+        timed_out
+    });
     let mut usage = Vec::new();
     let mut codes = Vec::new();
     for (child, _) in &leechers {
@@ -610,7 +606,7 @@ fn run_other(
         codes.push(code);
         usage.push(u);
     }
-    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = finished.send(());
     let stalled = watchdog.join().unwrap();
     let ok = !stalled && codes.iter().all(|&c| c == 0);
     let (secs, stolen) = (t.secs(), t.stolen());
